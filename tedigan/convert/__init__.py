@@ -1,0 +1,1 @@
+"""tedigan.convert"""
