@@ -33,10 +33,14 @@ class PretrainedModule(nn.Module):
     def __init__(self, config: Any) -> None:
         super().__init__()
         if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} expects a {self.config_class.__name__}, got {type(config)}")
+            raise TypeError(
+                f"{type(self).__name__} expects a {self.config_class.__name__}, got {type(config)}"
+            )
         self.config = config
 
-    def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
+    def save_pretrained(
+        self, path: str | Path, dtype: torch.dtype | None = None, extra: dict | None = None
+    ) -> Path:
         """Write ``model.safetensors`` (parameters and persistent buffers) and ``config.json``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
