@@ -1,0 +1,170 @@
+"""Shared training-loop pieces for every stage, on top of accelerate.
+
+- ``make_accelerator``: ``Accelerator`` with mixed precision, gradient accumulation and trackers
+  (``jsonl`` is built in: one JSON line per ``accelerator.log`` call in ``<output_dir>/metrics.jsonl``).
+- ``ResumableSampler``: an endless, seeded sample order that can restart at any position, so a run resumed
+  from ``checkpoint-N`` sees exactly the batches an uninterrupted run would have seen.
+- ``CheckpointManager``: ``accelerator.save_state`` into ``checkpoints/checkpoint-N`` with a total limit,
+  and ``latest`` lookup for ``--resume_from_checkpoint latest``.
+- ``save_image_grid``: images in [-1, 1] → one PNG grid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.tracking import GeneralTracker, on_main_process
+from accelerate.utils import ProjectConfiguration
+from torch.utils.data import Sampler
+from torchvision.utils import make_grid, save_image
+
+from tedigan.config import TrainConfig
+
+
+class JSONLTracker(GeneralTracker):
+    """accelerate tracker that appends ``{"step": N, "time": t, **values}`` lines to a file."""
+
+    name = "jsonl"
+    requires_logging_directory = True
+
+    @on_main_process
+    def __init__(self, run_name: str, logging_dir: str | Path) -> None:
+        super().__init__()
+        self.run_name = run_name
+        self.path = Path(logging_dir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def tracker(self) -> Path:
+        return self.path
+
+    @on_main_process
+    def store_init_configuration(self, values: dict) -> None:
+        (self.path.parent / "hparams.json").write_text(json.dumps(values, indent=2, default=str))
+
+    @on_main_process
+    def log(self, values: dict, step: int | None = None, **kwargs: Any) -> None:
+        row = {"step": step, "time": round(time.time(), 3)}
+        row.update({k: (v.item() if torch.is_tensor(v) else v) for k, v in values.items()})
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+def make_accelerator(train: TrainConfig) -> Accelerator:
+    out = Path(train.output_dir)
+    log_with: list[Any] = []
+    for name in train.log_with:
+        log_with.append(JSONLTracker("run", out) if name == "jsonl" else name)
+    return Accelerator(
+        mixed_precision=train.mixed_precision,
+        gradient_accumulation_steps=train.grad_accum,
+        log_with=log_with or None,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out)),
+    )
+
+
+class ResumableSampler(Sampler[int]):
+    """Endless seeded order over ``n`` items: epoch ``e`` is ``randperm(n, seed + e)``.
+
+    ``start`` (a sample count) restarts the stream anywhere; ``state_dict`` lets accelerate checkpoint it.
+    """
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True) -> None:
+        if n <= 0:
+            raise ValueError("cannot sample from an empty data set")
+        self.n, self.seed, self.shuffle, self.start = n, seed, shuffle, 0
+
+    def _order(self, epoch: int) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.n))
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.n, generator=gen).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        pos = self.start
+        while True:
+            epoch, offset = divmod(pos, self.n)
+            yield from self._order(epoch)[offset:]
+            pos = (epoch + 1) * self.n
+
+    def __len__(self) -> int:  # endless; a large finite value keeps DataLoader length queries happy
+        return 2**62
+
+    def state_dict(self) -> dict:
+        return {"start": self.start}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.start = int(state["start"])
+
+
+class CheckpointManager:
+    """``checkpoint-N`` folders under ``<output_dir>/checkpoints`` with at most ``total_limit`` kept."""
+
+    pattern = re.compile(r"^checkpoint-(\d+)$")
+
+    def __init__(self, output_dir: str | Path, total_limit: int = 2) -> None:
+        self.root = Path(output_dir) / "checkpoints"
+        self.total_limit = total_limit
+
+    def all(self) -> list[tuple[int, Path]]:
+        if not self.root.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.root.iterdir() if (m := self.pattern.match(p.name))]
+        return sorted(found)
+
+    def latest(self) -> Path | None:
+        ckpts = [(s, p) for s, p in self.all() if (p / "state.json").is_file()]
+        return ckpts[-1][1] if ckpts else None
+
+    def resolve(self, resume: str | None) -> Path | None:
+        """``None`` → no resume; ``"latest"`` → newest complete checkpoint (or None); else an explicit path."""
+        if not resume:
+            return None
+        if resume == "latest":
+            return self.latest()
+        path = Path(resume)
+        if not (path / "state.json").is_file():
+            raise FileNotFoundError(f"--resume_from_checkpoint {resume}: not a complete checkpoint folder")
+        return path
+
+    def save(self, accelerator: Accelerator, step: int, extra: dict | None = None) -> Path:
+        path = self.root / f"checkpoint-{step}"
+        accelerator.save_state(str(path))
+        if accelerator.is_main_process:
+            # state.json is written last: its presence marks a complete checkpoint
+            (path / "state.json").write_text(json.dumps({"step": step, **(extra or {})}))
+            for _, old in self.all()[: max(0, len(self.all()) - self.total_limit)]:
+                shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        return path
+
+    @staticmethod
+    def load(accelerator: Accelerator, path: Path) -> dict:
+        accelerator.load_state(str(path))
+        return json.loads((path / "state.json").read_text())
+
+
+def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Save ``[N, C, H, W]`` images in [-1, 1] as one PNG grid."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = images.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5
+    nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
+    save_image(make_grid(images, nrow=nrow, padding=1, pad_value=1.0), str(path))
+    return path
+
+
+def append_jsonl(path: str | Path, row: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
