@@ -1,0 +1,94 @@
+"""Data sets: the procedural avatar faces (default) and the user's real data.
+
+Every data set returns the same sample dict: ``image`` FloatTensor [3,H,W] in [-1,1], ``caption`` (one of
+the image's captions at random, "" when none), ``captions`` list[str], ``index`` int, and, when the layout
+has them, ``label`` LongTensor [H,W] (segmentation classes) and ``sketch`` FloatTensor [1,H,W] in [-1,1]
+(white = 1). Build one by name with :func:`make_dataset`; batch with ``collate_fn=collate_samples`` (the
+default collate cannot batch caption lists of different lengths).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from .folder import IMAGE_EXTENSIONS, ImageFolderDataset, read_captions_jsonl, scan_images
+from .hf import HFImageTextDataset, load_hf_dataset
+from .io import (
+    BadImagePolicy,
+    ImageLoadError,
+    collate_samples,
+    convert_image,
+    load_image,
+    load_label_map,
+    load_sketch,
+    open_image,
+    to_pil,
+    to_tensor,
+)
+from .mmceleba import MMCelebAHQDataset, read_split_file
+
+DATASET_KINDS = ("avatars", "folder", "hf", "mmceleba")
+
+__all__ = [
+    "DATASET_KINDS",
+    "IMAGE_EXTENSIONS",
+    "BadImagePolicy",
+    "HFImageTextDataset",
+    "ImageFolderDataset",
+    "ImageLoadError",
+    "MMCelebAHQDataset",
+    "collate_samples",
+    "convert_image",
+    "load_hf_dataset",
+    "load_image",
+    "load_label_map",
+    "load_sketch",
+    "make_dataset",
+    "open_image",
+    "read_captions_jsonl",
+    "read_split_file",
+    "scan_images",
+    "to_pil",
+    "to_tensor",
+]
+
+
+def _avatar_class():
+    # Imported on demand: the avatar module pulls in its renderer, and a problem there must not take the
+    # real-data loaders down with it.
+    from .avatars import AvatarDataset
+
+    return AvatarDataset
+
+
+def __getattr__(name: str):
+    if name == "AvatarDataset":
+        return _avatar_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_dataset(
+    kind: str, root: str | os.PathLike, split: str = "train", resolution: int | None = 64, **kwargs: Any
+) -> Dataset:
+    """Build a data set by kind.
+
+    - ``"avatars"``: :class:`~tedigan.data.avatars.AvatarDataset` (``root`` = the rendered data set);
+    - ``"folder"``: :class:`ImageFolderDataset` (an image folder has no splits: ``split`` is ignored);
+    - ``"hf"``: :class:`HFImageTextDataset` (``root`` = saved folder, local data or Hub id);
+    - ``"mmceleba"``: :class:`MMCelebAHQDataset`.
+
+    ``kwargs`` go to the class (e.g. ``captions_file``, ``text_column``, ``with_masks``, ``on_error``).
+    """
+    key = kind.lower().strip()
+    if key == "avatars":
+        return _avatar_class()(root, split=split, resolution=resolution, **kwargs)
+    if key == "folder":
+        return ImageFolderDataset(root, resolution=resolution, **kwargs)
+    if key == "hf":
+        return HFImageTextDataset(root, split=split, resolution=resolution, **kwargs)
+    if key == "mmceleba":
+        return MMCelebAHQDataset(root, split=split, resolution=resolution, **kwargs)
+    raise ValueError(f"unknown data set kind {kind!r}; choose one of {', '.join(DATASET_KINDS)}")
