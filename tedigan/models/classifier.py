@@ -19,7 +19,7 @@ from tedigan.models.base import PretrainedModule
 class ClassifierConfig:
     resolution: int = 64
     in_channels: int = 3
-    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     dropout: float = 0.1
     # attribute -> ordered value names; filled from the data set by the training stage when empty
     heads: dict[str, list[str]] = field(default_factory=dict)
