@@ -98,23 +98,24 @@ def upfirdn2d(
         raise ValueError(f"upfirdn2d expects [N, C, H, W], got {tuple(x.shape)}")
     n, c, h, w = x.shape
     px0, px1, py0, py1 = _pad4(pad)
-    x = x.reshape(n * c, 1, h, w)
     if up > 1:
-        x = x.reshape(n * c, 1, h, 1, w, 1)
+        x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(n * c, 1, h * up, w * up)
+        x = x.reshape(n, c, h * up, w * up)
     if any((px0, px1, py0, py1)):
         x = F.pad(x, [px0, px1, py0, py1])
     kernel = kernel.to(device=x.device, dtype=x.dtype)
+    # Depthwise (groups=C) rather than a [N*C, 1, H, W] reshape: same maths, and on CPU the grouped
+    # form is an order of magnitude faster, forward and backward.
     if kernel.ndim == 1:
         k = kernel.flip(0)
-        x = F.conv2d(x, k.reshape(1, 1, 1, -1), stride=(1, down))
-        x = F.conv2d(x, k.reshape(1, 1, -1, 1), stride=(down, 1))
+        x = F.conv2d(x, k.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), stride=(1, down), groups=c)
+        x = F.conv2d(x, k.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), stride=(down, 1), groups=c)
     elif kernel.ndim == 2:
-        x = F.conv2d(x, kernel.flip([0, 1])[None, None], stride=down)
+        x = F.conv2d(x, kernel.flip([0, 1])[None, None].expand(c, 1, -1, -1), stride=down, groups=c)
     else:
         raise ValueError(f"kernel must be 1-D or 2-D, got shape {tuple(kernel.shape)}")
-    return x.reshape(n, c, x.shape[2], x.shape[3])
+    return x
 
 
 def make_kernel(k: Sequence[float] | torch.Tensor) -> torch.Tensor:
