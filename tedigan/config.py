@@ -8,20 +8,30 @@ can be reproduced from its folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from tedigan.models.classifier import ClassifierConfig
+from tedigan.models.encoder import EncoderConfig
+from tedigan.models.stylegan2 import ARCHS, DiscriminatorConfig, GeneratorConfig
+from tedigan.models.text_encoder import TextEncoderConfig
 from tedigan.typed import ConfigError, from_dict, to_dict
 
 __all__ = [
     "ClassifierStageConfig",
     "ConfigError",
+    "AugmentConfig",
     "DataConfig",
+    "GANLossConfig",
+    "GeneratorStageConfig",
+    "InversionLossConfig",
+    "InversionStageConfig",
     "STAGE_CONFIGS",
+    "TextLossConfig",
+    "TextStageConfig",
     "TrainConfig",
     "apply_overrides",
     "dump_config",
@@ -84,8 +94,249 @@ class ClassifierStageConfig:
     augment_shift: int = 4
 
 
+@dataclass
+class GANLossConfig:
+    """StyleGAN2 losses and lazy regularisation (see :mod:`tedigan.losses.gan`)."""
+
+    r1_gamma: float = 10.0  # R1 weight γ (penalty γ/2·‖∇D(x)‖² on reals); 0 disables
+    r1_interval: int = 16  # lazy R1: one regularisation step every this many D steps
+    pl_weight: float = 2.0  # path-length weight; 0 disables
+    pl_interval: int = 4  # lazy path length: every this many G steps
+    pl_batch_shrink: int = 2  # path-length batch = batch_size // shrink
+    pl_decay: float = 0.01  # running-mean decay of pl_mean
+    style_mixing_prob: float = 0.9  # share of generated images made from two codes
+
+    def __post_init__(self) -> None:
+        for name in ("r1_interval", "pl_interval", "pl_batch_shrink"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"loss.{name} must be >= 1, got {getattr(self, name)}")
+        if self.r1_gamma < 0 or self.pl_weight < 0:
+            raise ValueError("loss.r1_gamma and loss.pl_weight must be >= 0")
+        if not 0 <= self.style_mixing_prob <= 1:
+            raise ValueError(f"loss.style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
+
+
+@dataclass
+class AugmentConfig:
+    """Differentiable augmentation of D's inputs (see :mod:`tedigan.training.augment`)."""
+
+    # null = automatic: on when the training set has fewer than ``auto_below`` images; true/false forces it
+    enabled: bool | None = None
+    auto_below: int = 30000
+    policy: list[str] = field(default_factory=lambda: ["color", "translation", "cutout"])
+    translation_ratio: float = 0.125
+    cutout_ratio: float = 0.5
+    p: float = 1.0  # per-sample probability of each transform
+
+
+@dataclass
+class GeneratorStageConfig:
+    """Stage ``generator``: the style-based GAN backbone (G, D and the EMA generator).
+
+    ``generator.resolution`` and ``discriminator.resolution`` always equal ``data.resolution`` (the
+    training resolution; they are set from it). ``arch``, when given, sets both ``generator.arch`` and
+    ``discriminator.arch`` ('stylegan1' trains the AdaIN generator against the residual discriminator).
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    arch: Literal["stylegan2", "stylegan1", "swagan"] | None = None
+    generator: GeneratorConfig = field(
+        default_factory=lambda: GeneratorConfig(resolution=64, channel_base=4096, channel_max=256)
+    )
+    discriminator: DiscriminatorConfig = field(
+        default_factory=lambda: DiscriminatorConfig(resolution=64, channel_base=4096, channel_max=256)
+    )
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(output_dir="outputs/generator", lr=0.002, batch_size=32)
+    )
+    d_lr: float | None = None  # discriminator learning rate (null = train.lr)
+    loss: GANLossConfig = field(default_factory=GANLossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    ema_kimg: float = 10.0  # EMA half-life of G_ema in thousands of images
+    ema_rampup: float | None = 0.05  # half-life <= rampup * images seen so far (null = off)
+    fused_modconv: bool = True  # grouped-conv modulation in training (False: per-sample scaling; same maths)
+    cache_images: bool = True  # keep decoded training images in RAM (only with data.num_workers = 0)
+    num_samples: int = 16  # images in each samples/step-N.png grid (fixed latents)
+    sample_seed: int = 12345
+    sample_truncation_psi: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.arch is not None and self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        res = self.data.resolution
+        g_arch = self.arch or self.generator.arch
+        d_arch = self.arch or self.discriminator.arch
+        # replace() re-runs each config's own validation at the final resolution/arch
+        self.generator = replace(self.generator, resolution=res, arch=g_arch)
+        self.discriminator = replace(self.discriminator, resolution=res, arch=d_arch)
+        if (self.generator.arch == "swagan") != (self.discriminator.arch == "swagan"):
+            raise ValueError("swagan's wavelet G and D go together: set arch=swagan (or neither)")
+        if self.ema_kimg < 0:
+            raise ValueError(f"ema_kimg must be >= 0, got {self.ema_kimg}")
+        if self.train.weight_decay:
+            raise ValueError(
+                "the generator stage uses Adam without weight decay: leave train.weight_decay at 0"
+            )
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+
+
+@dataclass
+class InversionLossConfig:
+    """Encoder losses of stage ``inversion`` (a weight of 0 switches a term off)."""
+
+    pixel: float = 1.0  # MSE(G(E(x)), target)
+    lpips: float = 0.8  # LPIPS with the real VGG16 trunk (tedigan.losses.perceptual)
+    latent: float = 1.0  # ‖E(G(w)) − w‖² (mean over elements) on generated pairs (image modality only)
+    adversarial: float = 0.05  # non-saturating D loss on G(E(x)) (in-domain inversion)
+    identity: float = 0.0  # 1 − cos of facenet InceptionResnetV1 embeddings (needs its weights file)
+    r1_gamma: float = 1.0  # R1 on D's reals; 0 disables
+    r1_interval: int = 16
+    style_mixing_prob: float = 0.5  # share of generated training codes made from two w
+
+    def __post_init__(self) -> None:
+        for name in ("pixel", "lpips", "latent", "adversarial", "identity", "r1_gamma"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        if self.r1_interval < 1:
+            raise ValueError(f"loss.r1_interval must be >= 1, got {self.r1_interval}")
+        if not 0 <= self.style_mixing_prob <= 1:
+            raise ValueError(f"loss.style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
+
+
+@dataclass
+class InversionStageConfig:
+    """Stage ``inversion``: image (or sketch / label map) → W+ encoder for a frozen trained generator.
+
+    ``encoder.resolution``, ``num_ws``, ``w_dim``, ``modality`` and ``in_channels`` are set at run time from
+    the generator and ``modality``; only the widths are read from ``encoder``. ``--modality sketch`` (or
+    ``--modality=label``) switches the input; the target is always the paired RGB image.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    modality: Literal["image", "sketch", "label"] = "image"
+    generator_path: str = "outputs/generator/generator"  # a folder written by the generator stage
+    # None: the generator stage's sibling ``discriminator/`` when present, else a fresh D; "" forces fresh
+    discriminator_path: str | None = None
+    classifier_path: str | None = None  # attribute classifier for the final metrics (None: skipped)
+    identity_weights: str | None = None  # InceptionResnetV1 weights (None: tedigan.assets lookup)
+    label_classes: int | None = None  # label modality: number of classes (None: from the data set)
+    encoder: EncoderConfig = field(
+        default_factory=lambda: EncoderConfig(
+            channel_base=1024, channel_max=256, fpn_channels=128, head_dim=256, blocks_per_level=1
+        )
+    )
+    loss: InversionLossConfig = field(default_factory=InversionLossConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(output_dir="outputs/inversion", lr=5e-4, batch_size=16)
+    )
+    d_lr: float | None = 2e-4  # discriminator learning rate (null = train.lr)
+    generated_ratio: float = 0.5  # share of each batch generated by G (image modality; 0 for sketch/label)
+    lr_warmup_steps: int = 100
+    lr_min_ratio: float = 0.1  # cosine decay of the encoder lr to lr * lr_min_ratio (1 = constant)
+    cache_images: bool = True  # keep decoded training samples in RAM (only with data.num_workers = 0)
+    fused_modconv: bool = True  # G's grouped-conv modulation (False: per-sample scaling, faster on CPU)
+    num_grid: int = 16  # validation pairs in each samples/step-N.png grid (input | reconstruction)
+    eval_num: int | None = None  # validation images for the final metrics (None: the whole split)
+    eval_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.generated_ratio <= 1:
+            raise ValueError(f"generated_ratio must be in [0, 1], got {self.generated_ratio}")
+        if not 0 < self.lr_min_ratio <= 1:
+            raise ValueError(f"lr_min_ratio must be in (0, 1], got {self.lr_min_ratio}")
+        if self.lr_warmup_steps < 0 or self.num_grid < 1 or self.eval_batch_size < 1:
+            raise ValueError("lr_warmup_steps must be >= 0, num_grid and eval_batch_size >= 1")
+        if self.eval_num is not None and self.eval_num < 1:
+            raise ValueError(f"eval_num must be >= 1 or null, got {self.eval_num}")
+        if self.label_classes is not None and self.label_classes < 2:
+            raise ValueError(f"label_classes must be >= 2, got {self.label_classes}")
+        if not self.generator_path:
+            raise ValueError("generator_path is required: a folder written by the generator stage")
+        # the encoder's input follows the modality (label maps: their class count, known once data is read)
+        in_ch = {"image": 3, "sketch": 1}.get(self.modality, self.label_classes or self.encoder.in_channels)
+        self.encoder = replace(self.encoder, modality=self.modality, in_channels=in_ch)
+
+
+@dataclass
+class TextLossConfig:
+    """Visual-linguistic similarity losses of stage ``text`` (a weight of 0 switches a term off)."""
+
+    l2: float = 1.0  # weighted per-layer MSE between the text code and the image's inverted code E(x)
+    # per-W+-layer weights of the L2 term (null = all 1); normalised to sum to 1
+    layer_weights: list[float] | None = None
+    # divide the L2 term by the variance of the training codes E(x) (mean over elements): 1.0 = as good as
+    # predicting the mean code, whatever the scale of the generator's W (makes `contrastive` comparable)
+    normalize_l2: bool = True
+    contrastive: float = 0.0  # InfoNCE over the batch on flattened codes (offsets from w_avg, cosine)
+    temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.l2 < 0 or self.contrastive < 0:
+            raise ValueError("loss.l2 and loss.contrastive must be >= 0")
+        if self.l2 == 0 and self.contrastive == 0:
+            raise ValueError("loss.l2 and loss.contrastive are both 0: nothing to train")
+        if self.temperature <= 0:
+            raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
+        lw = self.layer_weights
+        if lw is not None and (not lw or any(w < 0 for w in lw) or sum(lw) <= 0):
+            raise ValueError(f"loss.layer_weights must be >= 0 with a positive sum, got {lw}")
+
+
+@dataclass
+class TextStageConfig:
+    """Stage ``text``: caption → W+ text encoder trained against a frozen image encoder's codes E(x).
+
+    ``text_encoder.num_ws``/``w_dim``/``embed_dim`` are set at run time from the image encoder and the text
+    backbone. With a frozen backbone the sentence embeddings and E(x) are computed once and cached under
+    ``cache_dir`` (default ``<output_dir>/cache``); only the head trains, on the cached tensors.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    encoder_path: str = "outputs/inversion/encoder"  # an image encoder folder written by stage inversion
+    generator_path: str | None = None  # null: the generator recorded in the encoder's config.json
+    classifier_path: str | None = None  # attribute judge for text->image accuracy (null: skipped)
+    text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    loss: TextLossConfig = field(default_factory=TextLossConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            output_dir="outputs/text", lr=1e-3, batch_size=128, max_steps=2000
+        )
+    )
+    backbone_lr: float = 2e-5  # only with text_encoder.freeze_backbone = false
+    lr_warmup_steps: int = 100
+    lr_min_ratio: float = 0.05  # cosine decay of the lr to lr * lr_min_ratio (1 = constant)
+    cache_dir: str | None = None  # null: <train.output_dir>/cache
+    embed_batch_size: int = 64  # captions per backbone pass when caching (sorted by length)
+    code_batch_size: int = 64  # images per encoder pass when caching
+    train_num: int | None = None  # training images used (null: the whole split)
+    eval_num: int | None = 1000  # held-out images: the retrieval pool (null: the whole split)
+    eval_captions_per_image: int = 1  # captions per held-out image judged for attribute accuracy
+    eval_batch_size: int = 64
+    num_grid: int = 12  # held-out captions in the samples / final grid
+
+    def __post_init__(self) -> None:
+        if not self.encoder_path:
+            raise ValueError("encoder_path is required: an image encoder folder written by stage inversion")
+        if not 0 < self.lr_min_ratio <= 1:
+            raise ValueError(f"lr_min_ratio must be in (0, 1], got {self.lr_min_ratio}")
+        if self.backbone_lr <= 0 or self.lr_warmup_steps < 0:
+            raise ValueError("backbone_lr must be > 0 and lr_warmup_steps >= 0")
+        for name in ("embed_batch_size", "code_batch_size", "eval_captions_per_image", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("train_num", "eval_num"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 or null, got {getattr(self, name)}")
+        if self.num_grid < 0:
+            raise ValueError(f"num_grid must be >= 0, got {self.num_grid}")
+
+
 STAGE_CONFIGS: dict[str, type] = {
     "classifier": ClassifierStageConfig,
+    "generator": GeneratorStageConfig,
+    "inversion": InversionStageConfig,
+    "text": TextStageConfig,
 }
 
 

@@ -168,3 +168,44 @@ def append_jsonl(path: str | Path, row: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fh.write(json.dumps(row) + "\n")
+
+
+class GeneratorState:
+    """Checkpointable wrapper of a ``torch.Generator`` (``accelerator.register_for_checkpointing``).
+
+    Stages that draw every training-time random number from their own generator (latents, noise,
+    augmentation) resume bit-exactly, independent of what else touches the global RNG (data loader seeds,
+    accelerate's own RNG restore, tests).
+    """
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+
+    def state_dict(self) -> dict:
+        return {"rng_state": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["rng_state"])
+
+
+def ensure_data(data: Any, accelerator: Accelerator | None = None) -> Path:
+    """Make sure ``data.root`` holds a data set; render avatars first when ``data.render_if_missing`` > 0.
+
+    Only ``kind == "avatars"`` can be rendered; other kinds are returned unchanged (their loaders report a
+    missing folder themselves). With several processes only the main one renders, the rest wait.
+    """
+    root = Path(data.root)
+    if data.kind != "avatars" or (root / "metadata.jsonl").is_file():
+        return root
+    if data.render_if_missing <= 0:
+        raise FileNotFoundError(
+            f"no avatar data set in {root}: run `python -m tedigan.data.avatars --num 10000 "
+            f"--resolution {data.resolution} --out {root}` or set data.render_if_missing=N"
+        )
+    if accelerator is None or accelerator.is_main_process:
+        from tedigan.data.avatars import build_dataset
+
+        build_dataset(root, data.render_if_missing, resolution=data.resolution, seed=data.render_seed)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    return root
