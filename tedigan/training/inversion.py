@@ -1,0 +1,622 @@
+"""Stage ``inversion``: train an image (or sketch / label-map) → W+ encoder for a frozen generator.
+
+TediGAN's inversion module (Xia et al., CVPR 2021) trained *in-domain* (Zhu et al., "In-Domain GAN Inversion
+for Real Image Editing", ECCV 2020): the codes must not only reconstruct the image but also be codes the
+generator "knows", so edits in W behave. Losses (weights in ``loss``; 0 switches a term off):
+
+- ``pixel``: MSE between ``G(E(x))`` and the target image;
+- ``lpips``: LPIPS with the real VGG16 trunk (:class:`tedigan.losses.perceptual.LPIPS`, never random);
+- ``latent``: ``‖E(G(w)) − w‖²`` (mean over elements) on generated pairs, ``w`` from the mapping network with
+  style mixing (probability ``loss.style_mixing_prob``), so the encoder also learns W+ codes of mixed
+  styles. A share ``generated_ratio`` of every batch is such generated images (the rest are real images);
+- ``adversarial``: non-saturating loss of a discriminator on ``G(E(x))`` (initialised from the generator
+  stage's ``discriminator/`` when present), which is trained against the real images with lazy R1;
+- ``identity``: ``1 − cos`` of FaceNet embeddings (facenet-pytorch InceptionResnetV1); off by default, and
+  it needs a weights file (``identity_weights`` or ``TEDIGAN_FACENET_PATH``; none ships offline).
+
+Sketch and label encoders (``modality``) read the sample's ``sketch`` / ``label`` and reconstruct the paired
+RGB image. They train on real pairs only: the generator makes images, not sketches or label maps, so there
+are no generated (sketch, w) pairs and the latent loss and ``generated_ratio`` do not apply (both are
+logged as off). Rendering sketches of generated faces would give such pairs; not done here.
+
+The generator runs with its stored constant noise (``noise_mode="const"``): a code alone determines the
+image, which the latent loss and every later editing stage assume.
+
+Outputs in ``<output_dir>``: ``encoder/`` (``sketch_encoder/``, ``label_encoder/``; safetensors +
+config.json), ``config.yaml``, ``metrics.jsonl`` (losses; the final evaluation row is appended there too),
+``eval.json`` (held-out MSE, LPIPS, identity, attribute preservation; :mod:`tedigan.metrics.reconstruction`),
+``samples/step-N.png`` (fixed validation inputs | target | reconstruction), ``checkpoints/checkpoint-N``.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import contextlib
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from tedigan import metrics
+from tedigan.config import ConfigError, InversionStageConfig, save_config
+from tedigan.data import make_dataset
+from tedigan.losses.gan import d_logistic_loss, g_nonsaturating_loss, r1_loss, r1_penalty
+from tedigan.losses.perceptual import LPIPS
+from tedigan.models.encoder import Encoder
+from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
+from tedigan.training.loop import (
+    CheckpointManager,
+    GeneratorState,
+    ResumableSampler,
+    ensure_data,
+    make_accelerator,
+    save_image_grid,
+)
+
+__all__ = [
+    "ENCODER_DIRS",
+    "InversionLoss",
+    "PairedSamples",
+    "colorize_labels",
+    "evaluate",
+    "evaluate_run",
+    "load_frozen_generator",
+    "sample_codes",
+    "train",
+]
+
+ENCODER_DIRS = {"image": "encoder", "sketch": "sketch_encoder", "label": "label_encoder"}
+CACHE_BUDGET_BYTES = 4 << 30
+RECON_METRICS = ("recon_mse", "recon_lpips", "recon_identity")
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+class PairedSamples(Dataset):
+    """``{"input": x, "image": target}`` from any tedigan data set for one modality (optionally cached).
+
+    ``input`` is the image itself, the sketch ``[1, H, W]`` or the integer label map ``[H, W]`` (one-hot
+    encoding happens in the encoder, so the cache stays small).
+    """
+
+    def __init__(self, dataset: Dataset, modality: str, cache: bool = False) -> None:
+        self.dataset, self.modality = dataset, modality
+        self.key = {"image": "image", "sketch": "sketch", "label": "label"}[modality]
+        self.cache: dict[int, dict] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if self.cache is not None and index in self.cache:
+            item = self.cache[index]
+        else:
+            sample = self.dataset[index]
+            if self.key not in sample:
+                raise ConfigError(
+                    f"modality={self.modality} needs samples with a {self.key!r} (the avatar or Multi-Modal-"
+                    f"CelebA-HQ data sets have them); this data set gives {sorted(sample)}"
+                )
+            item = {"image": sample["image"]}
+            if self.modality == "label":
+                item["input"] = sample["label"].to(torch.uint8 if sample["label"].max() < 256 else torch.long)
+            elif self.modality == "sketch":
+                item["input"] = sample["sketch"]
+            if self.cache is not None:
+                self.cache[index] = item
+        out = dict(item)
+        if self.modality == "image":
+            out["input"] = out["image"]
+        elif self.modality == "label":
+            out["input"] = out["input"].long()
+        return out
+
+
+def _dataset(cfg: InversionStageConfig, split: str, resolution: int) -> Dataset:
+    kwargs: dict[str, Any] = {}
+    if cfg.data.kind == "mmceleba":
+        kwargs = {"with_sketches": cfg.modality == "sketch", "with_masks": cfg.modality == "label"}
+    elif cfg.modality != "image" and cfg.data.kind != "avatars":
+        raise ConfigError(
+            f"modality={cfg.modality} needs paired {cfg.modality}es/images: use data.kind=avatars or mmceleba"
+        )
+    return make_dataset(cfg.data.kind, cfg.data.root, split=split, resolution=resolution, **kwargs)
+
+
+def _label_classes(cfg: InversionStageConfig, dataset: Dataset) -> int:
+    if cfg.label_classes:
+        return cfg.label_classes
+    n = getattr(dataset, "num_classes", None)
+    if n:
+        return int(n)
+    if cfg.data.kind == "avatars":
+        from tedigan.data.avatars import PART_CLASSES
+
+        return len(PART_CLASSES)
+    raise ConfigError("modality=label: set label_classes (the number of segmentation classes)")
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def load_frozen_generator(path: str | Path, device: torch.device | str = "cpu") -> Generator:
+    """A generator folder (``<generator stage out>/generator``) in eval mode with no trainable parameters."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"generator_path {path} holds no trained generator: train one first "
+            "(pipelines/train_stage.py --stage generator) and point generator_path at its <output_dir>/generator"
+        )
+    return Generator.from_pretrained(path, map_location=device).eval().requires_grad_(False)
+
+
+def _discriminator(cfg: InversionStageConfig, G: Generator) -> tuple[Discriminator, str]:
+    path = cfg.discriminator_path
+    if path is None:
+        sibling = Path(cfg.generator_path).parent / "discriminator"
+        path = str(sibling) if (sibling / "config.json").is_file() else ""
+    if path:
+        D = Discriminator.from_pretrained(path)
+        if D.config.resolution != G.resolution:
+            raise ConfigError(
+                f"discriminator {path} is {D.config.resolution} px, the generator {G.resolution} px"
+            )
+        return D, str(path)
+    g = G.config
+    arch = "swagan" if g.arch == "swagan" else "stylegan2"
+    dcfg = DiscriminatorConfig(
+        resolution=g.resolution,
+        img_channels=g.img_channels,
+        arch=arch,
+        channel_base=g.channel_base,
+        channel_max=g.channel_max,
+        channel_multiplier=g.channel_multiplier,
+    )
+    return Discriminator(dcfg), "fresh"
+
+
+def sample_codes(G: Generator, n: int, generator: torch.Generator, mixing_prob: float) -> torch.Tensor:
+    """``n`` W+ codes from the mapping network (truncation 1); a share ``mixing_prob`` style-mixed at a random
+    layer. Drawn from ``generator`` (CPU), returned on G's device."""
+    device = G.mapping.w_avg.device
+    z = torch.randn(2 * n, G.z_dim, generator=generator).to(device)
+    mixed = torch.rand(n, generator=generator) < mixing_prob
+    cut = torch.randint(1, max(2, G.num_ws), (n,), generator=generator)
+    cut = torch.where(mixed, cut, torch.full_like(cut, G.num_ws)).to(device)
+    with torch.no_grad():
+        ws = G.mapping(z, update_w_avg=False)
+    return G.mix(ws[:n], ws[n:], cut)
+
+
+class InversionLoss(nn.Module):
+    """Weighted encoder loss on one batch; returns ``(total, {name: value}, reconstructions)``.
+
+    ``x``: encoder inputs ``[B, ...]``; ``target``: RGB images ``[B, 3, R, R]``; ``w_true``: codes of the last
+    ``len(w_true)`` samples (generated pairs) or None. ``D`` is used for the adversarial term only.
+    """
+
+    def __init__(
+        self,
+        G: Generator,
+        lpips: LPIPS | None,
+        weights: Any,
+        identity: nn.Module | None = None,
+        fused_modconv: bool = True,
+    ):
+        super().__init__()
+        self.G, self.lpips, self.identity, self.w = G, lpips, identity, weights
+        self.fused_modconv = fused_modconv
+        if weights.lpips > 0 and lpips is None:
+            raise ValueError("loss.lpips > 0 needs the LPIPS network")
+        if weights.identity > 0 and identity is None:
+            raise ValueError("loss.identity > 0 needs the identity network")
+
+    def forward(
+        self,
+        E: nn.Module,
+        x: torch.Tensor,
+        target: torch.Tensor,
+        w_true: torch.Tensor | None = None,
+        D: nn.Module | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        w = self.w
+        ws = E(x)
+        rec = self.G.synthesis(ws, noise_mode="const", fused_modconv=self.fused_modconv)
+        parts: dict[str, torch.Tensor] = {}
+        total = rec.new_zeros(())
+        if w.pixel > 0:
+            parts["pixel"] = F.mse_loss(rec, target)
+            total = total + w.pixel * parts["pixel"]
+        if w.lpips > 0:
+            parts["lpips"] = self.lpips(rec, target).mean()
+            total = total + w.lpips * parts["lpips"]
+        if w.latent > 0 and w_true is not None and len(w_true):
+            parts["latent"] = F.mse_loss(ws[-len(w_true) :], w_true)
+            total = total + w.latent * parts["latent"]
+        if w.adversarial > 0 and D is not None:
+            parts["adversarial"] = g_nonsaturating_loss(D(rec))
+            total = total + w.adversarial * parts["adversarial"]
+        if w.identity > 0:
+            parts["identity"] = (1 - self.identity.similarity(rec, target)).mean()
+            total = total + w.identity * parts["identity"]
+        return total, parts, rec
+
+
+# ---------------------------------------------------------------------------------------------- grids
+
+
+def colorize_labels(label: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Integer maps ``[B, H, W]`` → RGB ``[B, 3, H, W]`` in [-1, 1] (class 0 dark grey, others spaced hues)."""
+    colors = [(0.15, 0.15, 0.15)]
+    colors += [colorsys.hsv_to_rgb((k * 0.618034) % 1.0, 0.75, 0.95) for k in range(1, num_classes)]
+    palette = torch.tensor(colors, dtype=torch.float32, device=label.device) * 2 - 1
+    return palette[label.long()].permute(0, 3, 1, 2)
+
+
+def _visible(x: torch.Tensor, modality: str, num_classes: int) -> torch.Tensor:
+    if modality == "label":
+        return colorize_labels(x, num_classes)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def _lr_lambda(cfg: InversionStageConfig):
+    warm, total, floor = cfg.lr_warmup_steps, cfg.train.max_steps, cfg.lr_min_ratio
+
+    def fn(step: int) -> float:  # linear warm-up, then cosine from 1 to lr_min_ratio
+        if step < warm:
+            return (step + 1) / warm
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return fn
+
+
+def _no_sync(accelerator, model: nn.Module, last: bool):
+    return contextlib.nullcontext() if last else accelerator.no_sync(model)
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+
+def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
+    """Train the encoder; save it to ``<output_dir>/<encoder|sketch_encoder|label_encoder>``, evaluate it on
+    the validation split (``eval.json``). ``resume``: ``"latest"`` or a ``checkpoint-N`` folder."""
+    tc, lc, modality = cfg.train, cfg.loss, cfg.modality
+    out = Path(tc.output_dir)
+    accelerator = make_accelerator(replace(tc, grad_accum=1))  # accumulation per phase, as in the GAN stage
+    device = accelerator.device
+    set_seed(tc.seed)
+    ensure_data(cfg.data, accelerator)
+    G = load_frozen_generator(cfg.generator_path, device)
+    res = G.resolution
+    if cfg.data.resolution != res:
+        accelerator.print(f"data.resolution {cfg.data.resolution} -> {res} (the generator's resolution)")
+        cfg = replace(cfg, data=replace(cfg.data, resolution=res))
+
+    train_base = _dataset(cfg, cfg.data.train_split, res)
+    val_ds = _dataset(cfg, cfg.data.val_split, res)
+    num_classes = _label_classes(cfg, train_base) if modality == "label" else 0
+    in_ch = {"image": G.img_channels, "sketch": 1, "label": num_classes}[modality]
+    enc_cfg = replace(
+        cfg.encoder, resolution=res, num_ws=G.num_ws, w_dim=G.w_dim, modality=modality, in_channels=in_ch
+    )
+    cfg = replace(cfg, encoder=enc_cfg)
+
+    # generated pairs exist for images only (see the module docstring)
+    gen_ratio = cfg.generated_ratio if modality == "image" else 0.0
+    n_gen = round(tc.batch_size * gen_ratio)
+    n_real = tc.batch_size - n_gen
+    notes = []
+    if modality != "image":
+        notes.append(f"latent loss and generated images off: no generated ({modality}, w) pairs")
+    use_latent = lc.latent > 0 and n_gen > 0
+    use_adv = lc.adversarial > 0 and n_real > 0
+    if lc.adversarial > 0 and not use_adv:
+        notes.append("adversarial loss off: no real images in a batch (generated_ratio = 1)")
+    notes.append("identity loss " + (f"on (weight {lc.identity})" if lc.identity > 0 else "off (weight 0)"))
+    if accelerator.is_main_process:
+        save_config(cfg, out / "config.yaml", stage="inversion")
+    accelerator.init_trackers("inversion")
+
+    nbytes = len(train_base) * (3 + 1) * res * res * 4
+    cache = cfg.cache_images and cfg.data.num_workers == 0 and nbytes <= CACHE_BUDGET_BYTES
+    train_ds = PairedSamples(train_base, modality, cache=cache)
+    if len(train_ds) == 0 or len(val_ds) == 0:
+        raise ConfigError(f"empty split in {cfg.data.root}: train {len(train_ds)}, val {len(val_ds)} images")
+
+    E = Encoder(enc_cfg)
+    E.set_w_avg(G.mapping.w_avg)
+    D, d_source = _discriminator(cfg, G)
+    lpips = LPIPS("vgg").to(device)  # always built: the final evaluation measures LPIPS too
+    identity = None
+    if lc.identity > 0:
+        from tedigan.metrics.reconstruction import FaceIdentity
+
+        identity = FaceIdentity(cfg.identity_weights).to(device)
+    loss_fn = InversionLoss(G, lpips if lc.lpips > 0 else None, lc, identity, cfg.fused_modconv)
+    accelerator.print(
+        f"inversion ({modality}): encoder {sum(p.numel() for p in E.parameters()) / 1e6:.2f} M params, "
+        f"D {d_source}; batch {n_real} real + {n_gen} generated; " + "; ".join(notes)
+    )
+
+    E_opt = torch.optim.Adam(E.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
+    c = lc.r1_interval / (lc.r1_interval + 1) if lc.r1_gamma > 0 else 1.0  # lazy-R1 Adam correction
+    D_opt = torch.optim.Adam(D.parameters(), lr=(cfg.d_lr or tc.lr) * c, betas=(0.0, 0.99**c))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(E_opt, _lr_lambda(cfg))
+    loader = None
+    sampler = ResumableSampler(len(train_ds), seed=tc.seed)
+    if n_real > 0:
+        loader = DataLoader(
+            train_ds, batch_size=n_real, sampler=sampler, num_workers=cfg.data.num_workers, drop_last=True
+        )
+    E, D, E_opt, D_opt, scheduler = accelerator.prepare(E, D, E_opt, D_opt, scheduler)
+    if loader is not None:
+        loader = accelerator.prepare(loader)
+    rng = torch.Generator().manual_seed(tc.seed * 7919 + 3)  # generated codes: checkpointed, exact resume
+    accelerator.register_for_checkpointing(GeneratorState(rng))
+
+    ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
+    step = 0
+    resume_path = ckpt.resolve(resume)
+    if resume_path is not None:
+        saved = json.loads((resume_path / "state.json").read_text())
+        if saved.get("modality", modality) != modality:  # before loading: the weights would not fit
+            raise ConfigError(
+                f"{resume_path} is a {saved['modality']} encoder run, not {modality}: "
+                "use another train.output_dir per modality"
+            )
+        step = CheckpointManager.load(accelerator, resume_path)["step"]
+        accelerator.print(f"resumed from {resume_path} at step {step}")
+    accum = tc.grad_accum
+    sampler.start = step * n_real * accum * accelerator.num_processes
+    E_raw: Encoder = accelerator.unwrap_model(E)
+
+    # fixed validation samples for grids and the quick val numbers in the log
+    grid_items = [PairedSamples(val_ds, modality)[i] for i in range(min(cfg.num_grid, len(val_ds)))]
+    grid_x = torch.stack([it["input"] for it in grid_items])
+    grid_y = torch.stack([it["image"] for it in grid_items])
+    grid_w = sample_codes(G, cfg.num_grid, torch.Generator().manual_seed(tc.seed + 99), lc.style_mixing_prob)
+    samples_dir = out / "samples"
+
+    @torch.no_grad()
+    def quick_eval(at: int, save: bool) -> dict[str, float]:
+        E_raw.eval()
+        rec = G.synthesis(E_raw(grid_x.to(device)), noise_mode="const").clamp(-1, 1).cpu()
+        row = {
+            "val/mse": F.mse_loss(rec, grid_y).item(),
+            "val/lpips": lpips(rec.to(device), grid_y.to(device)).mean().item(),
+        }
+        if modality == "image":
+            row["val/latent_mse"] = F.mse_loss(E_raw(G.synthesis(grid_w, noise_mode="const")), grid_w).item()
+        E_raw.train()
+        if save and accelerator.is_main_process:
+            cols = (
+                [grid_y, rec]
+                if modality == "image"
+                else [_visible(grid_x, modality, num_classes), grid_y, rec]
+            )
+            tiles = torch.stack(cols, dim=1).flatten(0, 1)
+            save_image_grid(tiles, samples_dir / f"step-{at}.png", nrow=len(cols) * 4)
+        return row
+
+    if step == 0:
+        quick_eval(0, save=True)
+
+    data = iter(loader) if loader is not None else None
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+
+    def track(name: str, value: torch.Tensor | float) -> None:
+        sums[name] = sums.get(name, 0.0) + float(value.detach().float() if torch.is_tensor(value) else value)
+        counts[name] = counts.get(name, 0) + 1
+
+    bar = tqdm(
+        total=tc.max_steps,
+        initial=step,
+        desc=f"inversion-{modality}",
+        disable=not accelerator.is_main_process,
+    )
+    t_start, start_step, window_t, window_steps = time.perf_counter(), step, time.perf_counter(), 0
+    last_logged: dict[str, float] = {}
+    E.train()
+    D.train()
+    while step < tc.max_steps:
+        # ---- encoder: reconstruction (+ latent, adversarial, identity) losses through the frozen G
+        D.requires_grad_(False)
+        reals, fakes = [], []
+        for i in range(accum):
+            xs, ys, w_true = [], [], None
+            if data is not None:
+                batch = next(data)
+                xs.append(batch["input"].to(device))
+                ys.append(batch["image"].to(device))
+                reals.append(ys[-1])
+            if n_gen > 0:
+                w_true = sample_codes(G, n_gen, rng, lc.style_mixing_prob)
+                with torch.no_grad():
+                    gen = G.synthesis(w_true, noise_mode="const", fused_modconv=cfg.fused_modconv)
+                xs.append(gen)
+                ys.append(gen)
+            x, y = torch.cat(xs), torch.cat(ys)
+            with _no_sync(accelerator, E, i == accum - 1), accelerator.autocast():
+                total, parts, rec = loss_fn(E, x, y, w_true if use_latent else None, D if use_adv else None)
+                accelerator.backward(total / accum)
+            fakes.append(rec[:n_real].detach())
+            track("loss/total", total)
+            for k, v in parts.items():
+                track(f"loss/{k}", v)
+        E_opt.step()
+        scheduler.step()
+        E_opt.zero_grad(set_to_none=True)
+
+        # ---- discriminator: real images vs reconstructions of real images, lazy R1
+        if use_adv:
+            D.requires_grad_(True)
+            for i, (real, fake) in enumerate(zip(reals, fakes)):
+                with _no_sync(accelerator, D, i == accum - 1), accelerator.autocast():
+                    real_logits, fake_logits = D(real), D(fake)
+                    loss_d = d_logistic_loss(real_logits, fake_logits)
+                    accelerator.backward(loss_d / accum)
+                track("loss/D", loss_d)
+            D_opt.step()
+            D_opt.zero_grad(set_to_none=True)
+            if lc.r1_gamma > 0 and step % lc.r1_interval == 0:
+                for i, real in enumerate(reals):
+                    leaf = real.detach().requires_grad_(True)
+                    with _no_sync(accelerator, D, i == accum - 1):
+                        penalty = r1_penalty(D(leaf), leaf)
+                        accelerator.backward(r1_loss(penalty, lc.r1_gamma) * lc.r1_interval / accum)
+                    track("loss/r1", penalty.mean())
+                D_opt.step()
+                D_opt.zero_grad(set_to_none=True)
+
+        step += 1
+        window_steps += 1
+        bar.update(1)
+        if step % tc.log_every == 0 or step == tc.max_steps:
+            elapsed = time.perf_counter() - window_t
+            row = {k: sums[k] / counts[k] for k in sums}
+            row.update(
+                lr=scheduler.get_last_lr()[0],
+                img_per_sec=window_steps
+                * tc.batch_size
+                * accum
+                * accelerator.num_processes
+                / max(elapsed, 1e-9),
+            )
+            if step % tc.eval_every == 0 or step % tc.sample_every == 0 or step == tc.max_steps:
+                row.update(quick_eval(step, save=step % tc.sample_every == 0 or step == tc.max_steps))
+            accelerator.log(row, step=step)
+            last_logged = row
+            bar.set_postfix(
+                loss=f"{row['loss/total']:.3f}", lpips=f"{row.get('loss/lpips', float('nan')):.3f}"
+            )
+            sums.clear()
+            counts.clear()
+            window_t, window_steps = time.perf_counter(), 0
+        elif step % tc.sample_every == 0:
+            quick_eval(step, save=True)
+        if step % tc.checkpoint_every == 0 or step == tc.max_steps:
+            ckpt.save(accelerator, step, extra={"modality": modality})
+    bar.close()
+
+    wall = time.perf_counter() - t_start
+    trained = step - start_step
+    enc_dir = out / ENCODER_DIRS[modality]
+    summary: dict[str, Any] = {
+        "step": step,
+        "modality": modality,
+        "img_per_sec": trained * tc.batch_size * accum / wall if trained else None,
+        "last": last_logged,
+        "notes": notes,
+        "encoder": str(enc_dir),
+        "samples": str(samples_dir / f"step-{step}.png"),
+    }
+    if accelerator.is_main_process:
+        extra = {"stage": "inversion", "step": step, "generator": str(cfg.generator_path)}
+        E_raw.save_pretrained(enc_dir, extra=extra)
+        report = evaluate(cfg, E_raw, G, val_ds, lpips, identity, device)
+        report.update(step=step, split=cfg.data.val_split, data_root=str(cfg.data.root), encoder=str(enc_dir))
+        row = metrics.append_results(out / "metrics.jsonl", {"stage": "inversion", **report})
+        (out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
+        summary["eval"] = report
+        head = report["metrics"]
+        accelerator.print(
+            f"inversion ({modality}) held-out: MSE {head['recon_mse']['value']:.4f}, "
+            f"LPIPS {head['recon_lpips']['value']:.4f}"
+            + (f", attributes {head['recon_attributes']['value']:.3f}" if "recon_attributes" in head else "")
+            + f" -> {enc_dir}"
+        )
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def evaluate(
+    cfg: InversionStageConfig,
+    E: Encoder,
+    G: Generator,
+    val_ds: Dataset,
+    lpips: LPIPS,
+    identity: nn.Module | None,
+    device: torch.device | str,
+) -> dict:
+    """Reconstruction metrics on the validation split (:mod:`tedigan.metrics.reconstruction`)."""
+    classifier = None
+    names = list(RECON_METRICS)
+    clf_note = "no classifier_path: attribute preservation skipped"
+    if cfg.classifier_path:
+        clf_dir = Path(cfg.classifier_path)
+        if (clf_dir / "config.json").is_file():
+            from tedigan.models.classifier import AttributeClassifier
+
+            classifier = AttributeClassifier.from_pretrained(clf_dir, map_location=device).eval()
+            names.append("recon_attributes")
+            clf_note = str(clf_dir)
+        else:
+            clf_note = f"classifier_path {clf_dir} holds no classifier: attribute preservation skipped"
+    memo: dict[Any, Any] = {"encoder": E}
+    if identity is not None:
+        memo["identity"] = (identity, "")
+    elif cfg.identity_weights:
+        from tedigan.metrics.reconstruction import FaceIdentity
+
+        memo["identity"] = (FaceIdentity(cfg.identity_weights).to(device), "")
+    n = min(cfg.eval_num or len(val_ds), len(val_ds))
+    results = metrics.compute(
+        names,
+        generator=G,
+        dataset=val_ds,
+        classifier=classifier,
+        lpips=lpips,
+        num=n,
+        batch_size=cfg.eval_batch_size,
+        device=device,
+        memo=memo,
+    )
+    return {"num_images": n, "classifier": clf_note, "metrics": results}
+
+
+def evaluate_run(
+    output_dir: str | Path,
+    classifier_path: str | None = None,
+    eval_num: int | None = None,
+    device: str = "cpu",
+) -> dict:
+    """Re-evaluate a finished run from its folder (``config.yaml`` + the saved encoder), e.g. once the
+    attribute classifier exists; rewrites ``eval.json`` and appends the row to ``metrics.jsonl``."""
+    from tedigan.config import load_config
+
+    out = Path(output_dir)
+    cfg = load_config(InversionStageConfig, out / "config.yaml")
+    over = {}
+    if classifier_path is not None:
+        over["classifier_path"] = classifier_path
+    if eval_num is not None:
+        over["eval_num"] = eval_num
+    cfg = replace(cfg, **over)
+    G = load_frozen_generator(cfg.generator_path, device)
+    E = Encoder.from_pretrained(out / ENCODER_DIRS[cfg.modality], map_location=device).eval()
+    val_ds = _dataset(cfg, cfg.data.val_split, G.resolution)
+    lpips = LPIPS("vgg").to(device)
+    report = evaluate(cfg, E, G, val_ds, lpips, None, device)
+    saved = json.loads((out / ENCODER_DIRS[cfg.modality] / "config.json").read_text()).get("_extra", {})
+    report.update(
+        step=saved.get("step"),
+        split=cfg.data.val_split,
+        data_root=str(cfg.data.root),
+        encoder=str(out / ENCODER_DIRS[cfg.modality]),
+    )
+    row = metrics.append_results(out / "metrics.jsonl", {"stage": "inversion", **report})
+    (out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
+    return row
