@@ -293,7 +293,7 @@ def progress(iterable: Iterable, ctx: MetricContext, desc: str) -> Iterable:
 
 # Built-in metric modules register themselves on import. Modules listed here but not (yet) present are
 # skipped, so a metric module can be added without touching this file's import list.
-_BUILTIN_MODULES = ("fid", "ppl", "separability", "reconstruction", "edit_benchmark")
+_BUILTIN_MODULES = ("fid", "ppl", "separability", "reconstruction", "text", "edit_benchmark")
 
 
 def _load_builtin() -> None:

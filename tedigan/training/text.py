@@ -1,0 +1,785 @@
+"""Stage ``text``: train the caption → W+ text encoder by visual-linguistic similarity (TediGAN).
+
+Xia et al., "TediGAN: Text-Guided Diverse Face Image Generation and Manipulation" (CVPR 2021), section 3.2:
+the text encoder is trained so that the code of a caption lies close to the inverted code of its image in the
+W space of the fixed StyleGAN. Here each training pair is (image ``x``, one of its captions ``t``); the
+target is ``E(x)`` from the frozen image encoder of stage ``inversion`` (``encoder_path``). Losses (weights
+in ``loss``):
+
+- ``l2``: per-layer MSE ``mean_d (T(t)[l, d] - E(x)[l, d])²`` averaged over W+ layers with the weights
+  ``loss.layer_weights`` (normalised; null = equal) — the paper's visual-linguistic similarity. With
+  ``loss.normalize_l2`` (default) it is divided by the variance of the training codes, so 1.0 means "no
+  better than the mean code" whatever the scale of the generator's W, and the contrastive weight means the
+  same for every generator;
+- ``contrastive`` (optional): InfoNCE over the batch on flattened codes: cosine similarity of the offsets
+  from ``w_avg``, temperature ``loss.temperature``, symmetric (text→image and image→text); pairs that share
+  an image are all positives, so two captions of one image are never pushed apart.
+
+Efficiency: with a frozen backbone (the default) nothing upstream of the head changes during training, so
+the sentence embedding of every caption and ``E(x)`` of every image are computed once and cached under
+``cache_dir`` (default ``<output_dir>/cache``; see :class:`PairCache`: E(x) keyed by the encoder's weights and
+the data, the embeddings by the backbone settings and the captions, so either survives a change of the
+other, and later runs reuse both); the head then trains on the cached tensors (hundreds of steps per second
+on a CPU). With ``text_encoder.freeze_backbone=false`` only ``E(x)`` is cached and the backbone trains too
+(at ``backbone_lr``).
+
+Outputs in ``<output_dir>``: ``text_encoder/`` (config.json + model.safetensors: the head; the backbone is
+referenced, or stored when fine-tuned), ``config.yaml``, ``metrics.jsonl`` (losses, quick held-out
+numbers, the final evaluation row), ``eval.json`` (:mod:`tedigan.metrics.text`: held-out L2, text→image
+retrieval top-1/top-5, text→image attribute accuracy), ``text_grid.png`` + ``text_grid.txt`` (held-out
+caption | real image | G(E(x)) | G(text code)), ``samples/step-N.png``, ``checkpoints/checkpoint-N``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from accelerate.utils import set_seed
+from PIL import Image, ImageDraw, ImageFont
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from tedigan import metrics
+from tedigan.config import ConfigError, TextStageConfig, save_config
+from tedigan.data import collate_samples, make_dataset
+from tedigan.metrics import text as text_metrics  # registers the text metrics
+from tedigan.models.encoder import Encoder
+from tedigan.models.stylegan2 import Generator
+from tedigan.models.text_encoder import TextEncoder
+from tedigan.training.loop import CheckpointManager, ResumableSampler, ensure_data, make_accelerator
+
+__all__ = [
+    "CACHE_VERSION",
+    "CachedPairs",
+    "PairCache",
+    "codes_cache_key",
+    "compute_codes",
+    "compute_embeddings",
+    "prepare_cache",
+    "text_cache_key",
+    "contrastive_loss",
+    "layer_weights",
+    "load_frozen_encoder",
+    "render_caption_grid",
+    "text_code_loss",
+    "train",
+]
+
+CACHE_VERSION = 1
+TEXT_METRICS = ("text_l2", "text_retrieval")
+
+
+# ---------------------------------------------------------------------------------------------- losses
+
+
+def layer_weights(weights: list[float] | None, num_ws: int) -> torch.Tensor:
+    """``[num_ws]`` weights summing to 1 (``None``: equal)."""
+    if weights is None:
+        return torch.full((num_ws,), 1.0 / num_ws)
+    if len(weights) != num_ws:
+        raise ConfigError(
+            f"loss.layer_weights has {len(weights)} entries; the generator has {num_ws} W+ layers"
+        )
+    w = torch.tensor(weights, dtype=torch.float32)
+    return w / w.sum()
+
+
+def text_code_loss(text_ws: torch.Tensor, image_ws: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Visual-linguistic similarity: per-layer MSE between codes ``[B, L, D]``, averaged with ``weights [L]``."""
+    if text_ws.shape != image_ws.shape:
+        raise ValueError(f"text codes {tuple(text_ws.shape)} and image codes {tuple(image_ws.shape)} differ")
+    per_layer = (text_ws - image_ws).square().mean(dim=(0, 2))
+    return (per_layer * weights.to(per_layer)).sum()
+
+
+def contrastive_loss(
+    text_ws: torch.Tensor,
+    image_ws: torch.Tensor,
+    temperature: float,
+    center: torch.Tensor | None = None,
+    image_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Symmetric InfoNCE over the batch on flattened codes (cosine of offsets from ``center``).
+
+    Every code shares ``w_avg``, so raw codes are all alike; their offsets from it are what differs.
+    ``image_ids [B]`` marks pairs of the same image: all of them count as positives (a multi-positive
+    InfoNCE), so two captions of one image are not pushed apart.
+    """
+    if center is not None:
+        text_ws, image_ws = text_ws - center, image_ws - center
+    t = F.normalize(text_ws.flatten(1).float(), dim=1)
+    v = F.normalize(image_ws.flatten(1).float(), dim=1)
+    logits = t @ v.T / temperature
+    if image_ids is None:
+        pos = torch.eye(len(t), dtype=torch.bool, device=t.device)
+    else:
+        pos = image_ids[:, None] == image_ids[None, :]
+
+    def nce(lg: torch.Tensor) -> torch.Tensor:
+        return (torch.logsumexp(lg, 1) - torch.logsumexp(lg.masked_fill(~pos, float("-inf")), 1)).mean()
+
+    return 0.5 * (nce(logits) + nce(logits.T))
+
+
+# ----------------------------------------------------------------------------------------------- cache
+
+
+class PairCache:
+    """Cached codes and captions of one split.
+
+    ``codes [N, num_ws, w_dim]`` (E(x) per image), ``captions`` (unique caption strings),
+    ``embeddings [U, embed_dim]`` (sentence embeddings of ``captions``; None when the backbone trains),
+    and one row per (image, caption) pair: ``pair_image [P]``, ``pair_caption [P]`` (into ``captions``),
+    ``caption_rank [P]`` (the caption's position among its image's captions).
+
+    On disk (``cache_dir``) a split is two independently keyed parts, so that retraining the image encoder
+    keeps the (slow) sentence embeddings and changing the text backbone keeps E(x):
+    ``<split>.codes.{safetensors,json}`` (key: encoder weights + data) and ``<split>.text.{safetensors,json}``
+    (key: backbone settings + the captions). A part's json is written last and marks it complete.
+    """
+
+    def __init__(
+        self,
+        codes: torch.Tensor,
+        captions: list[str],
+        embeddings: torch.Tensor | None,
+        pair_image: torch.Tensor,
+        pair_caption: torch.Tensor,
+        caption_rank: torch.Tensor,
+    ) -> None:
+        self.codes, self.captions, self.embeddings = codes, captions, embeddings
+        self.pair_image, self.pair_caption, self.caption_rank = pair_image, pair_caption, caption_rank
+
+    @property
+    def num_pairs(self) -> int:
+        return len(self.pair_image)
+
+    def pair_texts(self) -> list[str]:
+        return [self.captions[i] for i in self.pair_caption.tolist()]
+
+    @classmethod
+    def load(
+        cls, cache_dir: str | Path, name: str, codes_key: str | None = None, text_key: str | None = None
+    ) -> PairCache | None:
+        """The cached split ``name`` (None when its codes part is missing or has another key); embeddings are
+        None when the text part is missing or has another key (``None`` keys accept any)."""
+        part = _load_part(Path(cache_dir) / f"{name}.codes", codes_key)
+        if part is None:
+            return None
+        t, meta = part
+        text = _load_part(Path(cache_dir) / f"{name}.text", text_key)
+        if text is not None and text[1].get("captions_sha1") != _sha1_strings(meta["captions"]):
+            text = None
+        return cls(
+            t["codes"],
+            meta["captions"],
+            text[0]["embeddings"] if text is not None else None,
+            t["pair_image"],
+            t["pair_caption"],
+            t["caption_rank"],
+        )
+
+    def save_codes(self, cache_dir: str | Path, name: str, key: str, **meta: Any) -> None:
+        tensors = {
+            "codes": self.codes.contiguous(),
+            "pair_image": self.pair_image,
+            "pair_caption": self.pair_caption,
+            "caption_rank": self.caption_rank,
+        }
+        _save_part(
+            Path(cache_dir) / f"{name}.codes", tensors, {**meta, "key": key, "captions": self.captions}
+        )
+
+    def save_text(self, cache_dir: str | Path, name: str, key: str, **meta: Any) -> None:
+        if self.embeddings is None:
+            raise ValueError("no embeddings to save")
+        meta = {**meta, "key": key, "captions_sha1": _sha1_strings(self.captions)}
+        _save_part(Path(cache_dir) / f"{name}.text", {"embeddings": self.embeddings.contiguous()}, meta)
+
+
+def _save_part(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    meta_file = stem.with_name(stem.name + ".json")
+    meta_file.unlink(missing_ok=True)  # incomplete until the json is back
+    save_file(tensors, str(stem.with_name(stem.name + ".safetensors")))
+    meta_file.write_text(json.dumps(meta) + "\n")
+
+
+def _load_part(stem: Path, key: str | None) -> tuple[dict[str, torch.Tensor], dict] | None:
+    meta_file, data_file = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".safetensors")
+    if not (meta_file.is_file() and data_file.is_file()):
+        return None
+    meta = json.loads(meta_file.read_text())
+    if key is not None and meta.get("key") != key:
+        return None
+    return load_file(str(data_file)), meta
+
+
+def _sha1_file(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sha1_strings(items: list[str]) -> str:
+    return hashlib.sha1(json.dumps(items).encode()).hexdigest()
+
+
+def _digest(parts: Any) -> str:
+    return hashlib.sha1(json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True).encode()).hexdigest()
+
+
+def codes_cache_key(encoder_sha: str, data: Any, split: str, num: int) -> str:
+    return _digest({"encoder": encoder_sha, "data": [data.kind, str(Path(data.root).resolve()), split, num]})
+
+
+def text_cache_key(T: TextEncoder) -> str:
+    from tedigan.assets import text_model_path
+
+    c = T.config
+    return _digest(
+        {
+            "backbone": text_model_path(c.backbone),
+            "text": [c.max_length, T.effective_max_length, c.pooling, c.normalize, c.embed_dim],
+        }
+    )
+
+
+@torch.no_grad()
+def compute_codes(
+    E: Encoder,
+    dataset: Dataset,
+    num: int,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    desc: str = "cache",
+) -> PairCache:
+    """E(x) of the first ``num`` images and their captions (a :class:`PairCache` without embeddings)."""
+    loader = DataLoader(
+        Subset(dataset, range(num)),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_samples,
+    )
+    E.eval()
+    codes, per_image = [], []
+    for batch in tqdm(loader, desc=f"{desc}: E(x)", disable=not progress, leave=False):
+        codes.append(E(batch["image"].to(device)).float().cpu())
+        per_image += [[c for c in caps if c.strip()] for caps in batch["captions"]]
+    index: dict[str, int] = {}
+    pair_image, pair_caption, caption_rank = [], [], []
+    for i, caps in enumerate(per_image):
+        for r, c in enumerate(caps):
+            pair_image.append(i)
+            pair_caption.append(index.setdefault(c, len(index)))
+            caption_rank.append(r)
+    if not index:
+        raise ConfigError(
+            "the text stage needs captions: this data set has none (avatars carry 10 per image; image folders "
+            "read captions.jsonl)"
+        )
+    return PairCache(
+        torch.cat(codes),
+        list(index),
+        None,
+        torch.tensor(pair_image, dtype=torch.long),
+        torch.tensor(pair_caption, dtype=torch.long),
+        torch.tensor(caption_rank, dtype=torch.long),
+    )
+
+
+@torch.no_grad()
+def compute_embeddings(
+    T: TextEncoder, captions: list[str], batch_size: int = 64, progress: bool = True, desc: str = "cache"
+) -> torch.Tensor:
+    """Sentence embeddings ``[len(captions), embed_dim]`` on the CPU, batched in order of length (a batch
+    pads to about its own length; returned in the input order)."""
+    order = sorted(range(len(captions)), key=lambda i: len(captions[i]))
+    out = torch.empty(len(captions), T.config.embed_dim)
+    was_training = T.training
+    T.eval()
+    try:
+        for i in tqdm(
+            range(0, len(order), batch_size), desc=f"{desc}: text", disable=not progress, leave=False
+        ):
+            idx = order[i : i + batch_size]
+            out[torch.tensor(idx)] = T.sentence_embedding([captions[j] for j in idx]).float().cpu()
+    finally:
+        T.train(was_training)
+    return out
+
+
+def prepare_cache(
+    cfg: TextStageConfig,
+    name: str,
+    split: str,
+    dataset: Dataset,
+    num: int,
+    E: Encoder,
+    T: TextEncoder,
+    encoder_sha: str,
+    accelerator: Any,
+) -> tuple[PairCache, dict[str, bool]]:
+    """Load split ``name`` from the cache, computing (on the main process) and saving what is missing."""
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.train.output_dir) / "cache"
+    frozen = T.config.freeze_backbone
+    ckey, tkey = codes_cache_key(encoder_sha, cfg.data, split, num), text_cache_key(T)
+    cache = PairCache.load(cache_dir, name, ckey, tkey)
+    built = {"codes": cache is None, "text": frozen and (cache is None or cache.embeddings is None)}
+    if accelerator.is_main_process and (built["codes"] or built["text"]):
+        device = accelerator.device
+        if cache is None:
+            cache = compute_codes(
+                E, dataset, num, cfg.code_batch_size, cfg.data.num_workers, device, desc=f"cache {name}"
+            )
+            cache.save_codes(
+                cache_dir, name, ckey, split=split, num_images=num, encoder=str(cfg.encoder_path)
+            )
+            old = PairCache.load(cache_dir, name, ckey, tkey)  # embeddings of the same captions survive
+            cache.embeddings = old.embeddings if old is not None else None
+            built["text"] = frozen and cache.embeddings is None
+        if built["text"]:
+            cache.embeddings = compute_embeddings(
+                T, cache.captions, cfg.embed_batch_size, desc=f"cache {name}"
+            )
+            cache.save_text(cache_dir, name, tkey, backbone=T.config.backbone or "default")
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        cache = PairCache.load(cache_dir, name, ckey, tkey)
+    return cache, built
+
+
+class CachedPairs(Dataset):
+    """(caption, image) pairs over a :class:`PairCache`: ``{"code", "image_id"}`` plus ``"embedding"`` (frozen
+    backbone) or ``"text"`` (a backbone that trains)."""
+
+    def __init__(self, cache: PairCache, use_embeddings: bool) -> None:
+        if use_embeddings and cache.embeddings is None:
+            raise ValueError("this cache holds no sentence embeddings")
+        self.cache, self.use_embeddings = cache, use_embeddings
+
+    def __len__(self) -> int:
+        return self.cache.num_pairs
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        c = self.cache
+        img, cap = int(c.pair_image[i]), int(c.pair_caption[i])
+        item: dict[str, Any] = {"code": c.codes[img], "image_id": img}
+        if self.use_embeddings:
+            item["embedding"] = c.embeddings[cap]
+        else:
+            item["text"] = c.captions[cap]
+        return item
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def load_frozen_encoder(path: str | Path, device: torch.device | str = "cpu") -> Encoder:
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"encoder_path {path} holds no trained image encoder: train one first "
+            "(pipelines/train_stage.py --stage inversion) and point encoder_path at its <output_dir>/encoder"
+        )
+    E = Encoder.from_pretrained(path, map_location=device).eval().requires_grad_(False)
+    if E.config.modality != "image":
+        raise ConfigError(
+            f"encoder_path {path} is a {E.config.modality} encoder; the text stage needs an image one"
+        )
+    return E
+
+
+def _generator_path(cfg: TextStageConfig) -> str | None:
+    if cfg.generator_path:
+        return cfg.generator_path
+    meta = json.loads((Path(cfg.encoder_path) / "config.json").read_text())
+    return (meta.get("_extra") or {}).get("generator")
+
+
+def _load_generator(path: str | None, E: Encoder, device) -> tuple[Generator | None, str]:
+    if not path:
+        return (
+            None,
+            "no generator_path and none recorded in the encoder: grids and attribute accuracy skipped",
+        )
+    if not (Path(path) / "config.json").is_file():
+        return None, f"generator_path {path} holds no generator: grids and attribute accuracy skipped"
+    G = Generator.from_pretrained(path, map_location=device).eval().requires_grad_(False)
+    if (G.num_ws, G.w_dim, G.resolution) != (E.config.num_ws, E.config.w_dim, E.config.resolution):
+        raise ConfigError(
+            f"generator {path} ({G.num_ws}x{G.w_dim}, {G.resolution} px) does not match the encoder "
+            f"({E.config.num_ws}x{E.config.w_dim}, {E.config.resolution} px)"
+        )
+    return G, str(path)
+
+
+def _load_classifier(path: str | None, device) -> tuple[Any, str]:
+    if not path:
+        return None, "no classifier_path: text->image attribute accuracy skipped"
+    if not (Path(path) / "config.json").is_file():
+        return None, f"classifier_path {path} holds no classifier: text->image attribute accuracy skipped"
+    from tedigan.models.classifier import AttributeClassifier
+
+    return AttributeClassifier.from_pretrained(path, map_location=device).eval(), str(path)
+
+
+def _lr_lambda(cfg: TextStageConfig):
+    warm, total, floor = cfg.lr_warmup_steps, cfg.train.max_steps, cfg.lr_min_ratio
+
+    def fn(step: int) -> float:  # linear warm-up, then cosine from 1 to lr_min_ratio
+        if step < warm:
+            return (step + 1) / warm
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return fn
+
+
+# ----------------------------------------------------------------------------------------------- grids
+
+
+def render_caption_grid(
+    columns: list[torch.Tensor],
+    captions: list[str],
+    path: str | Path,
+    headers: list[str] | None = None,
+    scale: int | None = None,
+    text_width: int = 300,
+) -> Path:
+    """One row per caption: the caption (wrapped) then one image per column (``[N, 3, H, W]`` in [-1, 1]).
+
+    ``scale`` (None: rows about 96 px high) enlarges the images (nearest). Also writes the captions,
+    numbered, to ``<path>.txt``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = columns[0].shape[-1]
+    n, h = len(captions), size * (scale or max(1, 96 // size))  # rows about 96 px high
+    font = ImageFont.load_default()
+    head_h = 14 if headers else 0
+    canvas = Image.new("RGB", (text_width + len(columns) * (h + 2), head_h + n * (h + 2)), "white")
+    draw = ImageDraw.Draw(canvas)
+    chars = max(10, text_width // 6)
+    for j, name in enumerate(headers or []):
+        draw.text((text_width + j * (h + 2) + 2, 1), name, fill="black", font=font)
+    for i, caption in enumerate(captions):
+        y = head_h + i * (h + 2)
+        lines = textwrap.wrap(f"{i + 1}. {caption}", chars)[: max(1, h // 12)]
+        for k, line in enumerate(lines):
+            draw.text((4, y + 2 + 12 * k), line, fill="black", font=font)
+        for j, col in enumerate(columns):
+            img = col[i].detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().byte()
+            tile = Image.fromarray(img.permute(1, 2, 0).numpy()).resize((h, h), Image.Resampling.NEAREST)
+            canvas.paste(tile, (text_width + j * (h + 2), y))
+    canvas.save(path)
+    path.with_suffix(".txt").write_text("".join(f"{i + 1}. {c}\n" for i, c in enumerate(captions)))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+
+def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
+    """Train the text encoder; save it to ``<output_dir>/text_encoder`` and evaluate it on held-out captions
+    (``eval.json``). ``resume``: ``"latest"`` or a ``checkpoint-N`` folder."""
+    tc, lc = cfg.train, cfg.loss
+    out = Path(tc.output_dir)
+    accelerator = make_accelerator(tc)
+    device = accelerator.device
+    main = accelerator.is_main_process
+    set_seed(tc.seed)
+    ensure_data(cfg.data, accelerator)
+
+    E = load_frozen_encoder(cfg.encoder_path, device)
+    res, num_ws = E.config.resolution, E.config.num_ws
+    G, g_note = _load_generator(_generator_path(cfg), E, device)
+    clf, clf_note = _load_classifier(cfg.classifier_path, device)
+    frozen = cfg.text_encoder.freeze_backbone
+    T = TextEncoder(replace(cfg.text_encoder, num_ws=num_ws, w_dim=E.config.w_dim))
+    T.set_w_avg(E.w_avg)
+    T.to(device)
+    cfg = replace(cfg, text_encoder=T.config, data=replace(cfg.data, resolution=res))
+    weights = layer_weights(lc.layer_weights, num_ws).to(device)
+    if main:
+        save_config(cfg, out / "config.yaml", stage="text")
+    accelerator.init_trackers("text")
+
+    # ---- caches: E(x) for every image, the captions, and (frozen backbone) their sentence embeddings
+    train_ds = make_dataset(cfg.data.kind, cfg.data.root, split=cfg.data.train_split, resolution=res)
+    val_ds = make_dataset(cfg.data.kind, cfg.data.root, split=cfg.data.val_split, resolution=res)
+    if len(train_ds) == 0 or len(val_ds) == 0:
+        raise ConfigError(f"empty split in {cfg.data.root}: train {len(train_ds)}, val {len(val_ds)} images")
+    n_train = min(cfg.train_num or len(train_ds), len(train_ds))
+    n_val = min(cfg.eval_num or len(val_ds), len(val_ds))
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
+    enc_sha = _sha1_file(Path(cfg.encoder_path) / "model.safetensors")
+    caches: dict[str, PairCache] = {}
+    built: dict[str, dict[str, bool]] = {}
+    t0 = time.perf_counter()
+    for name, ds, split, n in (
+        ("train", train_ds, cfg.data.train_split, n_train),
+        ("val", val_ds, cfg.data.val_split, n_val),
+    ):
+        caches[name], built[name] = prepare_cache(cfg, name, split, ds, n, E, T, enc_sha, accelerator)
+    cache_s = time.perf_counter() - t0
+    tr, va = caches["train"], caches["val"]
+    # variance of the training codes (mean over elements): the unit of the normalised L2 term
+    code_var = tr.codes.double().var(dim=0).mean().item() if len(tr.codes) > 1 else 0.0
+    l2_scale = 1.0 / code_var if lc.normalize_l2 and code_var > 0 else 1.0
+    accelerator.print(
+        f"text: {n_train} train images / {tr.num_pairs} pairs ({len(tr.captions)} distinct captions), "
+        f"{n_val} held-out images / {va.num_pairs} pairs; caches ready in {cache_s:.1f} s ({cache_dir}); "
+        f"code variance {code_var:.4g}; backbone {'frozen (head only)' if frozen else 'fine-tuned'}; "
+        f"generator {g_note}; classifier {clf_note}"
+    )
+
+    # ---- model, optimiser, data
+    model = T.head if frozen else T
+    groups = [{"params": list(T.head.parameters()), "lr": tc.lr}]
+    if not frozen:
+        groups.append(
+            {"params": [p for p in T.backbone.parameters() if p.requires_grad], "lr": cfg.backbone_lr}
+        )
+    optimizer = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
+    sampler = ResumableSampler(tr.num_pairs, seed=tc.seed)
+    loader = DataLoader(CachedPairs(tr, frozen), batch_size=tc.batch_size, sampler=sampler, drop_last=True)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
+    step = 0
+    resume_path = ckpt.resolve(resume)
+    if resume_path is not None:
+        step = CheckpointManager.load(accelerator, resume_path)["step"]
+        accelerator.print(f"resumed from {resume_path} at step {step}")
+    sampler.start = step * tc.batch_size * tc.grad_accum * accelerator.num_processes
+
+    # ---- held-out inputs: the fixed grid captions and the quick validation numbers
+    val_texts = va.pair_texts()
+    val_target = va.codes[va.pair_image].to(device)
+    first = [int(i) for i in (va.caption_rank == 0).nonzero().flatten()[: cfg.num_grid].tolist()]
+    grid_caps = [val_texts[i] for i in first]
+    grid_img_ids = [int(va.pair_image[i]) for i in first]
+
+    @torch.no_grad()
+    def val_codes() -> torch.Tensor:
+        if frozen:
+            head = accelerator.unwrap_model(model)
+            head.eval()
+            emb = va.embeddings[va.pair_caption].to(device)
+            codes = torch.cat([head(emb[i : i + 4096]) for i in range(0, len(emb), 4096)])
+            head.train()
+            return codes
+        return T.encode_text(val_texts, batch_size=cfg.eval_batch_size)
+
+    def quick_eval() -> dict[str, float]:
+        codes = val_codes()
+        ranks = text_metrics.retrieval_ranks(codes.cpu(), va.codes, va.pair_image)
+        l2 = text_code_loss(codes, val_target, weights).item()
+        return {
+            "val/l2": l2,
+            "val/l2_normalized": l2 / code_var if code_var > 0 else float("nan"),
+            "val/top1": (ranks < 1).float().mean().item(),
+            "val/top5": (ranks < 5).float().mean().item(),
+        }
+
+    @torch.no_grad()
+    def grid_columns(codes: torch.Tensor) -> list[torch.Tensor]:
+        reals = torch.stack([val_ds[i]["image"] for i in grid_img_ids])
+        recon = G.synthesis(va.codes[grid_img_ids].to(device), noise_mode="const").cpu()
+        fake = G.synthesis(codes.to(device), noise_mode="const").cpu()
+        return [reals, recon, fake]
+
+    def save_samples(at: int) -> None:
+        if not (main and G is not None and grid_caps):
+            return
+        codes = val_codes()[first]
+        render_caption_grid(
+            grid_columns(codes),
+            grid_caps,
+            out / "samples" / f"step-{at}.png",
+            headers=["real", "G(E(x))", "G(text)"],
+        )
+
+    if step == 0:
+        save_samples(0)
+
+    # ---- training on cached tensors
+    data = iter(loader)
+    center = T.w_avg.detach().to(device)
+    sums: dict[str, float] = {}
+    counts = 0
+    bar = tqdm(total=tc.max_steps, initial=step, desc="text", disable=not main)
+    t_start, start_step, window_t, window_steps = time.perf_counter(), step, time.perf_counter(), 0
+    last_logged: dict[str, float] = {}
+    last_top1 = float("nan")
+    model.train()
+    while step < tc.max_steps:
+        for _ in range(tc.grad_accum):
+            batch = next(data)
+            with accelerator.accumulate(model), accelerator.autocast():
+                ws = model(batch["embedding"] if frozen else batch["text"])
+                target = batch["code"].to(ws.dtype)
+                parts: dict[str, torch.Tensor] = {}
+                total = ws.new_zeros(())
+                if lc.l2 > 0:
+                    parts["l2"] = text_code_loss(ws, target, weights) * l2_scale
+                    total = total + lc.l2 * parts["l2"]
+                if lc.contrastive > 0:
+                    parts["contrastive"] = contrastive_loss(
+                        ws, target, lc.temperature, center, batch["image_id"]
+                    )
+                    total = total + lc.contrastive * parts["contrastive"]
+                accelerator.backward(total)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            sums["loss/total"] = sums.get("loss/total", 0.0) + total.item()
+            for k, v in parts.items():
+                sums[f"loss/{k}"] = sums.get(f"loss/{k}", 0.0) + v.item()
+            counts += 1
+        step += 1
+        window_steps += 1
+        bar.update(1)
+        if step % tc.log_every == 0 or step == tc.max_steps:
+            elapsed = time.perf_counter() - window_t
+            row = {k: v / counts for k, v in sums.items()}
+            row.update(
+                lr=scheduler.get_last_lr()[0],
+                pairs_per_sec=window_steps
+                * tc.batch_size
+                * tc.grad_accum
+                * accelerator.num_processes
+                / elapsed,
+            )
+            if step % tc.eval_every == 0 or step == tc.max_steps:
+                row.update(quick_eval())
+            accelerator.log(row, step=step)
+            last_logged = row
+            last_top1 = row.get("val/top1", last_top1)
+            bar.set_postfix(loss=f"{row['loss/total']:.4f}", top1=f"{last_top1:.3f}")
+            sums.clear()
+            counts = 0
+            window_t, window_steps = time.perf_counter(), 0
+        elif step % tc.eval_every == 0:
+            accelerator.log(quick_eval(), step=step)
+        if step % tc.sample_every == 0 or step == tc.max_steps:
+            save_samples(step)
+        if step % tc.checkpoint_every == 0 or step == tc.max_steps:
+            ckpt.save(accelerator, step)
+    bar.close()
+
+    wall = time.perf_counter() - t_start
+    trained = step - start_step
+    if frozen:
+        T.head = accelerator.unwrap_model(model)
+    T.eval()
+    enc_dir = out / "text_encoder"
+    summary: dict[str, Any] = {
+        "step": step,
+        "pairs_per_sec": trained * tc.batch_size * tc.grad_accum / wall if trained else None,
+        "cache_seconds": round(cache_s, 2),
+        "cache_built": built,
+        "last": last_logged,
+        "text_encoder": str(enc_dir),
+    }
+    if main:
+        extra = {
+            "stage": "text",
+            "step": step,
+            "encoder": str(cfg.encoder_path),
+            "generator": str(_generator_path(cfg) or ""),
+        }
+        T.save_pretrained(enc_dir, extra=extra)
+        codes = val_codes().cpu()
+        report = evaluate(cfg, codes, va, G, clf, device)
+        report.update(
+            step=step,
+            split=cfg.data.val_split,
+            data_root=str(cfg.data.root),
+            text_encoder=str(enc_dir),
+            generator=g_note,
+            classifier=clf_note,
+        )
+        row = metrics.append_results(out / "metrics.jsonl", {"stage": "text", **report})
+        (out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
+        if G is not None and grid_caps:
+            render_caption_grid(
+                grid_columns(codes[first]),
+                grid_caps,
+                out / "text_grid.png",
+                headers=["real", "G(E(x))", "G(text)"],
+            )
+            summary["grid"] = str(out / "text_grid.png")
+        summary["eval"] = report
+        m = report["metrics"]
+        msg = (
+            f"text held-out: L2 {m['text_l2']['value']:.4g} (mean-code baseline "
+            f"{m['text_l2']['mean_code_baseline']:.4g}), retrieval top-1 {m['text_retrieval']['top1']:.3f} / "
+            f"top-5 {m['text_retrieval']['top5']:.3f} among {m['text_retrieval']['num_images']} images"
+        )
+        acc = m.get("text_attribute_accuracy", {})
+        if acc.get("value") is not None:
+            msg += (
+                f", attribute accuracy {acc['value']:.3f} (random codes {acc['random_codes']['value']:.3f}, "
+                f"inverted ceiling {acc['inverted_ceiling']['value']:.3f})"
+            )
+        accelerator.print(msg + f" -> {enc_dir}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def evaluate(
+    cfg: TextStageConfig,
+    codes: torch.Tensor,
+    cache: PairCache,
+    G: Generator | None,
+    classifier: Any,
+    device: torch.device | str,
+) -> dict:
+    """Held-out text metrics (:mod:`tedigan.metrics.text`) for the codes of every held-out pair."""
+    names = list(TEXT_METRICS)
+    if G is not None and classifier is not None:
+        names.append("text_attribute_accuracy")
+    memo = {
+        "text_codes": codes,
+        "text_eval": {
+            "captions": cache.pair_texts(),
+            "image_index": cache.pair_image,
+            "image_codes": cache.codes,
+            "caption_rank": cache.caption_rank,
+            "attribute_captions_per_image": cfg.eval_captions_per_image,
+        },
+    }
+    n_attr = int((cache.caption_rank < cfg.eval_captions_per_image).sum())
+    results = metrics.compute(
+        names,
+        generator=G,
+        classifier=classifier,
+        num=max(1, n_attr),
+        batch_size=cfg.eval_batch_size,
+        device=device,
+        seed=cfg.train.seed,
+        memo=memo,
+    )
+    return {
+        "num_images": int(cache.codes.shape[0]),
+        "num_captions": cache.num_pairs,
+        "metrics": results,
+    }
