@@ -9,7 +9,6 @@ the validation images it gets wrong.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import torch
@@ -22,7 +21,13 @@ from tedigan.config import ClassifierStageConfig, ConfigError, save_config
 from tedigan.data import collate_samples
 from tedigan.data.avatars import ATTRIBUTES, AvatarDataset, build_dataset
 from tedigan.models.classifier import AttributeClassifier
-from tedigan.training.loop import CheckpointManager, ResumableSampler, make_accelerator, save_image_grid
+from tedigan.training.loop import (
+    CheckpointManager,
+    ResumableSampler,
+    make_accelerator,
+    save_image_grid,
+    warmup_cosine,
+)
 
 
 def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -120,24 +125,14 @@ def train(cfg: ClassifierStageConfig, resume: str | None = None) -> dict:
 
     model = AttributeClassifier(model_cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    warmup = max(1, tc.max_steps // 20)
-
-    def lr_lambda(step: int) -> float:  # linear warm-up, cosine decay to 5%
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, tc.max_steps - warmup)
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
-
+    # linear warm-up over 5% of the steps, cosine decay to 5%
+    lr_lambda = warmup_cosine(tc.max_steps // 20, tc.max_steps, 0.05)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, val_loader, scheduler
     )
     ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    step = 0
-    resume_path = ckpt.resolve(resume)
-    if resume_path is not None:
-        step = CheckpointManager.load(accelerator, resume_path)["step"]
-        accelerator.print(f"resumed from {resume_path} at step {step}")
+    step = ckpt.restore(accelerator, resume)
     per_step = tc.batch_size * tc.grad_accum * accelerator.num_processes
     sampler.start = step * per_step
     gen = torch.Generator().manual_seed(tc.seed + step)

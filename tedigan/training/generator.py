@@ -26,7 +26,6 @@ and noise, truncation ``sample_truncation_psi``), ``samples/reals.png``, ``check
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -57,6 +56,7 @@ from tedigan.training.loop import (
     ResumableSampler,
     ensure_data,
     make_accelerator,
+    no_sync,
     save_image_grid,
 )
 
@@ -179,10 +179,6 @@ def sample_inputs(
     return inputs
 
 
-def _no_sync(accelerator, model: nn.Module, last: bool):
-    return contextlib.nullcontext() if last else accelerator.no_sync(model)
-
-
 def _set_requires_grad(model: nn.Module, flag: bool) -> None:
     for p in model.parameters():
         p.requires_grad_(flag)
@@ -252,11 +248,7 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
         accelerator.register_for_checkpointing(obj)
 
     ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    step = 0
-    resume_path = ckpt.resolve(resume)
-    if resume_path is not None:
-        step = CheckpointManager.load(accelerator, resume_path)["step"]
-        accelerator.print(f"resumed from {resume_path} at step {step}")
+    step = ckpt.restore(accelerator, resume)
     accum, batch = tc.grad_accum, tc.batch_size
     global_batch = batch * accum * accelerator.num_processes
     sampler.start = step * global_batch
@@ -309,7 +301,7 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
             inputs = sample_inputs(G_raw, batch, rng, device, mixing)
             with torch.no_grad():
                 fake, _ = G_fwd(**inputs)
-            with _no_sync(accelerator, D, i == accum - 1):
+            with no_sync(accelerator, D, i == accum - 1):
                 real_in = augment(real, rng) if augment else real
                 fake_in = augment(fake, rng) if augment else fake
                 real_logits, fake_logits = D(real_in), D(fake_in)
@@ -325,7 +317,7 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
         if r1_on and step % lc.r1_interval == 0:
             for i, real in enumerate(reals):
                 real_leaf = real.detach().requires_grad_(True)
-                with _no_sync(accelerator, D, i == accum - 1):
+                with no_sync(accelerator, D, i == accum - 1):
                     logits = D(augment(real_leaf, rng) if augment else real_leaf)
                     penalty = r1_penalty(logits, real_leaf)
                     accelerator.backward(r1_loss(penalty, lc.r1_gamma) * lc.r1_interval / accum)
@@ -338,7 +330,7 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
         _set_requires_grad(D, False)
         for i in range(accum):
             inputs = sample_inputs(G_raw, batch, rng, device, mixing)
-            with _no_sync(accelerator, G_fwd, i == accum - 1):
+            with no_sync(accelerator, G_fwd, i == accum - 1):
                 fake, _ = G_fwd(**inputs, update_w_avg=True)
                 fake_logits = D(augment(fake, rng) if augment else fake)
                 loss_g = g_nonsaturating_loss(fake_logits)
@@ -351,7 +343,7 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
         if pl_on and step % lc.pl_interval == 0:
             for i in range(accum):
                 inputs = sample_inputs(G_raw, pl_batch, rng, device, mixing)
-                with _no_sync(accelerator, G_fwd, i == accum - 1):
+                with no_sync(accelerator, G_fwd, i == accum - 1):
                     fake, ws = G_fwd(**inputs)
                     lengths = path_lengths(fake, ws, rng)
                     penalty = pl_reg(lengths)

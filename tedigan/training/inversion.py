@@ -31,9 +31,7 @@ config.json), ``config.yaml``, ``metrics.jsonl`` (losses; the final evaluation r
 from __future__ import annotations
 
 import colorsys
-import contextlib
 import json
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -59,7 +57,9 @@ from tedigan.training.loop import (
     ResumableSampler,
     ensure_data,
     make_accelerator,
+    no_sync,
     save_image_grid,
+    warmup_cosine,
 )
 
 __all__ = [
@@ -269,22 +269,6 @@ def _visible(x: torch.Tensor, modality: str, num_classes: int) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-def _lr_lambda(cfg: InversionStageConfig):
-    warm, total, floor = cfg.lr_warmup_steps, cfg.train.max_steps, cfg.lr_min_ratio
-
-    def fn(step: int) -> float:  # linear warm-up, then cosine from 1 to lr_min_ratio
-        if step < warm:
-            return (step + 1) / warm
-        t = min(1.0, (step - warm) / max(1, total - warm))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return fn
-
-
-def _no_sync(accelerator, model: nn.Module, last: bool):
-    return contextlib.nullcontext() if last else accelerator.no_sync(model)
-
-
 # ------------------------------------------------------------------------------------------------ train
 
 
@@ -352,7 +336,9 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
     E_opt = torch.optim.Adam(E.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
     c = lc.r1_interval / (lc.r1_interval + 1) if lc.r1_gamma > 0 else 1.0  # lazy-R1 Adam correction
     D_opt = torch.optim.Adam(D.parameters(), lr=(cfg.d_lr or tc.lr) * c, betas=(0.0, 0.99**c))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(E_opt, _lr_lambda(cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        E_opt, warmup_cosine(cfg.lr_warmup_steps, cfg.train.max_steps, cfg.lr_min_ratio)
+    )
     loader = None
     sampler = ResumableSampler(len(train_ds), seed=tc.seed)
     if n_real > 0:
@@ -448,7 +434,7 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
                 xs.append(gen)
                 ys.append(gen)
             x, y = torch.cat(xs), torch.cat(ys)
-            with _no_sync(accelerator, E, i == accum - 1), accelerator.autocast():
+            with no_sync(accelerator, E, i == accum - 1), accelerator.autocast():
                 total, parts, rec = loss_fn(E, x, y, w_true if use_latent else None, D if use_adv else None)
                 accelerator.backward(total / accum)
             fakes.append(rec[:n_real].detach())
@@ -463,7 +449,7 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
         if use_adv:
             D.requires_grad_(True)
             for i, (real, fake) in enumerate(zip(reals, fakes)):
-                with _no_sync(accelerator, D, i == accum - 1), accelerator.autocast():
+                with no_sync(accelerator, D, i == accum - 1), accelerator.autocast():
                     real_logits, fake_logits = D(real), D(fake)
                     loss_d = d_logistic_loss(real_logits, fake_logits)
                     accelerator.backward(loss_d / accum)
@@ -473,7 +459,7 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
             if lc.r1_gamma > 0 and step % lc.r1_interval == 0:
                 for i, real in enumerate(reals):
                     leaf = real.detach().requires_grad_(True)
-                    with _no_sync(accelerator, D, i == accum - 1):
+                    with no_sync(accelerator, D, i == accum - 1):
                         penalty = r1_penalty(D(leaf), leaf)
                         accelerator.backward(r1_loss(penalty, lc.r1_gamma) * lc.r1_interval / accum)
                     track("loss/r1", penalty.mean())

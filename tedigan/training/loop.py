@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,34 @@ class CheckpointManager:
     def load(accelerator: Accelerator, path: Path) -> dict:
         accelerator.load_state(str(path))
         return json.loads((path / "state.json").read_text())
+
+    def restore(self, accelerator: Accelerator, resume: str | None) -> int:
+        """Load the checkpoint named by ``--resume_from_checkpoint`` (if any); returns the step to continue from."""
+        path = self.resolve(resume)
+        if path is None:
+            return 0
+        step = int(self.load(accelerator, path)["step"])
+        accelerator.print(f"resumed from {path} at step {step}")
+        return step
+
+
+def warmup_cosine(warmup: int, total: int, floor: float) -> Callable[[int], float]:
+    """LR multiplier for ``LambdaLR``: linear warm-up over ``warmup`` steps, then cosine from 1 to ``floor``."""
+    warmup = max(1, warmup)
+
+    def fn(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return fn
+
+
+def no_sync(accelerator: Accelerator, model: torch.nn.Module, last: bool):
+    """Skip the gradient all-reduce on all but the ``last`` micro-batch of an accumulation (per network,
+    unlike ``accelerator.accumulate`` whose counter is shared by every model)."""
+    return contextlib.nullcontext() if last else accelerator.no_sync(model)
 
 
 def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:

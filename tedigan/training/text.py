@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import textwrap
 import time
 from dataclasses import replace
@@ -56,7 +55,13 @@ from tedigan.metrics import text as text_metrics  # registers the text metrics
 from tedigan.models.encoder import Encoder
 from tedigan.models.stylegan2 import Generator
 from tedigan.models.text_encoder import TextEncoder
-from tedigan.training.loop import CheckpointManager, ResumableSampler, ensure_data, make_accelerator
+from tedigan.training.loop import (
+    CheckpointManager,
+    ResumableSampler,
+    ensure_data,
+    make_accelerator,
+    warmup_cosine,
+)
 
 __all__ = [
     "CACHE_VERSION",
@@ -438,18 +443,6 @@ def _load_classifier(path: str | None, device) -> tuple[Any, str]:
     return AttributeClassifier.from_pretrained(path, map_location=device).eval(), str(path)
 
 
-def _lr_lambda(cfg: TextStageConfig):
-    warm, total, floor = cfg.lr_warmup_steps, cfg.train.max_steps, cfg.lr_min_ratio
-
-    def fn(step: int) -> float:  # linear warm-up, then cosine from 1 to lr_min_ratio
-        if step < warm:
-            return (step + 1) / warm
-        t = min(1.0, (step - warm) / max(1, total - warm))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return fn
-
-
 # ----------------------------------------------------------------------------------------------- grids
 
 
@@ -556,17 +549,15 @@ def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
             {"params": [p for p in T.backbone.parameters() if p.requires_grad], "lr": cfg.backbone_lr}
         )
     optimizer = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(cfg.lr_warmup_steps, cfg.train.max_steps, cfg.lr_min_ratio)
+    )
     sampler = ResumableSampler(tr.num_pairs, seed=tc.seed)
     loader = DataLoader(CachedPairs(tr, frozen), batch_size=tc.batch_size, sampler=sampler, drop_last=True)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    step = 0
-    resume_path = ckpt.resolve(resume)
-    if resume_path is not None:
-        step = CheckpointManager.load(accelerator, resume_path)["step"]
-        accelerator.print(f"resumed from {resume_path} at step {step}")
+    step = ckpt.restore(accelerator, resume)
     sampler.start = step * tc.batch_size * tc.grad_accum * accelerator.num_processes
 
     # ---- held-out inputs: the fixed grid captions and the quick validation numbers
