@@ -37,14 +37,6 @@ RES = 16  # num_ws = 6: pairs (0,1) (2,3) (4,5)
 BRIGHT_LAYER, WARM_LAYER = 5, 1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: extra threads only fight other jobs for the cores
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def G() -> Generator:
     torch.manual_seed(0)

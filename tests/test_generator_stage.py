@@ -31,15 +31,6 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 RES = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # these networks are tiny: extra threads only add synchronisation (and fight other jobs for 2 cores)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def blobs(tmp_path_factory) -> Path:
     """48 images of a coloured disc on a coloured background: a user image folder, learnable in seconds."""

@@ -23,14 +23,6 @@ RES = 16
 TINY_ENC = {"channel_base": 8 * RES, "channel_max": 16, "fpn_channels": 16, "head_dim": 32}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: extra threads only fight other jobs for the cores
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def G() -> Generator:
     torch.manual_seed(0)

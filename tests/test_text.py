@@ -21,14 +21,6 @@ NUM_WS, W_DIM = 4, 8
 SMALL = {"num_ws": NUM_WS, "w_dim": W_DIM, "hidden_dim": 32, "depth": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: extra threads only fight other jobs for the cores
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def T() -> TextEncoder:
     torch.manual_seed(0)
