@@ -5,3 +5,15 @@ text encoder aligned to W+ by visual-linguistic similarity, and the layer-wise c
 """
 
 __version__ = "0.1.0"
+
+from typing import Any
+
+__all__ = ["TediGANPipeline", "TediGANOutput", "__version__"]
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: `import tedigan` stays light; torch loads on first use
+    if name in ("TediGANPipeline", "TediGANOutput"):
+        from tedigan import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'tedigan' has no attribute {name!r}")

@@ -374,10 +374,13 @@ def text_model_path(name_or_path: str | os.PathLike | None = None) -> str:
 def load_text_model(name_or_path: str | os.PathLike | None = None) -> tuple[Any, torch.nn.Module]:
     """``(tokenizer, model)`` from :func:`text_model_path` via ``AutoTokenizer``/``AutoModel`` (eval mode)."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     resolved = text_model_path(name_or_path)
     local = Path(resolved).is_dir()
     kwargs = {"local_files_only": True} if local or _hub_offline() else {}
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar for a 90 MB model is noise
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved, **kwargs)
         model = AutoModel.from_pretrained(resolved, **kwargs)
@@ -390,6 +393,9 @@ def load_text_model(name_or_path: str | os.PathLike | None = None) -> tuple[Any,
             asset="text model",
             hint=hint,
         ) from e
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
     model.eval()
     return tokenizer, model
 

@@ -31,23 +31,15 @@ from tedigan.editing.optimization import (
 )
 from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
 from tedigan.models.encoder import Encoder
-from tedigan.models.stylegan2 import Generator, GeneratorConfig
+from tedigan.models.stylegan2 import Generator
 
 RES = 16  # num_ws = 6: pairs (0,1) (2,3) (4,5)
 BRIGHT_LAYER, WARM_LAYER = 5, 1
 
 
 @pytest.fixture(scope="module")
-def G() -> Generator:
-    torch.manual_seed(0)
-    g = Generator(
-        GeneratorConfig(resolution=RES, z_dim=16, w_dim=16, n_mlp=2, channel_base=8 * RES, channel_max=8)
-    )
-    with torch.no_grad():
-        g.mapping.w_avg.copy_(g.mean_latent(256, generator=torch.Generator().manual_seed(1)))
-        for n in g.synthesis.noise_layers():
-            n.strength.fill_(0.1)
-    return g.eval().requires_grad_(False)
+def G(tiny_generator) -> Generator:
+    return tiny_generator(RES, w_avg_samples=256, noise_strength=0.1)
 
 
 # ------------------------------------------------------------------------------------------------ mixing

@@ -16,7 +16,7 @@ from tedigan import assets
 from tedigan.config import ConfigError, InversionLossConfig, InversionStageConfig, load_config
 from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
 from tedigan.models.encoder import Encoder, EncoderConfig, label_to_onehot
-from tedigan.models.stylegan2 import Generator, GeneratorConfig
+from tedigan.models.stylegan2 import Generator
 from tedigan.training import inversion as stage
 
 RES = 16
@@ -24,14 +24,8 @@ TINY_ENC = {"channel_base": 8 * RES, "channel_max": 16, "fpn_channels": 16, "hea
 
 
 @pytest.fixture(scope="module")
-def G() -> Generator:
-    torch.manual_seed(0)
-    g = Generator(
-        GeneratorConfig(resolution=RES, z_dim=16, w_dim=16, n_mlp=2, channel_base=8 * RES, channel_max=8)
-    )
-    with torch.no_grad():
-        g.mapping.w_avg.copy_(g.mean_latent(512, generator=torch.Generator().manual_seed(1)))
-    return g.eval().requires_grad_(False)
+def G(tiny_generator) -> Generator:
+    return tiny_generator(RES)
 
 
 @pytest.fixture(scope="module")

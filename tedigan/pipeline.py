@@ -1,0 +1,549 @@
+"""The one pipeline object: text-guided editing, text-to-image and sketch/label-to-image with trained parts.
+
+::
+
+    from tedigan import TediGANPipeline
+    pipe = TediGANPipeline.from_pretrained()            # the shipped avatar model (or a folder)
+    out = pipe.edit("face.png", "blond hair", steps=30)  # out.images[0] is a PIL image
+    out = pipe.generate("a smiling man with a beard", num_images=4, seed=0)
+    out = pipe.generate("red hair", sketch="sketch.png")
+    pipe.save_pretrained("my_model")
+
+A pipeline folder holds one subfolder per component (``model.safetensors`` + ``config.json`` each), the
+layer map of :mod:`tedigan.editing.layer_analysis` and ``model_index.json`` naming them::
+
+    generator/  encoder/  text_encoder/  [sketch_encoder/  label_encoder/  classifier/]  layer_map.json
+
+The data flow follows TediGAN (Xia et al., CVPR 2021): the image encoder inverts the input into W+, the text
+encoder maps the prompt into W+, the layer map picks the W+ layers that carry what the prompt names, and
+:func:`tedigan.editing.mixing.edit_codes` takes those layers from the text code. With ``steps > 0`` the mixed
+code is refined by instance-level optimisation (:func:`tedigan.editing.optimization.optimize_latent`): pixel
+and LPIPS losses to the source *outside the region the mix changed* (a mask measured from ``G(mixed)`` vs
+``G(inverted)``), the encoder regulariser ``‖w − E(G(w))‖²`` and the distance to the mixed code on the
+selected layers, so the edit stays while the rest of the face moves back towards the source.
+
+``python -m tedigan.pipeline --stages outputs/avatars32 --out DIR`` assembles a pipeline folder from the
+stage outputs of ``train_all.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from tedigan.data.io import load_image, load_label_map, to_pil, to_tensor
+from tedigan.editing.mixing import as_wplus, edit_codes, text_to_image_codes
+from tedigan.editing.optimization import OptimizationConfig, optimize_latent
+from tedigan.models.classifier import AttributeClassifier
+from tedigan.models.encoder import Encoder
+from tedigan.models.stylegan2 import Generator
+from tedigan.models.text_encoder import TextEncoder, check_texts
+
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "INDEX_NAME",
+    "PipelineError",
+    "TediGANOutput",
+    "TediGANPipeline",
+    "change_mask",
+]
+
+#: The model shipped with the package (trained by ``bash train_all.sh``; see its README.md model card).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "avatars32"
+INDEX_NAME = "model_index.json"
+LAYER_MAP_NAME = "layer_map.json"
+
+#: component name -> (class, required)
+_COMPONENTS: dict[str, tuple[type, bool]] = {
+    "generator": (Generator, True),
+    "encoder": (Encoder, True),
+    "text_encoder": (TextEncoder, False),
+    "sketch_encoder": (Encoder, False),
+    "label_encoder": (Encoder, False),
+    "classifier": (AttributeClassifier, False),
+}
+
+#: where train_all.sh leaves each component under its output folder
+_STAGE_PATHS = {
+    "generator": "generator/generator",
+    "encoder": "inversion/encoder",
+    "text_encoder": "text/text_encoder",
+    "sketch_encoder": "inversion_sketch/sketch_encoder",
+    "label_encoder": "inversion_label/label_encoder",
+    "classifier": "classifier/model",
+}
+
+
+class PipelineError(ValueError):
+    """Something the user can fix (a missing folder or component, a bad argument); the message says how."""
+
+
+@dataclass
+class TediGANOutput:
+    """What every pipeline call returns.
+
+    ``images``: the results as PIL images (the generator's resolution). ``latents``: their W+ codes
+    ``[B, num_ws, w_dim]``. ``layers``: the W+ layers taken from the text code (empty when no text was used).
+    ``source_images`` / ``source_latents``: the aligned input and its inverted code (edit, invert, and
+    sketch/label generation). ``text_latents``: the prompt's code ``[1, num_ws, w_dim]``. ``losses``: the
+    optimisation history (one dict per step; empty when ``steps = 0``). ``seconds``: wall time of the call.
+    """
+
+    images: list[Image.Image]
+    latents: torch.Tensor
+    layers: list[int] = field(default_factory=list)
+    source_images: list[Image.Image] | None = None
+    source_latents: torch.Tensor | None = None
+    text_latents: torch.Tensor | None = None
+    losses: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def change_mask(
+    before: torch.Tensor, after: torch.Tensor, threshold: float = 0.2, grow: int = 1
+) -> torch.Tensor:
+    """Where ``after`` keeps ``before``: ``[B, 1, H, W]`` in [0, 1], 1 = unchanged, 0 = changed.
+
+    The per-pixel mean absolute difference (images in [-1, 1]) is grown by a ``2·grow+1`` max filter, so
+    edges of a changed region count as changed, and mapped linearly: 0 difference -> 1, ``threshold`` or
+    more -> 0.
+    """
+    d = (after - before).abs().mean(dim=1, keepdim=True)
+    if grow > 0:
+        d = F.max_pool2d(d, kernel_size=2 * grow + 1, stride=1, padding=grow)
+    return (1.0 - d / threshold).clamp(0.0, 1.0)
+
+
+def _edit_defaults() -> OptimizationConfig:
+    # An edit starts from the mixed code: text term and mask keep the edit, pixel/LPIPS restore the rest.
+    return OptimizationConfig(steps=0, lr=0.01, pixel_weight=1.0, lpips_weight=1.0, encoder_weight=1.0)
+
+
+class TediGANPipeline:
+    """Trained generator + image/text (+ sketch/label) encoders + layer map (see the module docs)."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        encoder: Encoder,
+        text_encoder: TextEncoder | None = None,
+        sketch_encoder: Encoder | None = None,
+        label_encoder: Encoder | None = None,
+        classifier: AttributeClassifier | None = None,
+        layer_map: Any = None,
+        truncation_psi: float = 0.7,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.generator = generator.eval()
+        self.encoder = encoder.eval()
+        self.text_encoder = text_encoder.eval() if text_encoder is not None else None
+        self.sketch_encoder = sketch_encoder.eval() if sketch_encoder is not None else None
+        self.label_encoder = label_encoder.eval() if label_encoder is not None else None
+        self.classifier = classifier.eval() if classifier is not None else None
+        self.layer_map = layer_map
+        self.truncation_psi = float(truncation_psi)
+        self.info = dict(info or {})
+        self._lpips: Any = None
+        for name in ("encoder", "sketch_encoder", "label_encoder", "text_encoder"):
+            part = getattr(self, name)
+            if part is not None and int(part.config.num_ws) != self.num_ws:
+                raise PipelineError(
+                    f"{name} predicts {part.config.num_ws} W+ layers, the generator has {self.num_ws}: "
+                    "the components come from different runs"
+                )
+
+    # ------------------------------------------------------------------------------------------ properties
+
+    @property
+    def num_ws(self) -> int:
+        return int(self.generator.num_ws)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.generator.config.resolution)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def components(self) -> dict[str, torch.nn.Module]:
+        """The loaded components by name (optional ones only when present)."""
+        return {n: getattr(self, n) for n in _COMPONENTS if getattr(self, n) is not None}
+
+    def to(self, device: str | torch.device) -> TediGANPipeline:
+        for module in self.components().values():
+            module.to(device)
+        if self._lpips is not None:
+            self._lpips.to(device)
+        return self
+
+    # ----------------------------------------------------------------------------------------- save/load
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path | None = None, device: str | torch.device = "cpu"
+    ) -> TediGANPipeline:
+        """Load a pipeline folder (``None``: the model shipped with the package)."""
+        folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+        if not folder.is_dir():
+            where = "the shipped default model" if path is None else "model folder"
+            raise PipelineError(
+                f"{where} {folder} does not exist: pass a folder written by TediGANPipeline.save_pretrained "
+                "or `python -m tedigan.pipeline` (train one with `bash train_all.sh`)"
+            )
+        index_file = folder / INDEX_NAME
+        if not index_file.is_file():
+            raise PipelineError(
+                f"{folder} has no {INDEX_NAME}: it is not a pipeline folder (for train_all.sh outputs run "
+                f"`python -m tedigan.pipeline --stages {folder} --out MODEL_DIR`)"
+            )
+        index = json.loads(index_file.read_text())
+        parts: dict[str, Any] = {}
+        for name, sub in index.get("components", {}).items():
+            if name not in _COMPONENTS:
+                raise PipelineError(
+                    f"{index_file}: unknown component {name!r} (known: {sorted(_COMPONENTS)})"
+                )
+            klass = _COMPONENTS[name][0]
+            if not (folder / sub).is_dir():
+                raise PipelineError(f"{index_file} names {name} in {sub}/, which is missing from {folder}")
+            parts[name] = klass.from_pretrained(folder / sub, map_location=device)
+        for name, (_, required) in _COMPONENTS.items():
+            if required and name not in parts:
+                raise PipelineError(
+                    f"{folder} has no {name}: a pipeline needs at least a generator and encoder"
+                )
+        layer_map = None
+        if index.get("layer_map"):
+            from tedigan.editing.layer_analysis import LayerMap
+
+            layer_map = LayerMap.load(folder / index["layer_map"])
+        return cls(
+            **parts,
+            layer_map=layer_map,
+            truncation_psi=index.get("truncation_psi", 0.7),
+            info=index.get("info", {}),
+        )
+
+    @classmethod
+    def from_stages(cls, out_dir: str | Path, device: str | torch.device = "cpu") -> TediGANPipeline:
+        """Build from the stage folders ``train_all.sh`` writes under ``out_dir`` (missing optional parts
+        are left out)."""
+        out_dir = Path(out_dir)
+        parts: dict[str, Any] = {}
+        for name, rel in _STAGE_PATHS.items():
+            sub = out_dir / rel
+            if (sub / "model.safetensors").is_file():
+                parts[name] = _COMPONENTS[name][0].from_pretrained(sub, map_location=device)
+            elif _COMPONENTS[name][1]:
+                stage = rel.split("/")[0]
+                raise PipelineError(f"{sub} is missing: run the {stage} stage first (bash train_all.sh)")
+        layer_map = None
+        if (out_dir / "layer_analysis" / LAYER_MAP_NAME).is_file():
+            from tedigan.editing.layer_analysis import LayerMap
+
+            layer_map = LayerMap.load(out_dir / "layer_analysis")
+        return cls(**parts, layer_map=layer_map)
+
+    def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write every component (``dtype``, e.g. ``torch.float16``, shrinks the files), the layer map and
+        ``model_index.json``. Loading casts back to float32."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        components = {}
+        for name, module in self.components().items():
+            module.save_pretrained(folder / name, dtype=dtype)
+            components[name] = name
+        index: dict[str, Any] = {
+            "_class_name": type(self).__name__,
+            "components": components,
+            "layer_map": None,
+            "truncation_psi": self.truncation_psi,
+            "resolution": self.resolution,
+            "num_ws": self.num_ws,
+            "dtype": str(dtype or torch.float32).replace("torch.", ""),
+            "info": self.info,
+        }
+        if self.layer_map is not None:
+            self.layer_map.save(folder, plot=False)
+            index["layer_map"] = LAYER_MAP_NAME
+        (folder / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+        return folder
+
+    # ---------------------------------------------------------------------------------------------- inputs
+
+    def _images(self, image: Any, *, mode: str = "RGB", align: bool = False) -> torch.Tensor:
+        """Path / bytes / PIL / tensor (or a list of them) -> ``[B, C, R, R]`` in [-1, 1] on the device."""
+        items = list(image) if isinstance(image, (list, tuple)) else [image]
+        if not items:
+            raise PipelineError("no input image given")
+        out = []
+        for item in items:
+            if isinstance(item, torch.Tensor):
+                t = item.unsqueeze(0) if item.ndim == 3 else item
+                if t.ndim != 4:
+                    raise PipelineError(
+                        f"an image tensor must be [C, H, W] or [B, C, H, W], got {tuple(item.shape)}"
+                    )
+                if t.shape[-2:] != (self.resolution, self.resolution):
+                    t = F.interpolate(t.float(), size=(self.resolution,) * 2, mode="bilinear", antialias=True)
+                out.append(t.float())
+                continue
+            pil = load_image(item, mode)
+            if align:
+                pil = _align_face(pil)
+            out.append(to_tensor(pil, self.resolution).unsqueeze(0))
+        return torch.cat(out).to(self.device)
+
+    def _labels(self, label: Any) -> torch.Tensor:
+        items = list(label) if isinstance(label, (list, tuple)) else [label]
+        maps = []
+        for item in items:
+            if isinstance(item, torch.Tensor):
+                maps.append(item if item.ndim == 3 else item.unsqueeze(0))
+            else:
+                maps.append(load_label_map(item, self.resolution).unsqueeze(0))
+        return torch.cat(maps).to(self.device)
+
+    def _text_code(self, prompt: str) -> torch.Tensor:
+        if self.text_encoder is None:
+            raise PipelineError("this pipeline has no text_encoder: train the text stage (bash train_all.sh)")
+        (prompt,) = check_texts(prompt) if isinstance(prompt, str) else check_texts([prompt])
+        return self.text_encoder.encode_text([prompt]).to(self.device)
+
+    def select_layers(self, prompt: str, w_text: torch.Tensor, w_ref: torch.Tensor) -> list[int]:
+        """W+ layers for ``prompt``: the layer map's layers of the attributes it names; otherwise the layers
+        the text code moves most from ``w_ref`` (all layers when there is no layer map)."""
+        from tedigan.editing.layer_analysis import layers_for_prompt
+
+        if self.layer_map is None:
+            return list(range(self.num_ws))
+        return layers_for_prompt(prompt, self.layer_map, w_text=w_text, w_ref=w_ref)
+
+    def _check_layers(self, layers: Sequence[int]) -> list[int]:
+        out = sorted({int(i) for i in layers})
+        if any(not 0 <= i < self.num_ws for i in out):
+            raise PipelineError(f"layers must be in 0..{self.num_ws - 1}, got {list(layers)}")
+        return out
+
+    def _lpips_loss(self) -> Any:
+        if self._lpips is None:
+            from tedigan.losses.perceptual import LPIPS
+
+            self._lpips = LPIPS(net="vgg").to(self.device)
+        return self._lpips
+
+    def _optimise(
+        self,
+        w: torch.Tensor,
+        target: torch.Tensor | None,
+        w_keep: torch.Tensor,
+        layers: list[int],
+        mask: torch.Tensor | None,
+        steps: int,
+        seed: int,
+        optimization: OptimizationConfig | None,
+        progress: bool,
+    ) -> Any:
+        cfg = optimization or _edit_defaults()
+        cfg = OptimizationConfig(
+            **{**asdict(cfg), "steps": int(steps), "seed": int(seed), "progress": progress}
+        )
+        lpips = self._lpips_loss() if target is not None and cfg.lpips_weight > 0 else None
+        return optimize_latent(
+            self.generator,
+            w,
+            target,
+            encoder=self.encoder,
+            w_text=w_keep,
+            layers=layers,
+            mask=mask,
+            lpips=lpips,
+            config=cfg,
+        )
+
+    # ------------------------------------------------------------------------------------------------ calls
+
+    @torch.no_grad()
+    def invert(self, image: Any, *, align: bool = False) -> TediGANOutput:
+        """Encode image(s) into W+ and reconstruct them."""
+        start = time.perf_counter()
+        x = self._images(image, align=align)
+        w = self.encoder(x)
+        rec = self.generator.synthesis(w, noise_mode="const")
+        return TediGANOutput(_pils(rec), w, [], _pils(x), w, None, [], time.perf_counter() - start)
+
+    def edit(
+        self,
+        image: Any,
+        prompt: str,
+        *,
+        steps: int = 0,
+        strength: float = 1.0,
+        layers: Sequence[int] | None = None,
+        seed: int = 0,
+        align: bool = False,
+        optimization: OptimizationConfig | None = None,
+        progress: bool = False,
+    ) -> TediGANOutput:
+        """Edit image(s) as ``prompt`` says: invert, take the prompt's layers from its text code
+        (``strength`` 0..1 interpolates them, >1 extrapolates), then optionally refine for ``steps`` Adam
+        steps (0 = encoder-only edit). ``layers`` overrides the layer map's choice."""
+        start = time.perf_counter()
+        if int(steps) < 0:
+            raise PipelineError(f"steps must be >= 0, got {steps}")
+        w_text = self._text_code(prompt)
+        x = self._images(image, align=align)
+        with torch.no_grad():
+            w_src = self.encoder(x)
+            chosen = (
+                self._check_layers(layers)
+                if layers is not None
+                else self.select_layers(prompt, w_text, w_src)
+            )
+            w_edit = edit_codes(w_src, w_text, chosen, strength)
+            losses: list[dict[str, float]] = []
+            if int(steps) == 0:
+                images = self.generator.synthesis(w_edit, noise_mode="const")
+        if int(steps) > 0:
+            with torch.no_grad():
+                before = self.generator.synthesis(w_src, noise_mode="const")
+                after = self.generator.synthesis(w_edit, noise_mode="const")
+                keep = change_mask(before, after)
+            result = self._optimise(w_edit, x, w_edit, chosen, keep, steps, seed, optimization, progress)
+            w_edit, images, losses = result.w, result.image, result.losses
+        return TediGANOutput(
+            _pils(images),
+            w_edit.detach(),
+            chosen,
+            _pils(x),
+            w_src,
+            w_text,
+            losses,
+            time.perf_counter() - start,
+        )
+
+    def generate(
+        self,
+        prompt: str | None = None,
+        *,
+        num_images: int = 4,
+        seed: int = 0,
+        truncation_psi: float | None = None,
+        sketch: Any = None,
+        label: Any = None,
+        layers: Sequence[int] | None = None,
+        steps: int = 0,
+        optimization: OptimizationConfig | None = None,
+        progress: bool = False,
+    ) -> TediGANOutput:
+        """Text-to-image: ``num_images`` faces whose prompt layers come from the text code and whose other
+        layers come from seeded random codes (diversity). With ``sketch=`` or ``label=`` (one or a list):
+        one face per input from that modality's encoder, the prompt (optional) mixed into its layers."""
+        start = time.perf_counter()
+        if sketch is not None and label is not None:
+            raise PipelineError("give either sketch= or label=, not both")
+        psi = self.truncation_psi if truncation_psi is None else float(truncation_psi)
+        source = source_w = None
+        if sketch is not None or label is not None:
+            enc = self.sketch_encoder if sketch is not None else self.label_encoder
+            kind = "sketch" if sketch is not None else "label"
+            if enc is None:
+                raise PipelineError(f"this pipeline has no {kind}_encoder: train it with bash train_all.sh")
+            inp = self._images(sketch, mode="L") if sketch is not None else self._labels(label)
+            with torch.no_grad():
+                source_w = enc(inp)
+            source = _pils(inp) if sketch is not None else None
+            if prompt is None:
+                with torch.no_grad():
+                    images = self.generator.synthesis(source_w, noise_mode="const")
+                return TediGANOutput(
+                    _pils(images), source_w, [], source, source_w, None, [], time.perf_counter() - start
+                )
+        if prompt is None:
+            raise PipelineError("empty text: give a prompt (or a sketch= / label= input)")
+        if int(num_images) < 1:
+            raise PipelineError(f"num_images must be >= 1, got {num_images}")
+        w_text = self._text_code(prompt)
+        with torch.no_grad():
+            ref = source_w if source_w is not None else self.generator.mapping.w_avg
+            chosen = (
+                self._check_layers(layers) if layers is not None else self.select_layers(prompt, w_text, ref)
+            )
+            if source_w is not None:
+                w = edit_codes(source_w, w_text, chosen)
+            else:
+                w = text_to_image_codes(
+                    w_text, self.generator, chosen, int(num_images), seed=seed, truncation_psi=psi
+                )
+            losses: list[dict[str, float]] = []
+            images = self.generator.synthesis(w, noise_mode="const")
+        if int(steps) > 0:
+            cfg = optimization or OptimizationConfig(pixel_weight=0.0, lpips_weight=0.0, encoder_weight=1.0)
+            result = self._optimise(w, None, as_wplus(w).detach(), chosen, None, steps, seed, cfg, progress)
+            w, images, losses = result.w, result.image, result.losses
+        return TediGANOutput(
+            _pils(images), w.detach(), chosen, source, source_w, w_text, losses, time.perf_counter() - start
+        )
+
+
+def _pils(t: torch.Tensor) -> list[Image.Image]:
+    return list(to_pil(t.detach().float().cpu()))
+
+
+def _align_face(img: Image.Image) -> Image.Image:
+    """Crop a photo around its face with facenet-pytorch's MTCNN (offline weights; see tedigan.assets)."""
+    from tedigan.assets import mtcnn_weights_dir
+
+    try:
+        from facenet_pytorch import MTCNN
+    except ImportError as err:
+        raise PipelineError(
+            "--align needs facenet-pytorch: pip install --no-deps facenet-pytorch==2.6.0"
+        ) from err
+    mtcnn_weights_dir()  # raises MissingWeightsError naming the install step when absent
+    boxes, _ = MTCNN(keep_all=False, device="cpu").detect(img)
+    if boxes is None or len(boxes) == 0:
+        raise PipelineError("--align found no face in the image; run without --align to centre-crop it")
+    x0, y0, x1, y1 = boxes[0]
+    cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 1.6
+    return img.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tedigan.pipeline",
+        description="Assemble a pipeline folder from the stage outputs of train_all.sh.",
+        epilog="example: python -m tedigan.pipeline --stages outputs/avatars32 --out my_model --fp16",
+    )
+    parser.add_argument("--stages", required=True, help="train_all.sh output folder (OUT)")
+    parser.add_argument("--out", required=True, help="pipeline folder to write")
+    parser.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    parser.add_argument("--truncation-psi", type=float, default=0.7, help="default truncation of generate()")
+    args = parser.parse_args(argv)
+    try:
+        pipe = TediGANPipeline.from_stages(args.stages)
+    except (PipelineError, FileNotFoundError) as err:
+        parser.exit(2, f"error: {err}\n")
+    pipe.truncation_psi = args.truncation_psi
+    pipe.info = {"trained_by": "train_all.sh", "stages": str(args.stages)}
+    out = pipe.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"pipeline ({', '.join(pipe.components())}) -> {out} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

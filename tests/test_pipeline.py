@@ -1,0 +1,331 @@
+"""TediGANPipeline and the edit/generate CLIs on a tiny pipeline built here (16 px generator, tiny encoders,
+the real offline MiniLM under a small head): save→load round trip, edits with steps = 0 and > 0, text-to-image
+determinism and diversity, sketch/label inputs, and one-line errors with a non-zero exit for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from tedigan import cli
+from tedigan import edit as edit_cli
+from tedigan import generate as generate_cli
+from tedigan.data.io import ImageLoadError
+from tedigan.editing.layer_analysis import LayerMap, layer_groups
+from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
+from tedigan.models.encoder import Encoder
+from tedigan.models.text_encoder import TextEncoder
+from tedigan.pipeline import INDEX_NAME, PipelineError, TediGANPipeline, change_mask
+
+RES = 16  # num_ws = 6
+TINY_ENC = {"channel_base": 8 * RES, "channel_max": 16, "fpn_channels": 16, "head_dim": 32}
+HAIR_LAYERS = [4, 5]
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_generator) -> TediGANPipeline:
+    G = tiny_generator(RES)
+    torch.manual_seed(0)
+    E = Encoder.from_generator(G, **TINY_ENC)
+    S = Encoder.from_generator(G, modality="sketch", **TINY_ENC)
+    L = Encoder.from_generator(G, modality="label", in_channels=11, **TINY_ENC)
+    T = TextEncoder.from_generator(G, hidden_dim=32, depth=1, max_length=16)
+    C = AttributeClassifier(
+        ClassifierConfig(resolution=RES, widths=[4, 8], heads={"hair_color": ["black", "blond"]})
+    )
+    groups = layer_groups(G.num_ws)
+    zeros = [[0.0] * len(groups)]
+    layer_map = LayerMap(
+        attributes=["hair_color"],
+        groups=groups,
+        follow_rate=zeros,
+        change_rate=zeros,
+        support={"hair_color": 10},
+        layers={"hair_color": HAIR_LAYERS},
+        num_ws=G.num_ws,
+    )
+    return TediGANPipeline(G, E, T, S, L, C, layer_map, info={"edit_steps": 0})
+
+
+@pytest.fixture(scope="module")
+def model_dir(pipe, tmp_path_factory) -> Path:
+    return pipe.save_pretrained(tmp_path_factory.mktemp("pipe") / "model")
+
+
+@pytest.fixture()
+def face(tmp_path) -> Path:
+    img = Image.new("RGB", (48, 40), (90, 160, 220))  # not square, not the model size
+    img.paste((230, 190, 150), (12, 8, 36, 36))
+    path = tmp_path / "face.png"
+    img.save(path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------- the object
+
+
+def test_save_load_round_trip_gives_identical_outputs(pipe, model_dir, face):
+    index = json.loads((model_dir / INDEX_NAME).read_text())
+    assert set(index["components"]) == {
+        "generator",
+        "encoder",
+        "text_encoder",
+        "sketch_encoder",
+        "label_encoder",
+        "classifier",
+    }
+    assert index["layer_map"] == "layer_map.json" and index["num_ws"] == 6 and index["resolution"] == RES
+    again = TediGANPipeline.from_pretrained(model_dir)
+    assert again.layer_map.layers == {"hair_color": HAIR_LAYERS}
+    a, b = pipe.generate("pink hair", num_images=3, seed=4), again.generate("pink hair", num_images=3, seed=4)
+    assert torch.equal(a.latents, b.latents)
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(a.images, b.images))
+    e1, e2 = pipe.edit(face, "blond hair"), again.edit(face, "blond hair")
+    assert torch.equal(e1.latents, e2.latents) and e1.images[0].tobytes() == e2.images[0].tobytes()
+    # the frozen MiniLM is referenced by name, never copied into the folder
+    assert (model_dir / "text_encoder" / "model.safetensors").stat().st_size < 1_000_000
+
+
+def test_fp16_folder_is_smaller_and_close(pipe, model_dir, tmp_path):
+    half = pipe.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    size = lambda d: sum(p.stat().st_size for p in d.rglob("*.safetensors"))  # noqa: E731
+    assert size(half) < 0.6 * size(model_dir)
+    again = TediGANPipeline.from_pretrained(half)
+    assert next(again.generator.parameters()).dtype == torch.float32  # loading casts back
+    a, b = pipe.generate("red hair", num_images=2, seed=1), again.generate("red hair", num_images=2, seed=1)
+    assert (a.latents - b.latents).abs().max() < 1e-2
+
+
+def test_edit_encoder_only_takes_exactly_the_prompt_layers(pipe, face):
+    out = pipe.edit(face, "she has blond hair")
+    assert out.layers == HAIR_LAYERS and out.losses == []
+    assert out.images[0].size == (RES, RES) and out.source_images[0].size == (RES, RES)
+    keep = [i for i in range(pipe.num_ws) if i not in HAIR_LAYERS]
+    assert torch.equal(out.latents[:, keep], out.source_latents[:, keep])
+    assert torch.equal(out.latents[:, HAIR_LAYERS], out.text_latents[:, HAIR_LAYERS])
+    half = pipe.edit(face, "she has blond hair", strength=0.5)
+    mid = (out.source_latents + out.text_latents) / 2
+    assert torch.allclose(half.latents[:, HAIR_LAYERS], mid[:, HAIR_LAYERS], atol=1e-6)
+    manual = pipe.edit(face, "she has blond hair", layers=[0])
+    assert manual.layers == [0] and torch.equal(manual.latents[:, 1:], out.source_latents[:, 1:])
+
+
+def test_edit_with_optimisation_runs_and_is_deterministic(pipe, face):
+    a = pipe.edit(face, "blond hair", steps=3, seed=2)
+    b = pipe.edit(face, "blond hair", steps=3, seed=2)
+    assert len(a.losses) == 3 and {"pixel", "lpips", "encoder", "total"} <= set(a.losses[0])
+    assert torch.equal(a.latents, b.latents)
+    assert not torch.equal(a.latents, pipe.edit(face, "blond hair").latents)  # the code moved
+    with pytest.raises(PipelineError, match="steps"):
+        pipe.edit(face, "blond hair", steps=-1)
+
+
+def test_generate_is_seeded_diverse_and_shares_the_text_layers(pipe):
+    a = pipe.generate("pink hair", num_images=4, seed=0)
+    assert len(a.images) == 4 and a.latents.shape == (4, 6, 16) and a.layers == HAIR_LAYERS
+    assert torch.equal(a.latents, pipe.generate("pink hair", num_images=4, seed=0).latents)
+    assert not torch.equal(a.latents, pipe.generate("pink hair", num_images=4, seed=1).latents)
+    assert torch.equal(a.latents[:, HAIR_LAYERS], a.text_latents[:, HAIR_LAYERS].expand(4, -1, -1))
+    assert not torch.equal(a.latents[0, 0], a.latents[1, 0])  # other layers come from random codes
+    # unknown words: the layers the text code moves most (the layer map's fallback)
+    assert len(pipe.generate("zzz qqq", num_images=1).layers) == 4
+    refined = pipe.generate("pink hair", num_images=2, seed=0, steps=2)
+    assert len(refined.losses) == 2 and refined.latents.shape == (2, 6, 16)
+
+
+def test_sketch_and_label_inputs(pipe, tmp_path):
+    sketch = Image.new("L", (32, 32), 255)
+    only = pipe.generate(sketch=sketch)
+    assert len(only.images) == 1 and only.layers == [] and only.text_latents is None
+    mixed = pipe.generate("red hair", sketch=[sketch, sketch])
+    assert len(mixed.images) == 2 and mixed.layers == HAIR_LAYERS
+    assert torch.allclose(mixed.latents[:, :4], only.latents[:, :4].expand(2, -1, -1), atol=1e-5)
+    label = Image.new("L", (RES, RES), 0)
+    label.paste(2, (4, 4, 12, 12))
+    label.save(tmp_path / "label.png")
+    assert len(pipe.generate("glasses", label=tmp_path / "label.png").images) == 1
+    with pytest.raises(PipelineError, match="either"):
+        pipe.generate("x", sketch=sketch, label=label)
+
+
+def test_invert_any_image_mode(pipe, tmp_path):
+    Image.new("RGBA", (20, 33), (10, 200, 30, 128)).save(tmp_path / "rgba.png")
+    Image.new("L", (64, 64), 100).save(tmp_path / "grey.png")
+    out = pipe.invert([tmp_path / "rgba.png", tmp_path / "grey.png", torch.zeros(3, 40, 40)])
+    assert out.latents.shape == (3, 6, 16) and len(out.images) == 3
+
+
+def test_bad_inputs_raise_clear_errors(pipe, tmp_path, face):
+    with pytest.raises(ValueError, match="empty text"):
+        pipe.edit(face, "   ")
+    with pytest.raises(ValueError, match="empty text"):
+        pipe.generate("")
+    (tmp_path / "bad.png").write_bytes(b"not an image at all")
+    with pytest.raises(ImageLoadError, match="bad.png"):
+        pipe.edit(tmp_path / "bad.png", "blond hair")
+    with pytest.raises(PipelineError, match="does not exist"):
+        TediGANPipeline.from_pretrained(tmp_path / "nowhere")
+    with pytest.raises(PipelineError, match=INDEX_NAME):
+        TediGANPipeline.from_pretrained(tmp_path)
+    with pytest.raises(PipelineError, match="layers must be"):
+        pipe.edit(face, "blond hair", layers=[9])
+
+
+def test_change_mask():
+    a = torch.zeros(1, 3, 8, 8)
+    b = a.clone()
+    assert torch.equal(change_mask(a, b), torch.ones(1, 1, 8, 8))
+    b[:, :, 3:5, 3:5] = 1.0
+    m = change_mask(a, b, grow=1)
+    assert m[0, 0, 3:5, 3:5].max() == 0 and m[0, 0, 2, 2] == 0 and m[0, 0, 0, 0] == 1
+
+
+def test_from_stages_reads_a_train_all_folder(pipe, tmp_path):
+    out = tmp_path / "run"
+    pipe.generator.save_pretrained(out / "generator" / "generator")
+    pipe.encoder.save_pretrained(out / "inversion" / "encoder")
+    pipe.text_encoder.save_pretrained(out / "text" / "text_encoder")
+    pipe.layer_map.save(out / "layer_analysis", plot=False)
+    built = TediGANPipeline.from_stages(out)
+    assert set(built.components()) == {"generator", "encoder", "text_encoder"}
+    assert built.layer_map.layers == pipe.layer_map.layers
+    with pytest.raises(PipelineError, match="run the generator stage"):
+        TediGANPipeline.from_stages(tmp_path / "empty")
+    pipe.generator.save_pretrained(tmp_path / "half" / "generator" / "generator")
+    with pytest.raises(PipelineError, match="run the inversion stage"):
+        TediGANPipeline.from_stages(tmp_path / "half")
+
+
+# ------------------------------------------------------------------------------------------------ CLIs
+
+
+def test_edit_cli_writes_the_edit_and_a_grid(model_dir, face, tmp_path, capsys):
+    out = tmp_path / "sub" / "edited.png"
+    rc = edit_cli.main(
+        [
+            "--image",
+            str(face),
+            "--text",
+            "blond hair",
+            "--model",
+            str(model_dir),
+            "--out",
+            str(out),
+            "--grid",
+            "--steps",
+            "2",
+            "--scale",
+            "2",
+            "--json",
+        ]
+    )
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["layers"] == HAIR_LAYERS and summary["steps"] == 2
+    assert Image.open(out).size == (2 * RES, 2 * RES)
+    grid = Image.open(tmp_path / "sub" / "edited_grid.png")
+    assert grid.size == (3 * 2 * RES + 4, 2 * RES)
+
+
+def test_generate_cli_writes_images(model_dir, tmp_path, capsys):
+    rc = generate_cli.main(
+        [
+            "--text",
+            "a smiling man",
+            "-n",
+            "3",
+            "--out",
+            str(tmp_path / "g"),
+            "--model",
+            str(model_dir),
+            "--scale",
+            "1",
+        ]
+    )
+    assert rc == 0 and "3 image(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["000.png", "001.png", "002.png", "grid.png"]
+    Image.new("L", (RES, RES), 255).save(tmp_path / "s.png")
+    assert (
+        generate_cli.main(
+            ["--sketch", str(tmp_path / "s.png"), "--out", str(tmp_path / "s"), "--model", str(model_dir)]
+        )
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--text", "  "], "empty text"),
+        (["--image", "bad.png"], "bad.png"),
+        (["--model", "missing_dir"], "does not exist"),
+        (["--image", "face.png", "--out", "face.png"], "is the input image"),
+        (["--layers", "1,x"], "--layers"),
+    ],
+)
+def test_edit_cli_errors_are_one_line_and_nonzero(
+    model_dir, face, tmp_path, capsys, monkeypatch, argv, message
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    args = {"--image": str(face), "--text": "blond hair", "--model": str(model_dir)}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        args[flag] = value
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rc = edit_cli.main([x for kv in args.items() for x in kv])
+    err = capsys.readouterr().err.strip()
+    assert (
+        rc == 2 and len(err.splitlines()) == 1 and message in err and err.startswith("tedigan.edit: error:")
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing lost
+
+
+def test_generate_cli_errors(model_dir, tmp_path, capsys):
+    assert generate_cli.main(["--model", str(model_dir), "--out", str(tmp_path / "x")]) == 2
+    assert "empty text" in capsys.readouterr().err
+    assert generate_cli.main(["--text", "hat", "--model", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_clis_run_as_modules_and_teach_with_help(model_dir, face, tmp_path):
+    for module in ("tedigan.edit", "tedigan.generate"):
+        helped = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+        assert helped.returncode == 0 and "examples:" in helped.stdout and "--text" in helped.stdout
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tedigan.edit",
+            "--image",
+            str(face),
+            "--text",
+            "red hair",
+            "--model",
+            str(model_dir),
+            "--out",
+            str(tmp_path / "e.png"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "e.png").is_file()
+    empty = subprocess.run(
+        [sys.executable, "-m", "tedigan.edit", "--image", str(face), "--text", "", "--model", str(model_dir)],
+        capture_output=True,
+        text=True,
+    )
+    assert empty.returncode == 2 and empty.stderr.strip().count("\n") == 0 and "empty text" in empty.stderr
+
+
+def test_parse_layers():
+    assert cli.parse_layers(None) is None and cli.parse_layers("3, 1,2") == [3, 1, 2]
+    with pytest.raises(ValueError):
+        cli.parse_layers("a")
