@@ -329,3 +329,45 @@ def test_parse_layers():
     assert cli.parse_layers(None) is None and cli.parse_layers("3, 1,2") == [3, 1, 2]
     with pytest.raises(ValueError):
         cli.parse_layers("a")
+
+
+# ------------------------------------------------------------------------------------ edit benchmark
+
+
+def test_benchmark_phrasings_name_their_edit():
+    from tedigan.data.avatars import parse_prompt
+    from tedigan.metrics.edit_benchmark import EDITS, T2I_PROMPTS
+
+    for attribute, value, phrasings in EDITS:
+        assert len(phrasings) >= 2
+        for p in phrasings:
+            assert parse_prompt(p).get(attribute) == value, p
+    assert all(parse_prompt(p) for p in T2I_PROMPTS)
+
+
+def test_edit_benchmark_runs_end_to_end(pipe, tmp_path):
+    from tedigan.data.avatars import ATTRIBUTES
+    from tedigan.metrics.edit_benchmark import BenchmarkConfig, run_benchmark
+    from tedigan.pipeline import TediGANPipeline
+
+    torch.manual_seed(0)
+    judge = AttributeClassifier(
+        ClassifierConfig(resolution=RES, widths=[4, 8], heads={a: list(v) for a, v in ATTRIBUTES.items()})
+    )
+    bench_pipe = TediGANPipeline(
+        pipe.generator, pipe.encoder, pipe.text_encoder, classifier=judge, layer_map=pipe.layer_map
+    )
+    cfg = BenchmarkConfig(num_sources=3, num_optimized=2, steps=1, samples_per_prompt=2, grid_sources=2)
+    s = run_benchmark(bench_pipe, tmp_path, cfg)
+    for mode in ("encoder_only", "optimized", "encoder_only_same_sources"):
+        r = s["edits"][mode]
+        assert 0 <= r["target_accuracy"] <= 1 and 0 <= r["preservation"] <= 1 and r["lpips_to_target"] > 0
+    assert (
+        s["edits"]["optimized"]["num_edits"] < s["edits"]["encoder_only"]["num_edits"] == s["num_edit_jobs"]
+    )
+    assert 0 <= s["text_to_image"]["attribute_accuracy"] <= 1 and s["text_to_image"]["diversity"] > 0
+    assert s["inversion"]["lpips"] > 0
+    assert json.loads((tmp_path / "benchmark.json").read_text())["num_sources"] == 3
+    for name in ("report.md", "edit_grid.png", "t2i_grid.png", "target_accuracy.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "| encoder only |" in (tmp_path / "report.md").read_text()
