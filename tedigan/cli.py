@@ -8,6 +8,7 @@ written in that case. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,12 @@ def check_output(path: Path, inputs: list[Path]) -> None:
     for src in inputs:
         if src.exists() and path.resolve() == src.resolve():
             raise ValueError(f"--out {path} is the input image: choose another file so the input is kept")
+
+
+def finish(summary: dict, as_json: bool, line: str) -> int:
+    """Print the JSON ``summary`` (``--json``) or the human ``line``; exit status 0."""
+    print(json.dumps(summary) if as_json else line)
+    return 0
 
 
 def run(main: Callable[[], int], prog: str) -> int:

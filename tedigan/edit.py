@@ -9,7 +9,6 @@ instance-level optimisation (pixel + LPIPS to the source outside the edited regi
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,21 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             grid = out.with_name(f"{out.stem}_grid{out.suffix}")
             cli.strip([result.source_images[0], rec, result.images[0]], args.scale).save(grid)
             written.append(str(grid))
-        summary = {
-            "out": written,
-            "text": args.text,
-            "layers": result.layers,
-            "steps": steps,
-            "seconds": round(result.seconds, 3),
-        }
-        if args.json:
-            print(json.dumps(summary))
-        else:
-            print(
-                f"edited {src} with {args.text!r} (W+ layers {result.layers}, {steps} steps, "
-                f"{result.seconds:.2f} s) -> {', '.join(written)}"
-            )
-        return 0
+        summary = {"out": written, "text": args.text, "layers": result.layers, "steps": steps}
+        line = (
+            f"edited {src} with {args.text!r} (W+ layers {result.layers}, {steps} steps, "
+            f"{result.seconds:.2f} s) -> {', '.join(written)}"
+        )
+        return cli.finish({**summary, "seconds": round(result.seconds, 3)}, args.json, line)
 
     return cli.run(run, "tedigan.edit")
 

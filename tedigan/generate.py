@@ -8,7 +8,6 @@ line drawing or a part-label map instead (the text, if given, is mixed into its 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,21 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             cli.upscale(img, args.scale).save(path)
             written.append(str(path))
         cli.strip(result.images, args.scale).save(out / "grid.png")
-        summary = {
-            "out": written,
-            "grid": str(out / "grid.png"),
-            "text": args.text,
-            "layers": result.layers,
-            "seconds": round(result.seconds, 3),
-        }
-        if args.json:
-            print(json.dumps(summary))
-        else:
-            print(
-                f"{len(written)} image(s) for {args.text!r} (W+ layers {result.layers}, "
-                f"{result.seconds:.2f} s) -> {out}/"
-            )
-        return 0
+        summary = {"out": written, "grid": str(out / "grid.png"), "text": args.text, "layers": result.layers}
+        line = (
+            f"{len(written)} image(s) for {args.text!r} (W+ layers {result.layers}, "
+            f"{result.seconds:.2f} s) -> {out}/"
+        )
+        return cli.finish({**summary, "seconds": round(result.seconds, 3)}, args.json, line)
 
     return cli.run(run, "tedigan.generate")
 

@@ -307,7 +307,7 @@ def test_identity_network_loss_and_metric(G, blobs, tmp_path):
 
     from tedigan import metrics
     from tedigan.data import make_dataset
-    from tedigan.metrics.reconstruction import FaceIdentity
+    from tedigan.losses.identity import FaceIdentity
 
     torch.manual_seed(0)
     state = InceptionResnetV1(pretrained=None, classify=False).state_dict()

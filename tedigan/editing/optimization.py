@@ -37,6 +37,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tedigan.editing.mixing import LayerSpec, as_wplus, layer_mask
+from tedigan.losses.identity import IdentityLoss
 
 __all__ = [
     "CLIP_MEAN",
@@ -197,54 +198,6 @@ class CLIPLoss(nn.Module):
 
 
 # -------------------------------------------------------------------------------------------- identity
-
-
-class IdentityLoss(nn.Module):
-    """``(x, y) -> [B]``: ``1 − cos`` between face-recognition embeddings (FaceNet InceptionResnetV1,
-    VGGFace2 weights from :func:`tedigan.assets.facenet_weights_path`), for real, aligned faces.
-
-    Images in [-1, 1] are resized to ``input_size`` (FaceNet's whitening ``(x·255 − 127.5) / 128`` is
-    [-1, 1] up to 0.4 %). ``net`` replaces FaceNet by any ``images -> embeddings`` module (tests, ArcFace).
-    Identity matters for real faces, not cartoon avatars: leave it off when no weights are installed.
-    """
-
-    def __init__(
-        self,
-        weights: str | None = None,
-        *,
-        net: nn.Module | None = None,
-        download: bool | None = None,
-        input_size: int = 160,
-    ) -> None:
-        super().__init__()
-        if net is None:
-            from tedigan import assets
-
-            try:
-                from facenet_pytorch import InceptionResnetV1
-            except ImportError as e:  # pragma: no cover - depends on the environment
-                raise ImportError(
-                    "IdentityLoss needs facenet-pytorch: pip install --no-deps facenet-pytorch"
-                ) from e
-            path = assets.facenet_weights_path(weights, download=download)
-            net = InceptionResnetV1(pretrained=None, classify=False)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits.")})
-        self.net = net.eval().requires_grad_(False)
-        self.input_size = int(input_size)
-
-    def train(self, mode: bool = True) -> IdentityLoss:
-        return super().train(False)  # a fixed metric: never switch on dropout / batch statistics
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            x = F.interpolate(
-                x, size=(self.input_size,) * 2, mode="bilinear", align_corners=False, antialias=True
-            )
-        return F.normalize(self.net(x).flatten(1), dim=-1)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return 1 - (self.embed(x) * self.embed(y)).sum(dim=-1)
 
 
 # ---------------------------------------------------------------------------------------- optimisation

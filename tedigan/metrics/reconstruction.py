@@ -30,9 +30,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from tedigan.losses.identity import FaceIdentity
 from tedigan.metrics import MetricContext, eval_mode, progress, register
 from tedigan.metrics.ppl import get_lpips
 
@@ -41,49 +40,15 @@ __all__ = ["FaceIdentity", "get_encoder", "identity_model", "reconstruction_stat
 _INPUT_KEY = {"image": "image", "sketch": "sketch", "label": "label"}
 
 
-class FaceIdentity(nn.Module):
-    """Frozen FaceNet InceptionResnetV1 (facenet-pytorch) → L2-normalised 512-d embeddings of faces in [-1, 1].
-
-    Faces are resized to 160x160 (the network's input; facenet-pytorch's ``fixed_image_standardization``
-    maps [0, 255] to about [-1, 1], our image range). Weights: ``path`` or :func:`tedigan.assets.
-    facenet_weights_path` (``TEDIGAN_FACENET_PATH``); the classifier ``logits.*`` tensors of the released
-    VGGFace2 file are dropped. Gradients flow to the images, so it also serves as an identity loss.
-    """
-
-    def __init__(self, path: Any = None) -> None:
-        super().__init__()
-        from tedigan import assets
-
-        # weights first: without them there is nothing to build (and facenet-pytorch is a slow import)
-        weights = assets.facenet_weights_path(path, download=False if path is None else None)
-        from facenet_pytorch.models.inception_resnet_v1 import InceptionResnetV1
-
-        self.net = InceptionResnetV1(pretrained=None, classify=False)
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("logits.")}
-        self.net.load_state_dict(state, strict=True)
-        self.weights = str(weights)
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> FaceIdentity:  # batch norm and dropout stay in eval mode
-        return super().train(False)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(images.float(), size=(160, 160), mode="bilinear", align_corners=False)
-        return F.normalize(self.net(x), dim=1)
-
-    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Cosine similarity per image ``[B]``."""
-        return (self(a) * self(b)).sum(dim=1)
-
-
 def identity_model(ctx: MetricContext, path: Any = None) -> tuple[FaceIdentity | None, str]:
     """The shared identity network (memoised), or ``(None, reason)`` when its weights are not available."""
     if "identity" in ctx.memo:
         return ctx.memo["identity"]
     try:
-        found: tuple[FaceIdentity | None, str] = (FaceIdentity(path).to(ctx.torch_device), "")
+        found: tuple[FaceIdentity | None, str] = (
+            FaceIdentity(path, download=False if path is None else None).to(ctx.torch_device),
+            "",
+        )
     except (FileNotFoundError, ImportError) as err:  # MissingWeightsError is a FileNotFoundError
         found = (None, f"{type(err).__name__}: {err}")
     ctx.memo["identity"] = found

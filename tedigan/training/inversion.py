@@ -324,7 +324,7 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
     lpips = LPIPS("vgg").to(device)  # always built: the final evaluation measures LPIPS too
     identity = None
     if lc.identity > 0:
-        from tedigan.metrics.reconstruction import FaceIdentity
+        from tedigan.losses.identity import FaceIdentity
 
         identity = FaceIdentity(cfg.identity_weights).to(device)
     loss_fn = InversionLoss(G, lpips if lc.lpips > 0 else None, lc, identity, cfg.fused_modconv)
@@ -555,7 +555,7 @@ def evaluate(
     if identity is not None:
         memo["identity"] = (identity, "")
     elif cfg.identity_weights:
-        from tedigan.metrics.reconstruction import FaceIdentity
+        from tedigan.losses.identity import FaceIdentity
 
         memo["identity"] = (FaceIdentity(cfg.identity_weights).to(device), "")
     n = min(cfg.eval_num or len(val_ds), len(val_ds))
