@@ -35,18 +35,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from tedigan.models.base import PretrainedModule
+from tedigan.models.layers import log2_resolution
 
 __all__ = ["MODALITIES", "Encoder", "EncoderConfig", "label_to_onehot"]
 
 Modality = Literal["image", "sketch", "label"]
 MODALITIES = ("image", "sketch", "label")
-
-
-def _log2(n: int, what: str) -> int:
-    k = int(round(math.log2(n))) if n > 0 else -1
-    if k < 2 or 2**k != n:
-        raise ValueError(f"{what} must be a power of two >= 4, got {n}")
-    return k
 
 
 @dataclass
@@ -76,9 +70,9 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
-        _log2(self.resolution, "resolution")
+        log2_resolution(self.resolution, "resolution")
         rc = self.pyramid_resolutions[0]
-        _log2(rc, "coarse_resolution")
+        log2_resolution(rc, "coarse_resolution")
         if rc > self.resolution:
             raise ValueError(f"coarse_resolution {rc} exceeds the input resolution {self.resolution}")
         for name in ("in_channels", "num_ws", "w_dim", "channel_base", "channel_max", "fpn_channels"):

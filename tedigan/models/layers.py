@@ -31,6 +31,14 @@ SQRT2 = math.sqrt(2.0)
 # ------------------------------------------------------------------------------------------------
 
 
+def log2_resolution(n: int, what: str = "resolution") -> int:
+    """``log2(n)`` for a power of two ``n >= 4``; ``ValueError`` naming ``what`` otherwise."""
+    k = int(round(math.log2(n))) if n > 0 else -1
+    if k < 2 or 2**k != n:
+        raise ValueError(f"{what} must be a power of two >= 4, got {n}")
+    return k
+
+
 def bias_act(
     x: torch.Tensor,
     bias: torch.Tensor | None = None,

@@ -68,17 +68,11 @@ from tedigan.models.layers import (
     bias_act,
     effective_state_dict,
     load_effective_state_dict,
+    log2_resolution,
 )
 
 Arch = Literal["stylegan2", "stylegan1", "swagan"]
 ARCHS = ("stylegan2", "stylegan1", "swagan")
-
-
-def _log2(n: int, what: str) -> int:
-    k = int(round(math.log2(n))) if n > 0 else -1
-    if k < 2 or 2**k != n:
-        raise ValueError(f"{what} must be a power of two >= 4, got {n}")
-    return k
 
 
 def _normalise_channels(channels: dict | None) -> dict[str, int] | None:
@@ -109,22 +103,10 @@ def channel_table(
 
 
 @dataclass
-class GeneratorConfig:
-    """Everything needed to rebuild a :class:`Generator` (saved as ``config.json``).
-
-    ``channels`` maps a feature resolution (as a string key, "4", "8", ...) to its width; without it the
-    widths come from ``channel_base``/``channel_max`` (NVlabs rule) or ``channel_multiplier`` (rosinality).
-    For ``swagan`` the features stop at ``resolution / 2`` (the last block predicts Haar sub-bands).
-    Examples: ``GeneratorConfig(resolution=32, z_dim=64, w_dim=64, n_mlp=2, channels={r: 16 ...})`` or
-    ``GeneratorConfig(resolution=32, channel_base=512, channel_max=16)`` (16 channels everywhere) and the
-    default ``GeneratorConfig()`` = FFHQ config-f at 1024 px (512 channels up to 64 px, 18 ws).
-    """
+class _NetworkConfig:
+    """Fields and checks shared by :class:`GeneratorConfig` and :class:`DiscriminatorConfig`."""
 
     resolution: int = 1024
-    z_dim: int = 512
-    w_dim: int = 512
-    n_mlp: int = 8
-    lr_mlp: float = 0.01
     img_channels: int = 3
     arch: Arch = "stylegan2"
     channel_base: int = 32768
@@ -132,16 +114,13 @@ class GeneratorConfig:
     channel_multiplier: int | None = None
     channels: dict[str, int] | None = None
     blur_kernel: list[float] = field(default_factory=lambda: [1.0, 3.0, 3.0, 1.0])
-    w_avg_beta: float = 0.995
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        _log2(self.resolution, "resolution")
+        log2_resolution(self.resolution, "resolution")
         if self.arch == "swagan" and self.resolution < 8:
             raise ValueError("swagan needs resolution >= 8")
-        if self.n_mlp < 1:
-            raise ValueError("n_mlp must be >= 1")
         self.channels = _normalise_channels(self.channels)
         self.blur_kernel = [float(k) for k in self.blur_kernel]
         self.channels_per_resolution()  # validates the table
@@ -153,11 +132,8 @@ class GeneratorConfig:
 
     @property
     def feature_resolutions(self) -> list[int]:
-        return [2**k for k in range(2, _log2(self.top_resolution, "resolution") + 1)]
-
-    @property
-    def num_ws(self) -> int:
-        return 2 * _log2(self.top_resolution, "resolution") - 2
+        """Feature resolutions from 4 up to :attr:`top_resolution`."""
+        return [2**k for k in range(2, log2_resolution(self.top_resolution, "resolution") + 1)]
 
     def channels_per_resolution(self) -> dict[int, int]:
         return channel_table(
@@ -170,7 +146,35 @@ class GeneratorConfig:
 
 
 @dataclass
-class DiscriminatorConfig:
+class GeneratorConfig(_NetworkConfig):
+    """Everything needed to rebuild a :class:`Generator` (saved as ``config.json``).
+
+    ``channels`` maps a feature resolution (as a string key, "4", "8", ...) to its width; without it the
+    widths come from ``channel_base``/``channel_max`` (NVlabs rule) or ``channel_multiplier`` (rosinality).
+    For ``swagan`` the features stop at ``resolution / 2`` (the last block predicts Haar sub-bands).
+    Examples: ``GeneratorConfig(resolution=32, z_dim=64, w_dim=64, n_mlp=2, channels={r: 16 ...})`` or
+    ``GeneratorConfig(resolution=32, channel_base=512, channel_max=16)`` (16 channels everywhere) and the
+    default ``GeneratorConfig()`` = FFHQ config-f at 1024 px (512 channels up to 64 px, 18 ws).
+    """
+
+    z_dim: int = 512
+    w_dim: int = 512
+    n_mlp: int = 8
+    lr_mlp: float = 0.01
+    w_avg_beta: float = 0.995
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_mlp < 1:
+            raise ValueError("n_mlp must be >= 1")
+
+    @property
+    def num_ws(self) -> int:
+        return 2 * log2_resolution(self.top_resolution, "resolution") - 2
+
+
+@dataclass
+class DiscriminatorConfig(_NetworkConfig):
     """Everything needed to rebuild a :class:`Discriminator`.
 
     'stylegan2' and 'stylegan1' use the residual discriminator (feature resolutions R..4); 'swagan' uses
@@ -178,43 +182,13 @@ class DiscriminatorConfig:
     feature resolution (string key) to the width there.
     """
 
-    resolution: int = 1024
-    img_channels: int = 3
-    arch: Arch = "stylegan2"
-    channel_base: int = 32768
-    channel_max: int = 512
-    channel_multiplier: int | None = None
-    channels: dict[str, int] | None = None
-    blur_kernel: list[float] = field(default_factory=lambda: [1.0, 3.0, 3.0, 1.0])
     mbstd_group_size: int = 4
     mbstd_num_channels: int = 1
 
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        _log2(self.resolution, "resolution")
-        if self.arch == "swagan" and self.resolution < 8:
-            raise ValueError("swagan needs resolution >= 8")
-        self.channels = _normalise_channels(self.channels)
-        self.blur_kernel = [float(k) for k in self.blur_kernel]
-        self.channels_per_resolution()
-
-    @property
-    def top_resolution(self) -> int:
-        return self.resolution // 2 if self.arch == "swagan" else self.resolution
-
     @property
     def feature_resolutions(self) -> list[int]:
-        return [2**k for k in range(_log2(self.top_resolution, "resolution"), 1, -1)]
-
-    def channels_per_resolution(self) -> dict[int, int]:
-        return channel_table(
-            self.feature_resolutions,
-            self.channels,
-            self.channel_base,
-            self.channel_max,
-            self.channel_multiplier,
-        )
+        """Feature resolutions from :attr:`top_resolution` down to 4 (the order the blocks run in)."""
+        return super().feature_resolutions[::-1]
 
 
 # ------------------------------------------------------------------------------------------------
