@@ -79,7 +79,8 @@ stage text "configs/text_$PRESET.yaml" "$OUT/text/text_encoder/model.safetensors
   --classifier_path="$OUT/classifier/model" --train.output_dir="$OUT/text"
 timed "layer analysis -> $OUT/layer_analysis" "$OUT/layer_analysis/layer_map.json" \
   python -m tedigan.editing.layer_analysis --generator "$OUT/generator/generator" \
-    --classifier "$OUT/classifier/model" --out "$OUT/layer_analysis"
+    --classifier "$OUT/classifier/model" --encoder "$OUT/inversion/encoder" --data-root "$DATA" --split val \
+    --pairs 300 --out "$OUT/layer_analysis"
 timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
   python -m tedigan.pipeline --stages "$OUT" --out "$OUT/pipeline" --fp16
 # shellcheck disable=SC2086

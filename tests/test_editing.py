@@ -165,6 +165,14 @@ def test_layer_analysis_finds_the_carrying_layers(G, tmp_path):
     again = analyze_layers(fake, ThresholdClassifier(), pairs=48, batch_size=16, seed=0)
     assert again.follow_rate == result.follow_rate  # batch size does not matter, the seed decides
 
+    # pairs drawn from a given pool of codes (e.g. inverted real images) find the same layers
+    with torch.no_grad():
+        pool = G.mapping(torch.randn(64, G.z_dim, generator=torch.Generator().manual_seed(3)), 0.7)
+    pooled = analyze_layers(fake, ThresholdClassifier(), pairs=48, batch_size=16, seed=0, codes=pool)
+    assert pooled.layers == result.layers and pooled.settings["codes"] == "given"
+    with pytest.raises(ValueError, match="codes must be"):
+        analyze_layers(fake, ThresholdClassifier(), pairs=4, codes=pool[:1])
+
     path = result.save(tmp_path / "la")
     assert path.name == "layer_map.json" and (tmp_path / "la" / "layer_map.png").stat().st_size > 1000
     saved = json.loads(path.read_text())

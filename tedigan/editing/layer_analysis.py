@@ -277,8 +277,13 @@ def analyze_layers(
     min_support: int = 5,
     device: torch.device | str | None = None,
     progress: bool = False,
+    codes: torch.Tensor | None = None,
 ) -> LayerMap:
     """Measure follow rates [attributes × groups] and select each attribute's layers (see module docs).
+
+    ``codes``: a pool of W+ codes ``[N, num_ws, w_dim]`` to draw the pairs from (seeded, with replacement),
+    e.g. the inverted codes ``E(x)`` of held-out images — the codes editing works on, and images the
+    classifier reads more reliably than random samples. Default: ``G.mapping`` of seeded ``z`` (truncated).
 
     ``G``: ``mapping(z, truncation_psi=...) -> ws`` and ``synthesis(ws, noise_mode=...) -> images`` in
     [-1, 1] (clamped before classification); ``classifier(images) -> {attribute: logits}``. Both run in eval
@@ -296,9 +301,26 @@ def analyze_layers(
             else "cpu"
         )
     gen = torch.Generator().manual_seed(int(seed))
-    z_a = torch.randn(pairs, int(G.z_dim), generator=gen)
-    z_b = torch.randn(pairs, int(G.z_dim), generator=gen)
+    if codes is not None:
+        codes = as_wplus(codes, what="codes").detach()
+        if codes.shape[1] != num_ws or codes.shape[0] < 2:
+            raise ValueError(f"codes must be [N >= 2, {num_ws}, w_dim], got {tuple(codes.shape)}")
+        idx_a = torch.randint(codes.shape[0], (pairs,), generator=gen)
+        idx_b = (idx_a + torch.randint(1, codes.shape[0], (pairs,), generator=gen)) % codes.shape[0]
+    else:
+        z_a = torch.randn(pairs, int(G.z_dim), generator=gen)
+        z_b = torch.randn(pairs, int(G.z_dim), generator=gen)
     map_kwargs = {"update_w_avg": False} if _accepts_update_flag(G) else {}
+
+    def pair_codes(start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if codes is not None:
+            sl = slice(start, start + batch_size)
+            return codes[idx_a[sl]].to(device), codes[idx_b[sl]].to(device)
+        za, zb = z_a[start : start + batch_size].to(device), z_b[start : start + batch_size].to(device)
+        return (
+            G.mapping(za, truncation_psi=truncation_psi, **map_kwargs),
+            G.mapping(zb, truncation_psi=truncation_psi, **map_kwargs),
+        )
 
     def predict(ws: torch.Tensor) -> tuple[list[str], torch.Tensor, torch.Tensor]:
         img = G.synthesis(ws, noise_mode=noise_mode).clamp(-1, 1)
@@ -309,9 +331,7 @@ def analyze_layers(
     with _eval(G, classifier):
         bar = tqdm(total=pairs, desc="layer analysis", unit="pair", disable=not progress)
         for start in range(0, pairs, batch_size):
-            za, zb = z_a[start : start + batch_size].to(device), z_b[start : start + batch_size].to(device)
-            ws_a = G.mapping(za, truncation_psi=truncation_psi, **map_kwargs)
-            ws_b = G.mapping(zb, truncation_psi=truncation_psi, **map_kwargs)
+            ws_a, ws_b = pair_codes(start)
             names, pa, ca = predict(ws_a)
             _, pb, cb = predict(ws_b)
             if differ is None:
@@ -326,7 +346,7 @@ def analyze_layers(
                 _, pm, _ = predict(mix(ws_b, ws_a, g.layers))
                 follow[:, j] += ((pm == pb) & diff).sum(0)
                 change[:, j] += (pm != pa).sum(0)
-            bar.update(za.shape[0])
+            bar.update(ws_a.shape[0])
         bar.close()
     follow_rate = [
         [follow[i, j].item() / differ[i].item() if differ[i] > 0 else None for j in range(len(group_list))]
@@ -338,7 +358,8 @@ def analyze_layers(
     settings = {
         "pairs": pairs,
         "seed": seed,
-        "truncation_psi": truncation_psi,
+        "truncation_psi": truncation_psi if codes is None else None,
+        "codes": "given" if codes is not None else "mapping",
         "noise_mode": noise_mode,
         "groups": groups if isinstance(groups, str) else [list(g.layers) for g in group_list],
         "rule": rule,
@@ -467,9 +488,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-rate", type=float, default=0.1, help="noise floor on follow rates")
     p.add_argument("--min-support", type=int, default=5, help="fewest differing pairs to trust a row")
     p.add_argument("--attributes", default=None, help="comma-separated subset of classifier heads")
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="image encoder folder: draw the pairs from E(x) of real images (needs --data-root) instead of "
+        "random codes",
+    )
+    p.add_argument("--data-root", default=None, help="avatar data set for --encoder (its --split images)")
+    p.add_argument("--split", default="val", help="split of --data-root (default val)")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+@torch.no_grad()
+def _inverted_codes(
+    encoder: str, root: str, split: str, resolution: int, device: torch.device
+) -> torch.Tensor:
+    """E(x) of every image of an avatar data set split, ``[N, num_ws, w_dim]`` on the CPU."""
+    from tedigan.data import collate_samples, make_dataset
+    from tedigan.models.encoder import Encoder
+
+    E = Encoder.from_pretrained(encoder, map_location=device).eval()
+    ds = make_dataset("avatars", root, split=split, resolution=resolution)
+    loader = torch.utils.data.DataLoader(ds, batch_size=100, collate_fn=collate_samples)
+    return torch.cat([E(batch["image"].to(device)).cpu() for batch in loader])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -480,6 +523,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     G = Generator.from_pretrained(args.generator, map_location=device)
     C = AttributeClassifier.from_pretrained(args.classifier, map_location=device)
+    codes = None
+    if args.encoder:
+        if not args.data_root:
+            raise SystemExit("error: --encoder needs --data-root (the images to invert)")
+        codes = _inverted_codes(args.encoder, args.data_root, args.split, G.config.resolution, device)
     result = analyze_layers(
         G,
         C,
@@ -496,8 +544,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         min_support=args.min_support,
         device=device,
         progress=not args.no_progress,
+        codes=codes,
     )
     result.settings.update({"generator": str(args.generator), "classifier": str(args.classifier)})
+    if args.encoder:
+        result.settings.update({"encoder": str(args.encoder), "data": f"{args.data_root}:{args.split}"})
     path = result.save(args.out)
     width = max(len(a) for a in result.attributes)
     for a in result.attributes:
