@@ -2,13 +2,15 @@
 
 Errors a user can fix (missing model folder or weights, unreadable image, empty text, bad arguments) end
 the program with one line on stderr naming the problem and what to do, and exit status 2; nothing is
-written in that case. Anything else is a bug and keeps its traceback.
+written in that case. Anything else is a bug and keeps its traceback (``TEDIGAN_DEBUG=1`` shows the
+traceback of user errors too).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +18,17 @@ from pathlib import Path
 from PIL import Image
 
 from tedigan.assets import MissingWeightsError
+from tedigan.data.io import ImageLoadError
 
-#: exceptions that are the user's to fix (ImageLoadError and PipelineError are ValueErrors)
-USER_ERRORS = (ValueError, FileNotFoundError, MissingWeightsError, TypeError)
+
+class UsageError(ValueError):
+    """A bad command-line argument."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from tedigan.pipeline import PipelineError
+
+    return (UsageError, PipelineError, ImageLoadError, MissingWeightsError, FileNotFoundError)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +67,7 @@ def parse_layers(text: str | None) -> list[int] | None:
     try:
         return [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
-        raise ValueError(f"--layers must be comma-separated integers, got {text!r}") from None
+        raise UsageError(f"--layers must be comma-separated integers, got {text!r}") from None
 
 
 def load_pipeline(args: argparse.Namespace):
@@ -66,7 +76,7 @@ def load_pipeline(args: argparse.Namespace):
     from tedigan.pipeline import TediGANPipeline
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU: use --device cpu")
+        raise UsageError("--device cuda was asked for, but torch sees no CUDA GPU: use --device cpu")
     return TediGANPipeline.from_pretrained(args.model, device=args.device)
 
 
@@ -89,10 +99,16 @@ def strip(images: list[Image.Image], scale: int, gap: int = 2) -> Image.Image:
 
 
 def check_output(path: Path, inputs: list[Path]) -> None:
-    """Refuse to overwrite an input (checked before any work, so a refusal writes nothing)."""
+    """Check an output image path before any work (so a refusal writes nothing): not an input, not a
+    folder, an extension PIL can write."""
     for src in inputs:
         if src.exists() and path.resolve() == src.resolve():
-            raise ValueError(f"--out {path} is the input image: choose another file so the input is kept")
+            raise UsageError(f"--out {path} is the input image: choose another file so the input is kept")
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder: give a file name such as {path / 'edited.png'}")
+    Image.init()
+    if path.suffix.lower() not in Image.EXTENSION:
+        raise UsageError(f"--out {path} needs an image extension such as .png or .jpg")
 
 
 def finish(summary: dict, as_json: bool, line: str) -> int:
@@ -105,7 +121,9 @@ def run(main: Callable[[], int], prog: str) -> int:
     """Call ``main``; user errors -> one line on stderr and exit status 2."""
     try:
         return main()
-    except USER_ERRORS as err:
+    except _user_errors() as err:
+        if os.environ.get("TEDIGAN_DEBUG"):
+            raise
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2

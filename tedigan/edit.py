@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tedigan import cli
-from tedigan.data.io import load_image
+from tedigan.data.io import load_image, to_pil
 
 EXAMPLES = """\
 examples:
@@ -58,10 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         src = Path(args.image)
         if not args.text.strip():
-            raise ValueError('empty text: say what to change, e.g. --text "blond hair"')
+            raise cli.UsageError('empty text: say what to change, e.g. --text "blond hair"')
         out = Path(args.out) if args.out else Path(f"{src.stem}_edited.png")
         cli.check_output(out, [src])
         image = load_image(src)  # an unreadable image fails before the model loads
+        layers = cli.parse_layers(args.layers)
         pipe = cli.load_pipeline(args)
         steps = args.steps if args.steps is not None else pipe.info.get("edit_steps", 0)
         result = pipe.edit(
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.text,
             steps=steps,
             strength=args.strength,
-            layers=cli.parse_layers(args.layers),
+            layers=layers,
             seed=args.seed,
             align=args.align,
             progress=steps > 0,
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.upscale(result.images[0], args.scale).save(out)
         written = [str(out)]
         if args.grid:
-            rec = pipe.invert(result.source_images[0]).images[0]
+            rec = to_pil(pipe.generator.synthesis(result.source_latents[:1], noise_mode="const")[0].cpu())
             grid = out.with_name(f"{out.stem}_grid{out.suffix}")
             cli.strip([result.source_images[0], rec, result.images[0]], args.scale).save(grid)
             written.append(str(grid))

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tedigan import cli
+from tedigan.data.io import load_image, load_label_map
 
 EXAMPLES = """\
 examples:
@@ -55,12 +56,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run() -> int:
         if args.text is None and args.sketch is None and args.label is None:
-            raise ValueError('empty text: give --text "..." (or --sketch / --label)')
+            raise cli.UsageError('empty text: give --text "..." (or --sketch / --label)')
         if args.text is not None and not args.text.strip():
-            raise ValueError('empty text: describe the face, e.g. --text "a smiling woman with red hair"')
+            raise cli.UsageError('empty text: describe the face, e.g. --text "a smiling woman with red hair"')
         out = Path(args.out)
         if out.exists() and not out.is_dir():
-            raise ValueError(f"--out {out} is a file: give a folder")
+            raise cli.UsageError(f"--out {out} is a file: give a folder")
+        if args.sketch is not None and args.label is not None:
+            raise cli.UsageError("give either --sketch or --label, not both")
+        sketch = load_image(args.sketch, "L") if args.sketch is not None else None  # fail before loading
+        label = load_label_map(args.label) if args.label is not None else None
+        layers = cli.parse_layers(args.layers)
         pipe = cli.load_pipeline(args)
         steps = args.steps if args.steps is not None else 0
         result = pipe.generate(
@@ -68,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             num_images=args.num_images,
             seed=args.seed,
             truncation_psi=args.psi,
-            sketch=args.sketch,
-            label=args.label,
-            layers=cli.parse_layers(args.layers),
+            sketch=sketch,
+            label=label,
+            layers=layers,
             steps=steps,
             progress=steps > 0,
         )

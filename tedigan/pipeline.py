@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -149,6 +150,19 @@ class TediGANPipeline:
         self.sketch_encoder = sketch_encoder.eval() if sketch_encoder is not None else None
         self.label_encoder = label_encoder.eval() if label_encoder is not None else None
         self.classifier = classifier.eval() if classifier is not None else None
+        if layer_map is not None:
+            from tedigan.editing.layer_analysis import LayerMap
+
+            if isinstance(layer_map, (str, Path)):
+                layer_map = LayerMap.load(layer_map)
+            if not isinstance(layer_map, LayerMap):
+                raise PipelineError(
+                    f"layer_map must be a LayerMap or a layer_map.json path, got {type(layer_map)}"
+                )
+            if layer_map.num_ws != int(generator.num_ws):
+                raise PipelineError(
+                    f"the layer map covers {layer_map.num_ws} W+ layers, the generator has {generator.num_ws}"
+                )
         self.layer_map = layer_map
         self.truncation_psi = float(truncation_psi)
         self.info = dict(info or {})
@@ -206,7 +220,10 @@ class TediGANPipeline:
                 f"{folder} has no {INDEX_NAME}: it is not a pipeline folder (for train_all.sh outputs run "
                 f"`python -m tedigan.pipeline --stages {folder} --out MODEL_DIR`)"
             )
-        index = json.loads(index_file.read_text())
+        try:
+            index = json.loads(index_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise PipelineError(f"{index_file} is not valid JSON ({err}): re-save the pipeline") from None
         parts: dict[str, Any] = {}
         for name, sub in index.get("components", {}).items():
             if name not in _COMPONENTS:
@@ -282,7 +299,10 @@ class TediGANPipeline:
     # ---------------------------------------------------------------------------------------------- inputs
 
     def _images(self, image: Any, *, mode: str = "RGB", align: bool = False) -> torch.Tensor:
-        """Path / bytes / PIL / tensor (or a list of them) -> ``[B, C, R, R]`` in [-1, 1] on the device."""
+        """Path / bytes / PIL / tensor (or a list of them) -> ``[B, C, R, R]`` in [-1, 1] on the device.
+
+        Files and PIL images are converted from any mode; tensors must already be in [-1, 1]. Both are
+        centre-cropped to a square and resized to the model's resolution."""
         items = list(image) if isinstance(image, (list, tuple)) else [image]
         if not items:
             raise PipelineError("no input image given")
@@ -294,39 +314,59 @@ class TediGANPipeline:
                     raise PipelineError(
                         f"an image tensor must be [C, H, W] or [B, C, H, W], got {tuple(item.shape)}"
                     )
-                if t.shape[-2:] != (self.resolution, self.resolution):
+                h, w = t.shape[-2:]
+                side = min(h, w)
+                t = t[..., (h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
+                if side != self.resolution:
                     t = F.interpolate(t.float(), size=(self.resolution,) * 2, mode="bilinear", antialias=True)
-                out.append(t.float())
+                out.append(t.float().to(self.device))
                 continue
             pil = load_image(item, mode)
             if align:
                 pil = _align_face(pil)
-            out.append(to_tensor(pil, self.resolution).unsqueeze(0))
-        return torch.cat(out).to(self.device)
+            out.append(to_tensor(pil, self.resolution).unsqueeze(0).to(self.device))
+        return torch.cat(out)
 
     def _labels(self, label: Any) -> torch.Tensor:
+        """Label maps (files, PIL or integer tensors ``[H, W]`` / ``[B, H, W]``) -> ``[B, R, R]`` class ids,
+        centre-cropped and resized with nearest neighbours."""
         items = list(label) if isinstance(label, (list, tuple)) else [label]
+        if not items:
+            raise PipelineError("no label map given")
         maps = []
         for item in items:
-            if isinstance(item, torch.Tensor):
-                maps.append(item if item.ndim == 3 else item.unsqueeze(0))
-            else:
-                maps.append(load_label_map(item, self.resolution).unsqueeze(0))
-        return torch.cat(maps).to(self.device)
+            t = item if isinstance(item, torch.Tensor) else load_label_map(item)
+            t = t.unsqueeze(0) if t.ndim == 2 else t
+            if t.ndim != 3 or t.dtype.is_floating_point:
+                raise PipelineError(
+                    f"a label map must be integer class ids [H, W], got {t.dtype} {tuple(t.shape)}"
+                )
+            h, w = t.shape[-2:]
+            side = min(h, w)
+            t = t[..., (h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
+            if side != self.resolution:
+                t = F.interpolate(t[:, None].float(), size=(self.resolution,) * 2, mode="nearest")[
+                    :, 0
+                ].long()
+            maps.append(t.to(self.device))
+        return torch.cat(maps)
 
     def _text_code(self, prompt: str) -> torch.Tensor:
         if self.text_encoder is None:
             raise PipelineError("this pipeline has no text_encoder: train the text stage (bash train_all.sh)")
-        (prompt,) = check_texts(prompt) if isinstance(prompt, str) else check_texts([prompt])
+        try:
+            (prompt,) = check_texts([prompt])
+        except (ValueError, TypeError) as err:
+            raise PipelineError(str(err)) from None
         return self.text_encoder.encode_text([prompt]).to(self.device)
 
     def select_layers(self, prompt: str, w_text: torch.Tensor, w_ref: torch.Tensor) -> list[int]:
-        """W+ layers for ``prompt``: the layer map's layers of the attributes it names; otherwise the layers
-        the text code moves most from ``w_ref`` (all layers when there is no layer map)."""
-        from tedigan.editing.layer_analysis import layers_for_prompt
+        """W+ layers for ``prompt``: the layer map's layers of the attributes it names; otherwise (nothing
+        recognised, or no layer map) the layers the text code moves most from ``w_ref``."""
+        from tedigan.editing.layer_analysis import layers_for_prompt, top_moved_layers
 
         if self.layer_map is None:
-            return list(range(self.num_ws))
+            return top_moved_layers(w_text, w_ref, max(1, self.num_ws // 2))
         return layers_for_prompt(prompt, self.layer_map, w_text=w_text, w_ref=w_ref)
 
     def _check_layers(self, layers: Sequence[int]) -> list[int]:
@@ -387,7 +427,7 @@ class TediGANPipeline:
         image: Any,
         prompt: str,
         *,
-        steps: int = 0,
+        steps: int | None = None,
         strength: float = 1.0,
         layers: Sequence[int] | None = None,
         seed: int = 0,
@@ -397,10 +437,13 @@ class TediGANPipeline:
     ) -> TediGANOutput:
         """Edit image(s) as ``prompt`` says: invert, take the prompt's layers from its text code
         (``strength`` 0..1 interpolates them, >1 extrapolates), then optionally refine for ``steps`` Adam
-        steps (0 = encoder-only edit). ``layers`` overrides the layer map's choice."""
+        steps (0 = encoder-only edit; ``None``: ``optimization.steps`` when a config is given, else 0).
+        ``layers`` overrides the layer map's choice. ``optimization`` sets the loss weights and learning rate;
+        ``seed`` and ``progress`` of the call win over the config's."""
         start = time.perf_counter()
-        if int(steps) < 0:
-            raise PipelineError(f"steps must be >= 0, got {steps}")
+        steps = _steps(steps, optimization)
+        if not math.isfinite(float(strength)):
+            raise PipelineError(f"strength must be a finite number, got {strength}")
         w_text = self._text_code(prompt)
         x = self._images(image, align=align)
         with torch.no_grad():
@@ -442,7 +485,7 @@ class TediGANPipeline:
         sketch: Any = None,
         label: Any = None,
         layers: Sequence[int] | None = None,
-        steps: int = 0,
+        steps: int | None = None,
         optimization: OptimizationConfig | None = None,
         progress: bool = False,
     ) -> TediGANOutput:
@@ -450,6 +493,7 @@ class TediGANPipeline:
         layers come from seeded random codes (diversity). With ``sketch=`` or ``label=`` (one or a list):
         one face per input from that modality's encoder, the prompt (optional) mixed into its layers."""
         start = time.perf_counter()
+        steps = _steps(steps, optimization)
         if sketch is not None and label is not None:
             raise PipelineError("give either sketch= or label=, not both")
         psi = self.truncation_psi if truncation_psi is None else float(truncation_psi)
@@ -464,6 +508,8 @@ class TediGANPipeline:
                 source_w = enc(inp)
             source = _pils(inp) if sketch is not None else None
             if prompt is None:
+                if steps or layers is not None:
+                    raise PipelineError("steps and layers need a prompt to mix into the sketch/label code")
                 with torch.no_grad():
                     images = self.generator.synthesis(source_w, noise_mode="const")
                 return TediGANOutput(
@@ -494,6 +540,14 @@ class TediGANPipeline:
         return TediGANOutput(
             _pils(images), w.detach(), chosen, source, source_w, w_text, losses, time.perf_counter() - start
         )
+
+
+def _steps(steps: int | None, optimization: OptimizationConfig | None) -> int:
+    if steps is None:
+        steps = optimization.steps if optimization is not None else 0
+    if int(steps) < 0:
+        raise PipelineError(f"steps must be >= 0, got {steps}")
+    return int(steps)
 
 
 def _pils(t: torch.Tensor) -> list[Image.Image]:
@@ -536,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pipe = TediGANPipeline.from_stages(args.stages)
     except (PipelineError, FileNotFoundError) as err:
-        parser.exit(2, f"error: {err}\n")
+        parser.exit(2, f"tedigan.pipeline: error: {err}\n")
     pipe.truncation_psi = args.truncation_psi
     pipe.info = {"trained_by": "train_all.sh", "stages": str(args.stages)}
     out = pipe.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)

@@ -88,6 +88,8 @@ def test_save_load_round_trip_gives_identical_outputs(pipe, model_dir, face):
     assert all(x.tobytes() == y.tobytes() for x, y in zip(a.images, b.images))
     e1, e2 = pipe.edit(face, "blond hair"), again.edit(face, "blond hair")
     assert torch.equal(e1.latents, e2.latents) and e1.images[0].tobytes() == e2.images[0].tobytes()
+    o1, o2 = pipe.edit(face, "blond hair", steps=2), again.edit(face, "blond hair", steps=2)
+    assert torch.equal(o1.latents, o2.latents)
     # the frozen MiniLM is referenced by name, never copied into the folder
     assert (model_dir / "text_encoder" / "model.safetensors").stat().st_size < 1_000_000
 
@@ -124,6 +126,12 @@ def test_edit_with_optimisation_runs_and_is_deterministic(pipe, face):
     assert not torch.equal(a.latents, pipe.edit(face, "blond hair").latents)  # the code moved
     with pytest.raises(PipelineError, match="steps"):
         pipe.edit(face, "blond hair", steps=-1)
+    from tedigan.editing.optimization import OptimizationConfig
+
+    by_config = pipe.edit(face, "blond hair", optimization=OptimizationConfig(steps=2, lpips_weight=0.0))
+    assert len(by_config.losses) == 2 and "lpips" not in by_config.losses[0]  # steps and weights from it
+    with pytest.raises(PipelineError, match="strength"):
+        pipe.edit(face, "blond hair", strength=float("nan"))
 
 
 def test_generate_is_seeded_diverse_and_shares_the_text_layers(pipe):
@@ -150,6 +158,10 @@ def test_sketch_and_label_inputs(pipe, tmp_path):
     label.paste(2, (4, 4, 12, 12))
     label.save(tmp_path / "label.png")
     assert len(pipe.generate("glasses", label=tmp_path / "label.png").images) == 1
+    big = torch.zeros(40, 64, dtype=torch.long)
+    assert len(pipe.generate(label=big).images) == 1  # any size: centre-cropped, nearest-resized
+    with pytest.raises(PipelineError, match="need a prompt"):
+        pipe.generate(sketch=sketch, steps=2)
     with pytest.raises(PipelineError, match="either"):
         pipe.generate("x", sketch=sketch, label=label)
 
@@ -159,6 +171,9 @@ def test_invert_any_image_mode(pipe, tmp_path):
     Image.new("L", (64, 64), 100).save(tmp_path / "grey.png")
     out = pipe.invert([tmp_path / "rgba.png", tmp_path / "grey.png", torch.zeros(3, 40, 40)])
     assert out.latents.shape == (3, 6, 16) and len(out.images) == 3
+    wide = torch.full((3, 16, 48), -1.0)
+    wide[:, :, 16:32] = 1.0  # a white centre square between black side bands: the crop keeps only it
+    assert pipe.invert(wide).source_images[0].getextrema() == ((255, 255),) * 3
 
 
 def test_bad_inputs_raise_clear_errors(pipe, tmp_path, face):
@@ -267,6 +282,7 @@ def test_generate_cli_writes_images(model_dir, tmp_path, capsys):
         (["--model", "missing_dir"], "does not exist"),
         (["--image", "face.png", "--out", "face.png"], "is the input image"),
         (["--layers", "1,x"], "--layers"),
+        (["--out", "result"], "image extension"),
     ],
 )
 def test_edit_cli_errors_are_one_line_and_nonzero(
@@ -287,10 +303,17 @@ def test_edit_cli_errors_are_one_line_and_nonzero(
 
 
 def test_generate_cli_errors(model_dir, tmp_path, capsys):
-    assert generate_cli.main(["--model", str(model_dir), "--out", str(tmp_path / "x")]) == 2
-    assert "empty text" in capsys.readouterr().err
-    assert generate_cli.main(["--text", "hat", "--model", str(tmp_path / "nope")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "bad.png").write_bytes(b"GIF89a broken")
+    cases = [
+        (["--model", str(model_dir)], "empty text"),
+        (["--text", "hat", "--model", str(tmp_path / "nope")], "does not exist"),
+        (["--sketch", str(tmp_path / "bad.png"), "--model", str(model_dir)], "bad.png"),
+        (["--sketch", "a.png", "--label", "b.png", "--model", str(model_dir)], "either"),
+    ]
+    for argv, message in cases:
+        assert generate_cli.main([*argv, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("tedigan.generate: error:") and message in err
     assert not (tmp_path / "x").exists()
 
 

@@ -115,14 +115,17 @@ def _attr_index(classifier: Any) -> dict[str, int]:
 
 def _predict(classifier: Any, images: torch.Tensor, batch_size: int = 100) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
+    device = next(classifier.parameters()).device
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            out += classifier.decode(classifier.predict(images[i : i + batch_size]))
+            out += classifier.decode(classifier.predict(images[i : i + batch_size].to(device)))
     return out
 
 
 def _pairwise_lpips(lpips: Any, images: torch.Tensor) -> float:
     pairs = list(itertools.combinations(range(len(images)), 2))
+    if not pairs:
+        return 0.0
     a = images[[i for i, _ in pairs]]
     b = images[[j for _, j in pairs]]
     with torch.no_grad():
@@ -378,7 +381,7 @@ def _edit_grid(jobs, sources, targets, enc, opt, cfg: BenchmarkConfig, path: Pat
         ("hair_style", "bald"),
     ]
     blank = torch.ones_like(sources[0])
-    for s in range(min(cfg.grid_sources, cfg.num_optimized if opt else cfg.grid_sources)):
+    for s in range(min(cfg.grid_sources, cfg.num_optimized if opt else cfg.num_sources)):
         row = [sources[s]]
         for attr, value in shown:
             j = next(
@@ -515,13 +518,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--fid-num", type=int, default=1000, help="generated images for FID (default 1000)")
     parser.add_argument("--seed", type=int, default=BENCH_SEED, help="seed of the held-out source records")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     args = parser.parse_args(argv)
     from tedigan.pipeline import TediGANPipeline
 
     try:
-        pipe = TediGANPipeline.from_pretrained(args.model)
+        pipe = TediGANPipeline.from_pretrained(args.model, device=args.device)
     except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"error: {err}\n")
+        parser.exit(2, f"tedigan.metrics.edit_benchmark: error: {err}\n")
     cfg = BenchmarkConfig(
         args.num_sources,
         args.num_optimized,
