@@ -329,7 +329,8 @@ def test_identity_network_loss_and_metric(G, blobs, tmp_path):
         generator=G,
         dataset=ds,
         num=3,
-        memo={"encoder": E, "identity": (ident, "")},
+        encoder=E,
+        memo={"identity": (ident, "")},
     )
     assert res["recon_identity"]["available"] is True and -1 <= res["recon_identity"]["value"] <= 1
     assert res["recon_mse"]["num"] == 3

@@ -76,6 +76,7 @@ class MetricContext:
     generator: Any = None
     dataset: Any = None  # real images: a Dataset of sample dicts with "image" [C, H, W] in [-1, 1]
     classifier: Any = None  # images -> {attribute: logits [B, V]} (AttributeClassifier)
+    encoder: Any = None  # image / sketch / label -> W+ (Encoder), for the reconstruction metrics
     num: int = 2000  # generated samples per metric
     num_real: int | None = None  # real images for FID/KID/PR (None: num, capped at len(dataset))
     batch_size: int = 16

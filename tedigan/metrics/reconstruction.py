@@ -18,8 +18,7 @@ For image encoders the input *is* the target. Sketch and label-map encoders (``e
 read the sample's ``sketch``/``label`` and are compared with its paired RGB ``image``; their headline
 attribute value is the agreement with the record's true attributes.
 
-The encoder travels in the context as ``ctx.encoder`` when :class:`~tedigan.metrics.MetricContext` has that
-field, else in ``ctx.memo["encoder"]``. Images are the first ``min(num, len(dataset))`` of the data set (pass
+The encoder travels in the context as ``ctx.encoder`` (``compute(..., encoder=E)``). Images are the first ``min(num, len(dataset))`` of the data set (pass
 the held-out split). All four metrics share one pass over the data (memoised for one :func:`compute` call).
 """
 
@@ -56,13 +55,12 @@ def identity_model(ctx: MetricContext, path: Any = None) -> tuple[FaceIdentity |
 
 
 def get_encoder(ctx: MetricContext) -> Any:
-    enc = getattr(ctx, "encoder", None) or ctx.memo.get("encoder")
-    if enc is None:
+    if ctx.encoder is None:
         raise ValueError(
-            "reconstruction metrics need an encoder: pass memo={'encoder': E} (E from "
+            "reconstruction metrics need an encoder: pass encoder=E (E from "
             "tedigan.models.encoder.Encoder.from_pretrained) together with generator= and dataset="
         )
-    return enc
+    return ctx.encoder
 
 
 def _modality(encoder: Any) -> str:

@@ -551,7 +551,7 @@ def evaluate(
             clf_note = str(clf_dir)
         else:
             clf_note = f"classifier_path {clf_dir} holds no classifier: attribute preservation skipped"
-    memo: dict[Any, Any] = {"encoder": E}
+    memo: dict[Any, Any] = {}
     if identity is not None:
         memo["identity"] = (identity, "")
     elif cfg.identity_weights:
@@ -564,6 +564,7 @@ def evaluate(
         generator=G,
         dataset=val_ds,
         classifier=classifier,
+        encoder=E,
         lpips=lpips,
         num=n,
         batch_size=cfg.eval_batch_size,
