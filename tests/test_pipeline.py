@@ -394,3 +394,9 @@ def test_edit_benchmark_runs_end_to_end(pipe, tmp_path):
     for name in ("report.md", "edit_grid.png", "t2i_grid.png", "target_accuracy.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "| encoder only |" in (tmp_path / "report.md").read_text()
+    # encoder-only runs (no optimised edits) and one sample per prompt still report
+    plain = run_benchmark(
+        bench_pipe, tmp_path / "plain", BenchmarkConfig(num_sources=2, steps=0, samples_per_prompt=1)
+    )
+    assert "optimized" not in plain["edits"] and plain["text_to_image"]["diversity"] == 0.0
+    assert (tmp_path / "plain" / "report.md").is_file() and (tmp_path / "plain" / "edit_grid.png").is_file()

@@ -95,6 +95,7 @@ class BenchmarkConfig:
         batch_size: int = 50,
         grid_sources: int = 6,
         fid_num: int = 1000,
+        strength: float = 1.0,
     ) -> None:
         self.num_sources = int(num_sources)
         self.num_optimized = min(int(num_optimized), self.num_sources)
@@ -104,6 +105,7 @@ class BenchmarkConfig:
         self.batch_size = int(batch_size)
         self.grid_sources = int(grid_sources)
         self.fid_num = int(fid_num)
+        self.strength = float(strength)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -219,7 +221,7 @@ def _run_edits(
             chunk = ids[i : i + cfg.batch_size]
             batch = sources[[jobs[j]["source"] for j in chunk]]
             start = time.perf_counter()
-            result = pipe.edit(batch, prompt, steps=steps, seed=cfg.seed)
+            result = pipe.edit(batch, prompt, steps=steps, seed=cfg.seed, strength=cfg.strength)
             seconds += time.perf_counter() - start
             for j, img in zip(chunk, _tensors(result.images)):
                 out[j] = img
@@ -439,7 +441,8 @@ def _report(s: dict[str, Any]) -> str:
         "# Ground-truth edit benchmark",
         "",
         f"{s['num_sources']} held-out avatars (seed {s['config']['seed']}) at {s['resolution']} px, "
-        f"{s['num_edit_jobs']} valid edits; optimised edits on the first {s['config']['num_optimized']} sources.",
+        f"{s['num_edit_jobs']} valid edits (strength {s['config']['strength']}); optimised edits on the first "
+        f"{s['config']['num_optimized']} sources.",
         "",
         "| mode | edits | target acc. | preserved (vs truth) | preserved (vs recon.) | LPIPS to target | "
         "LPIPS to source | s / edit |",
@@ -451,7 +454,7 @@ def _report(s: dict[str, Any]) -> str:
             label = {
                 "encoder_only": "encoder only",
                 "encoder_only_same_sources": "encoder only (same sources)",
-                "optimized": f"optimised ({e['optimized']['steps']} steps)",
+                "optimized": f"optimised ({r.get('steps')} steps)",
             }[mode]
             secs = f"{r['seconds_per_edit']:.3f}" if "seconds_per_edit" in r else ""
             lines.append(
@@ -518,6 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--fid-num", type=int, default=1000, help="generated images for FID (default 1000)")
     parser.add_argument("--seed", type=int, default=BENCH_SEED, help="seed of the held-out source records")
+    parser.add_argument("--strength", type=float, default=1.0, help="edit strength (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     args = parser.parse_args(argv)
     from tedigan.pipeline import TediGANPipeline
@@ -527,12 +531,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"tedigan.metrics.edit_benchmark: error: {err}\n")
     cfg = BenchmarkConfig(
-        args.num_sources,
-        args.num_optimized,
-        args.steps,
-        args.samples_per_prompt,
-        args.seed,
+        num_sources=args.num_sources,
+        num_optimized=args.num_optimized,
+        steps=args.steps,
+        samples_per_prompt=args.samples_per_prompt,
+        seed=args.seed,
         fid_num=args.fid_num,
+        strength=args.strength,
     )
     s = run_benchmark(pipe, args.out, cfg, data_root=args.data_root)
     print((Path(args.out) / "report.md").read_text())
