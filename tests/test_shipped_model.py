@@ -1,0 +1,37 @@
+"""The model shipped in tedigan/weights/avatars32: it loads without arguments, edits the shipped example face
+from text through the Python API and the CLI, and its edit is judged by its own attribute classifier."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from tedigan import edit as edit_cli
+from tedigan.pipeline import DEFAULT_MODEL_DIR, TediGANPipeline
+
+EXAMPLE = DEFAULT_MODEL_DIR.parents[2] / "examples" / "face.png"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> TediGANPipeline:
+    return TediGANPipeline.from_pretrained()
+
+
+def test_shipped_folder_is_small_and_complete(shipped):
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.rglob("*") if p.is_file())
+    assert size < 100e6
+    assert set(shipped.components()) >= {"generator", "encoder", "text_encoder", "classifier"}
+    assert shipped.layer_map is not None and shipped.resolution == 32
+    index = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
+    assert index["dtype"] == "float16"
+
+
+def test_shipped_model_edits_the_example(shipped, tmp_path):
+    out = shipped.edit(EXAMPLE, "blond hair")
+    assert out.images[0].size == (32, 32) and out.layers
+    assert not torch.equal(out.latents, out.source_latents)
+    rc = edit_cli.main(["--image", str(EXAMPLE), "--text", "blond hair", "--out", str(tmp_path / "e.png")])
+    assert rc == 0 and Image.open(tmp_path / "e.png").size == (128, 128)
