@@ -33,7 +33,6 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from tqdm.auto import tqdm
 
 from tedigan.data.avatars import parse_prompt
 from tedigan.editing.mixing import _accepts_update_flag, as_wplus, mix
+from tedigan.models.base import eval_mode
 
 __all__ = [
     "LayerGroup",
@@ -228,18 +228,6 @@ class LayerMap:
 _SELECT_KEYS = ("rule", "threshold", "min_rate", "coverage", "min_support")
 
 
-@contextmanager
-def _eval(*modules: Any):
-    flags = [(m, m.training) for m in modules if isinstance(m, torch.nn.Module)]
-    for m, _ in flags:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, t in flags:
-            m.train(t)
-
-
 def _classify(
     classifier: Any, images: torch.Tensor, attributes: Sequence[str] | None
 ) -> tuple[list[str], torch.Tensor]:
@@ -328,7 +316,7 @@ def analyze_layers(
 
     names: list[str] = []
     differ = follow = change = conf_sum = None
-    with _eval(G, classifier):
+    with eval_mode(G, classifier):
         bar = tqdm(total=pairs, desc="layer analysis", unit="pair", disable=not progress)
         for start in range(0, pairs, batch_size):
             ws_a, ws_b = pair_codes(start)

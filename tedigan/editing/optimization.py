@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,7 @@ from tqdm.auto import tqdm
 
 from tedigan.editing.mixing import LayerSpec, as_wplus, layer_mask
 from tedigan.losses.identity import IdentityLoss
+from tedigan.models.base import eval_mode
 
 __all__ = [
     "CLIP_MEAN",
@@ -203,18 +203,6 @@ class CLIPLoss(nn.Module):
 # ---------------------------------------------------------------------------------------- optimisation
 
 
-@contextmanager
-def _eval(*modules: Any):
-    flags = [(m, m.training) for m in modules if isinstance(m, nn.Module)]
-    for m, _ in flags:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, t in flags:
-            m.train(t)
-
-
 def _batch(x: torch.Tensor, b: int, what: str) -> torch.Tensor:
     if x.shape[0] == b:
         return x
@@ -297,7 +285,7 @@ def optimize_latent(
     history: list[dict[str, float]] = []
     rng_devices = [device] if device.type == "cuda" else []
 
-    with _eval(*modules), torch.random.fork_rng(devices=rng_devices):
+    with eval_mode(*modules), torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(cfg.seed)
         if cfg.steps == 0:
             with torch.no_grad():

@@ -43,6 +43,8 @@ from typing import Any
 
 import torch
 
+from tedigan.models.base import eval_mode  # noqa: F401  (re-exported: metrics run models in eval mode)
+
 MetricFn = Callable[["MetricContext"], dict[str, Any]]
 
 METRICS: dict[str, MetricFn] = {}
@@ -250,20 +252,6 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------- helpers for metrics
-
-
-@contextmanager
-def eval_mode(*modules: Any) -> Iterator[None]:
-    """Put ``torch.nn.Module`` arguments in eval mode for the block and restore their flags afterwards."""
-    mods = [m for m in modules if isinstance(m, torch.nn.Module)]
-    flags = [m.training for m in mods]
-    try:
-        for m in mods:
-            m.eval()
-        yield
-    finally:
-        for m, flag in zip(mods, flags):
-            m.train(flag)
 
 
 @contextmanager

@@ -7,6 +7,8 @@ and the class name, which is enough to rebuild the module and load its weights w
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -85,3 +87,18 @@ class PretrainedModule(nn.Module):
         state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
         model.load_state_dict(state, strict=True)
         return model.to(map_location)
+
+
+@contextmanager
+def eval_mode(*modules: Any) -> Iterator[None]:
+    """Put ``torch.nn.Module`` arguments in eval mode for the block and restore their flags afterwards
+    (other arguments, e.g. ``None`` or plain callables, are ignored)."""
+    mods = [m for m in modules if isinstance(m, nn.Module)]
+    flags = [m.training for m in mods]
+    try:
+        for m in mods:
+            m.eval()
+        yield
+    finally:
+        for m, flag in zip(mods, flags):
+            m.train(flag)
