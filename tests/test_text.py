@@ -32,6 +32,21 @@ def _shared(T: TextEncoder, **cfg) -> TextEncoder:
     return TextEncoder(TextEncoderConfig(**{"max_length": 16, **SMALL, **cfg}), T.backbone, T.tokenizer)
 
 
+def _tiny_bert(T: TextEncoder):
+    """A tiny random BERT on MiniLM's tokenizer (keeps saved folders and fine-tuning small)."""
+    from transformers import AutoModel, BertConfig
+
+    cfg = BertConfig(
+        vocab_size=T.tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    return AutoModel.from_config(cfg)
+
+
 # ------------------------------------------------------------------------------------------------ model
 
 
@@ -116,19 +131,8 @@ def test_save_load_round_trip_frozen(T, tmp_path):
 
 
 def test_fine_tuned_backbone_trains_and_is_saved(T, tmp_path):
-    from transformers import AutoModel, BertConfig
-
     torch.manual_seed(0)  # a tiny random BERT on MiniLM's tokenizer keeps the saved folder small
-    tiny = AutoModel.from_config(
-        BertConfig(
-            vocab_size=T.tokenizer.vocab_size,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=64,
-        )
-    )
+    tiny = _tiny_bert(T)
     F = TextEncoder(TextEncoderConfig(freeze_backbone=False, max_length=16, **SMALL), tiny, T.tokenizer)
     F.train()
     F(["a bearded man"]).square().sum().backward()
@@ -323,20 +327,9 @@ def test_stage_end_to_end_and_resume(tiny_run):
 
 
 def test_stage_fine_tunes_a_backbone(tiny_run, T):
-    from transformers import AutoModel, BertConfig
-
     bert = tiny_run["root"] / "tiny_bert"  # a tiny random BERT with MiniLM's tokenizer, as a local model
     torch.manual_seed(0)
-    AutoModel.from_config(
-        BertConfig(
-            vocab_size=T.tokenizer.vocab_size,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=64,
-        )
-    ).save_pretrained(str(bert))
+    _tiny_bert(T).save_pretrained(str(bert))
     T.tokenizer.save_pretrained(str(bert))
     out = tiny_run["root"] / "out_ft"
     over = {
