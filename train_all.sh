@@ -4,6 +4,7 @@
 #
 #   bash train_all.sh                       # preset avatars32: the default CPU preset (about 2 h on 2 cores)
 #   bash train_all.sh avatars64             # the 64 px preset (needs ~10x the generator compute to shine)
+#   bash train_all.sh tiny                  # smoke run of every stage on tiny networks (about 2 min on CPU)
 #   OUT=outputs/run2 bash train_all.sh      # another output folder
 #   LAUNCH="accelerate launch" bash train_all.sh   # multi-GPU / multi-node through accelerate
 #   EXTRA="--train.max_steps=20" bash train_all.sh # overrides appended to every training stage (smoke runs)
@@ -12,26 +13,39 @@
 #   (attribute judge) -> generator (StyleGAN2) -> inversion (image encoder) -> sketch and label encoders
 #   -> text -> layer analysis -> pipeline (OUT/pipeline, loadable with TediGANPipeline.from_pretrained)
 #   -> benchmark (OUT/benchmark: benchmark.json, report.md, grids).
-# A stage whose output exists is skipped; an interrupted training stage resumes from its latest
-# checkpoint-N. Every stage writes its resolved config.yaml, metrics.jsonl, eval.json and grids into its
-# folder under OUT; OUT/train_all.log.jsonl records each stage's wall time.
+# A finished stage is skipped: training stages write OUT/<stage>/complete.json last, the data set info.json,
+# the layer analysis layer_map.json, the pipeline model_index.json and the benchmark benchmark.json, each
+# only once everything else of the stage is in place. An interrupted training stage resumes from its newest
+# complete checkpoint-N (safetensors + JSON); a kill at any point leaves nothing that looks finished but is
+# not. Every stage writes its resolved config.yaml, metrics.jsonl, eval.json and grids into its folder
+# under OUT; OUT/train_all.log.jsonl records each stage's wall time. Relative OUT and DATA are taken from
+# the folder you run the script in.
 # For FFHQ / CelebA-HQ run the stages yourself: pipelines/train_stage.py --config configs/generator_ffhq256.yaml
 #   --data.kind=folder --data.root=YOUR_DATA (see README.md, "Train on your own data").
 set -euo pipefail
-cd "$(dirname "$0")"
 PRESET="${1:-${PRESET:-avatars32}}"
-OUT="${OUT:-outputs/$PRESET}"
-DATA="${DATA:-data/avatars64}"
-NUM="${NUM:-10000}"
+abspath() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
+OUT="$(abspath "${OUT:-outputs/$PRESET}")"
+if [ "$PRESET" = tiny ]; then
+  DATA="$(abspath "${DATA:-outputs/tiny/avatars}")"
+  NUM="${NUM:-60}"
+  BENCH_ARGS="${BENCH_ARGS:---num-sources 3 --num-optimized 1 --steps 2 --samples-per-prompt 2 --fid-num 0}"
+  PAIRS="${PAIRS:-16}"
+else
+  DATA="$(abspath "${DATA:-data/avatars64}")"
+  NUM="${NUM:-10000}"
+  PAIRS="${PAIRS:-300}"
+fi
+cd "$(dirname "$0")"
 LAUNCH="${LAUNCH:-python}"
 EXTRA="${EXTRA:-}"
 BENCH_ARGS="${BENCH_ARGS:-}"
 log() { printf '\n[train_all %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 case "$PRESET" in
-  avatars32|avatars64) ;;
+  avatars32|avatars64|tiny) ;;
   *)
-    echo "train_all.sh knows the presets avatars32 (default) and avatars64; for ffhq256/ffhq1024 run the stages" \
+    echo "train_all.sh knows the presets avatars32 (default), avatars64 and tiny; for ffhq256/ffhq1024 run the stages" \
          "with pipelines/train_stage.py --config configs/generator_PRESET.yaml --data.kind=folder --data.root=YOUR_DATA" >&2
     exit 2 ;;
 esac
@@ -43,7 +57,8 @@ timed() {
   shift 2
   log "stage $name"
   if [ -e "$done_marker" ]; then
-    log "  $done_marker exists, skipping"
+    log "  finished earlier ($done_marker), skipping; to train it further run its pipelines/train_stage.py" \
+        "command with --resume_from_checkpoint latest and a larger --train.max_steps, or delete its folder"
     return
   fi
   local start=$SECONDS
@@ -62,29 +77,30 @@ stage() {
 }
 
 timed "data: $NUM avatars at 64 px -> $DATA" "$DATA/info.json" \
-  python -m tedigan.data.avatars --num "$NUM" --resolution 64 --out "$DATA"
-stage classifier "configs/classifier_$PRESET.yaml" "$OUT/classifier/model/model.safetensors" \
+  python -m tedigan.data.avatars --num "$NUM" --resolution 64 --out "$DATA" --overwrite
+stage classifier "configs/classifier_$PRESET.yaml" "$OUT/classifier/complete.json" \
   --train.output_dir="$OUT/classifier"
-stage generator "configs/generator_$PRESET.yaml" "$OUT/generator/generator/model.safetensors" \
+stage generator "configs/generator_$PRESET.yaml" "$OUT/generator/complete.json" \
   --train.output_dir="$OUT/generator"
 for modality in image sketch label; do
-  suffix=""; dir="encoder"
-  [ "$modality" != image ] && suffix="_$modality" && dir="${modality}_encoder"
-  stage inversion "configs/inversion_$PRESET$suffix.yaml" "$OUT/inversion$suffix/$dir/model.safetensors" \
+  suffix=""
+  [ "$modality" != image ] && suffix="_$modality"
+  stage inversion "configs/inversion_$PRESET$suffix.yaml" "$OUT/inversion$suffix/complete.json" \
     --generator_path="$OUT/generator/generator" --classifier_path="$OUT/classifier/model" \
     --train.output_dir="$OUT/inversion$suffix"
 done
-stage text "configs/text_$PRESET.yaml" "$OUT/text/text_encoder/model.safetensors" \
+stage text "configs/text_$PRESET.yaml" "$OUT/text/complete.json" \
   --encoder_path="$OUT/inversion/encoder" --generator_path="$OUT/generator/generator" \
   --classifier_path="$OUT/classifier/model" --train.output_dir="$OUT/text"
 timed "layer analysis -> $OUT/layer_analysis" "$OUT/layer_analysis/layer_map.json" \
   python -m tedigan.editing.layer_analysis --generator "$OUT/generator/generator" \
     --classifier "$OUT/classifier/model" --encoder "$OUT/inversion/encoder" --data-root "$DATA" --split val \
-    --pairs 300 --out "$OUT/layer_analysis"
+    --pairs "$PAIRS" --out "$OUT/layer_analysis" --overwrite
 timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
-  python -m tedigan.pipeline --stages "$OUT" --out "$OUT/pipeline" --fp16
+  python -m tedigan.pipeline --stages "$OUT" --out "$OUT/pipeline" --fp16 --overwrite
 # shellcheck disable=SC2086
 timed "benchmark -> $OUT/benchmark" "$OUT/benchmark/benchmark.json" \
-  python -m tedigan.metrics.edit_benchmark --model "$OUT/pipeline" --out "$OUT/benchmark" --data-root "$DATA" $BENCH_ARGS
+  python -m tedigan.metrics.edit_benchmark --model "$OUT/pipeline" --out "$OUT/benchmark" --data-root "$DATA" \
+    --overwrite $BENCH_ARGS
 
 log "done: the pipeline is $OUT/pipeline, the benchmark report $OUT/benchmark/report.md, stage times in $OUT/train_all.log.jsonl"

@@ -1,18 +1,24 @@
 """Train one tedigan stage.
 
     accelerate launch pipelines/train_stage.py --stage classifier --config configs/classifier_avatars64.yaml
-    python pipelines/train_stage.py --stage classifier --config configs/tiny.yaml --train.max_steps=50
+    python pipelines/train_stage.py --stage classifier --config configs/classifier_tiny.yaml --train.max_steps=50
     python pipelines/train_stage.py --stage classifier --config configs/classifier_avatars64.yaml --dry-run
 
 Any ``--section.key=value`` after the named options overrides the YAML (type-checked; unknown keys are
 errors). The resolved config is written to ``<train.output_dir>/config.yaml``. ``--resume_from_checkpoint
-latest`` continues from the newest ``checkpoint-N`` in the output folder.
+latest`` continues from the newest complete ``checkpoint-N`` in the output folder (checkpoints are
+safetensors + JSON; a folder holding a pickle is refused).
+
+Exit status 0 when the stage finished (its ``complete.json`` written last), 2 with one line on stderr
+for a bad config, a missing input, an unusable checkpoint or a diverged run (a NaN/inf loss: nothing
+non-finite is ever saved). ``TEDIGAN_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from tedigan.config import STAGE_CONFIGS, ConfigError, dump_config, load_config
@@ -43,11 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(f"stage: {args.stage}\n" + dump_config(cfg), end="")
         return 0
+    from tedigan.models.base import ComponentLoadError
+    from tedigan.training.checkpoint import CheckpointError, DivergenceError
+
     stage = importlib.import_module(f"tedigan.training.{args.stage}")
     try:
         stage.train(cfg, resume=args.resume_from_checkpoint)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError, CheckpointError, ComponentLoadError, DivergenceError) as err:
+        if os.environ.get("TEDIGAN_DEBUG"):
+            raise
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     return 0
 

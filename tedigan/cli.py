@@ -4,6 +4,10 @@ Errors a user can fix (missing model folder or weights, unreadable image, empty 
 the program with one line on stderr naming the problem and what to do, and exit status 2; nothing is
 written in that case. Anything else is a bug and keeps its traceback (``TEDIGAN_DEBUG=1`` shows the
 traceback of user errors too).
+
+Every output path is checked before any work: never one of the inputs, never an existing file unless
+``--overwrite`` is given. Images are written through a temporary file and a rename, so an interrupted run
+leaves no half-written file and replaces nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,12 @@ from PIL import Image
 
 from tedigan.assets import MissingWeightsError
 from tedigan.data.io import ImageLoadError
+from tedigan.fs import atomic_write
+
+#: --scale limit and the largest side of a written image (beyond them a strip would take gigabytes)
+MAX_SCALE = 16
+MAX_SIDE = 16384
+MAX_SEED = 2**32 - 1
 
 
 class UsageError(ValueError):
@@ -45,8 +55,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="instance-level optimisation steps after mixing (0 = encoder only)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help=f"random seed, 0..{MAX_SEED} (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace output files that already exist (never the inputs)"
+    )
     parser.add_argument(
         "--layers",
         default=None,
@@ -57,17 +70,55 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         "--scale",
         type=int,
         default=4,
-        help="nearest-neighbour upscaling of the written images (default 4; 1 = model size)",
+        help=f"nearest-neighbour upscaling of the written images, 1..{MAX_SCALE} (default 4; 1 = model size)",
     )
+
+
+def check_common_args(args: argparse.Namespace) -> None:
+    """Range checks of the shared options, before any work."""
+    import torch
+
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be in 0..{MAX_SEED}, got {args.seed}")
+    if not 1 <= args.scale <= MAX_SCALE:
+        raise UsageError(f"--scale must be in 1..{MAX_SCALE}, got {args.scale}")
+    if args.steps is not None and args.steps < 0:
+        raise UsageError(f"--steps must be >= 0, got {args.steps}")
+    from tedigan.pipeline import MAX_STEPS
+
+    if args.steps is not None and args.steps > MAX_STEPS:
+        raise UsageError(f"--steps must be at most {MAX_STEPS}, got {args.steps}")
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"--device {args.device!r} is not a device: use cpu or cuda (cuda:0, ...)") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {args.device!r} is not supported: use cpu or cuda")
+
+
+def check_text(text: str | None, example: str) -> str | None:
+    """``None`` passes; empty or whitespace-only text and text that is not valid UTF-8 are refused."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("--text is not valid UTF-8: type it again, or set a UTF-8 locale") from None
+    if not text.strip():
+        raise UsageError(f"empty text: {example}")
+    return text
 
 
 def parse_layers(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
-        return [int(t) for t in text.replace(" ", "").split(",") if t]
+        layers = [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
         raise UsageError(f"--layers must be comma-separated integers, got {text!r}") from None
+    if not layers:
+        raise UsageError(f"--layers names no layer ({text!r}): give indices such as 0,1,2")
+    return layers
 
 
 def load_pipeline(args: argparse.Namespace):
@@ -77,6 +128,8 @@ def load_pipeline(args: argparse.Namespace):
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but torch sees no CUDA GPU: use --device cpu")
+    if args.device.startswith("mps") and not torch.backends.mps.is_available():
+        raise UsageError("--device mps was asked for, but torch sees no Apple GPU: use --device cpu")
     return TediGANPipeline.from_pretrained(args.model, device=args.device)
 
 
@@ -98,17 +151,46 @@ def strip(images: list[Image.Image], scale: int, gap: int = 2) -> Image.Image:
     return out
 
 
-def check_output(path: Path, inputs: list[Path]) -> None:
-    """Check an output image path before any work (so a refusal writes nothing): not an input, not a
-    folder, an extension PIL can write."""
-    for src in inputs:
-        if src.exists() and path.resolve() == src.resolve():
-            raise UsageError(f"--out {path} is the input image: choose another file so the input is kept")
-    if path.is_dir():
-        raise UsageError(f"--out {path} is a folder: give a file name such as {path / 'edited.png'}")
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_outputs(paths: list[Path], inputs: list[Path], overwrite: bool, what: str = "--out") -> None:
+    """Check output image paths before any work (so a refusal writes nothing): never an input (also through
+    a link), never a folder, an extension PIL can write, and no existing file unless ``overwrite``."""
     Image.init()
-    if path.suffix.lower() not in Image.EXTENSION:
-        raise UsageError(f"--out {path} needs an image extension such as .png or .jpg")
+    for path in paths:
+        for src in inputs:
+            if _same_file(path, src):
+                raise UsageError(
+                    f"{what}: {path} is the input image {src}: choose another --out so the input is kept"
+                )
+        if path.is_dir():
+            raise UsageError(f"{what} {path} is a folder: give a file name such as {path / 'edited.png'}")
+        if path.suffix.lower() not in Image.EXTENSION:
+            raise UsageError(f"{what} {path} needs an image extension such as .png or .jpg")
+        if path.exists() and not overwrite:
+            raise UsageError(
+                f"{path} already exists: pass --overwrite to replace it, or choose another --out"
+            )
+        if path.parent.exists() and not path.parent.is_dir():
+            raise UsageError(f"{what} {path}: {path.parent} is a file, not a folder")
+
+
+def check_size(width: int, height: int, scale: int) -> None:
+    if max(width, height) * scale > MAX_SIDE:
+        raise UsageError(
+            f"--scale {scale} would write a {width * scale}x{height * scale} image: lower --scale "
+            f"(at most {MAX_SIDE} px a side)"
+        )
+
+
+def save_image(img: Image.Image, path: Path) -> Path:
+    """Write ``img`` atomically (a temporary file renamed onto ``path``)."""
+    return atomic_write(path, lambda tmp: img.save(tmp))
 
 
 def finish(summary: dict, as_json: bool, line: str) -> int:

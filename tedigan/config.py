@@ -41,6 +41,15 @@ __all__ = [
 ]
 
 
+#: the largest learning rate a config accepts: above it Adam diverges on every network here
+MAX_LR = 1.0
+
+
+def _check_lr(name: str, value: float | None) -> None:
+    if value is not None and not 0 < value <= MAX_LR:
+        raise ValueError(f"{name} must be in (0, {MAX_LR}], got {value}")
+
+
 @dataclass
 class DataConfig:
     """Where training images come from (see ``tedigan.data.make_dataset``)."""
@@ -54,6 +63,12 @@ class DataConfig:
     # avatars only: render this many faces into ``root`` first when it holds no data set yet (0 = never).
     render_if_missing: int = 0
     render_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.resolution < 4 or self.resolution & (self.resolution - 1):
+            raise ValueError(f"data.resolution must be a power of two >= 4, got {self.resolution}")
+        if self.num_workers < 0 or self.render_if_missing < 0:
+            raise ValueError("data.num_workers and data.render_if_missing must be >= 0")
 
 
 @dataclass
@@ -79,8 +94,12 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "grad_accum", "log_every", "eval_every", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"train.{name} must be > 0, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if not 0 < self.lr <= MAX_LR:
+            raise ValueError(f"train.lr must be in (0, {MAX_LR}], got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.checkpoints_total_limit < 1 or self.sample_every <= 0:
+            raise ValueError("train.checkpoints_total_limit and train.sample_every must be >= 1")
 
 
 @dataclass
@@ -112,6 +131,8 @@ class GANLossConfig:
                 raise ValueError(f"loss.{name} must be >= 1, got {getattr(self, name)}")
         if self.r1_gamma < 0 or self.pl_weight < 0:
             raise ValueError("loss.r1_gamma and loss.pl_weight must be >= 0")
+        if not 0 <= self.pl_decay <= 1:
+            raise ValueError(f"loss.pl_decay must be in [0, 1], got {self.pl_decay}")
         if not 0 <= self.style_mixing_prob <= 1:
             raise ValueError(f"loss.style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
 
@@ -127,6 +148,11 @@ class AugmentConfig:
     translation_ratio: float = 0.125
     cutout_ratio: float = 0.5
     p: float = 1.0  # per-sample probability of each transform
+
+    def __post_init__(self) -> None:
+        for name in ("translation_ratio", "cutout_ratio", "p"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 @dataclass
@@ -173,6 +199,9 @@ class GeneratorStageConfig:
             raise ValueError("swagan's wavelet G and D go together: set arch=swagan (or neither)")
         if self.ema_kimg < 0:
             raise ValueError(f"ema_kimg must be >= 0, got {self.ema_kimg}")
+        if self.ema_rampup is not None and self.ema_rampup <= 0:
+            raise ValueError(f"ema_rampup must be > 0 or null, got {self.ema_rampup}")
+        _check_lr("d_lr", self.d_lr)
         if self.train.weight_decay:
             raise ValueError(
                 "the generator stage uses Adam without weight decay: leave train.weight_decay at 0"
@@ -243,6 +272,7 @@ class InversionStageConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.generated_ratio <= 1:
             raise ValueError(f"generated_ratio must be in [0, 1], got {self.generated_ratio}")
+        _check_lr("d_lr", self.d_lr)
         if not 0 < self.lr_min_ratio <= 1:
             raise ValueError(f"lr_min_ratio must be in (0, 1], got {self.lr_min_ratio}")
         if self.lr_warmup_steps < 0 or self.num_grid < 1 or self.eval_batch_size < 1:
@@ -320,8 +350,9 @@ class TextStageConfig:
             raise ValueError("encoder_path is required: an image encoder folder written by stage inversion")
         if not 0 < self.lr_min_ratio <= 1:
             raise ValueError(f"lr_min_ratio must be in (0, 1], got {self.lr_min_ratio}")
-        if self.backbone_lr <= 0 or self.lr_warmup_steps < 0:
-            raise ValueError("backbone_lr must be > 0 and lr_warmup_steps >= 0")
+        if self.lr_warmup_steps < 0:
+            raise ValueError(f"lr_warmup_steps must be >= 0, got {self.lr_warmup_steps}")
+        _check_lr("backbone_lr", self.backbone_lr)
         for name in ("embed_batch_size", "code_batch_size", "eval_captions_per_image", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tedigan import cli
-from tedigan.data.io import load_image, to_pil
+from tedigan.data.io import load_image
 
 EXAMPLES = """\
 examples:
@@ -23,7 +23,8 @@ examples:
   python -m tedigan.edit --image face.png --text "pink hair" --strength 0.6 --layers 4,5,6,7
 
 writes OUT (default: <image name>_edited.png in the current folder), upscaled by --scale for viewing,
-and with --grid a source | reconstruction | edit strip next to it (OUT with _grid).
+and with --grid a source | reconstruction | edit strip next to it (OUT with _grid). An existing file is
+never replaced without --overwrite, and an input never.
 """
 
 
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--strength",
         type=float,
         default=1.0,
-        help="how far the selected layers move to the text code (0..1, >1 exaggerates)",
+        help="how far the selected layers move to the text code (0..1; up to 2 exaggerates)",
     )
     parser.add_argument(
         "--grid", action="store_true", help="also write a source | reconstruction | edit strip"
@@ -56,14 +57,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> int:
+        from tedigan.pipeline import STRENGTH_RANGE
+
         src = Path(args.image)
-        if not args.text.strip():
-            raise cli.UsageError('empty text: say what to change, e.g. --text "blond hair"')
+        cli.check_text(args.text, 'say what to change, e.g. --text "blond hair"')
+        cli.check_common_args(args)
+        lo, hi = STRENGTH_RANGE
+        if not lo <= args.strength <= hi:  # also refuses nan
+            raise cli.UsageError(f"--strength must be in {lo:g}..{hi:g}, got {args.strength}")
         out = Path(args.out) if args.out else Path(f"{src.stem}_edited.png")
-        cli.check_output(out, [src])
+        grid = out.with_name(f"{out.stem}_grid{out.suffix}")
+        cli.check_outputs([out, grid] if args.grid else [out], [src], args.overwrite)
         image = load_image(src)  # an unreadable image fails before the model loads
         layers = cli.parse_layers(args.layers)
         pipe = cli.load_pipeline(args)
+        cli.check_size(pipe.resolution * (3 if args.grid else 1), pipe.resolution, args.scale)
         steps = args.steps if args.steps is not None else pipe.info.get("edit_steps", 0)
         result = pipe.edit(
             image,
@@ -75,13 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             align=args.align,
             progress=steps > 0,
         )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cli.upscale(result.images[0], args.scale).save(out)
+        cli.save_image(cli.upscale(result.images[0], args.scale), out)
         written = [str(out)]
         if args.grid:
-            rec = to_pil(pipe.generator.synthesis(result.source_latents[:1], noise_mode="const")[0].cpu())
-            grid = out.with_name(f"{out.stem}_grid{out.suffix}")
-            cli.strip([result.source_images[0], rec, result.images[0]], args.scale).save(grid)
+            rec = pipe.decode(result.source_latents[:1])[0]
+            cli.save_image(cli.strip([result.source_images[0], rec, result.images[0]], args.scale), grid)
             written.append(str(grid))
         summary = {"out": written, "text": args.text, "layers": result.layers, "steps": steps}
         line = (

@@ -40,10 +40,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tqdm.auto import tqdm
 
 from tedigan.data.io import load_image, load_label_map, to_pil, to_tensor
 from tedigan.editing.mixing import as_wplus, edit_codes, text_to_image_codes
 from tedigan.editing.optimization import OptimizationConfig, optimize_latent
+from tedigan.fs import replace_dir, temp_dir_for
+from tedigan.models.base import ComponentLoadError
 from tedigan.models.classifier import AttributeClassifier
 from tedigan.models.encoder import Encoder
 from tedigan.models.stylegan2 import Generator
@@ -86,6 +89,16 @@ _STAGE_PATHS = {
 
 class PipelineError(ValueError):
     """Something the user can fix (a missing folder or component, a bad argument); the message says how."""
+
+
+#: largest accepted values of the call arguments (beyond them a call would run for days or exhaust memory)
+MAX_STEPS = 10_000
+MAX_IMAGES = 10_000
+MAX_SEED = 2**32 - 1
+STRENGTH_RANGE = (0.0, 2.0)
+PSI_RANGE = (-2.0, 2.0)
+#: codes synthesised per generator call in ``generate`` (any ``num_images`` runs in chunks of this size)
+GENERATE_CHUNK = 64
 
 
 @dataclass
@@ -193,11 +206,27 @@ class TediGANPipeline:
         """The loaded components by name (optional ones only when present)."""
         return {n: getattr(self, n) for n in _COMPONENTS if getattr(self, n) is not None}
 
-    def to(self, device: str | torch.device) -> TediGANPipeline:
-        for module in self.components().values():
-            module.to(device)
-        if self._lpips is not None:
-            self._lpips.to(device)
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.generator.parameters()).dtype
+
+    def to(
+        self, device: str | torch.device | torch.dtype | None = None, dtype: torch.dtype | None = None
+    ) -> TediGANPipeline:
+        """Move every component to ``device`` and/or cast it to ``dtype`` (``pipe.to(torch.float16)``
+        works too). Half precision serves encoder-only edits and sampling; optimisation needs float32."""
+        if isinstance(device, torch.dtype):
+            device, dtype = None, device
+        if dtype is not None and not dtype.is_floating_point:
+            raise PipelineError(f"dtype must be a floating-point type, got {dtype}")
+        if device is not None:
+            try:
+                device = torch.device(device)
+            except (RuntimeError, TypeError) as err:
+                raise PipelineError(f"unknown device {device!r} ({err}): use cpu or cuda") from None
+        for module in [*self.components().values(), self._lpips]:
+            if module is not None:
+                module.to(device=device, dtype=dtype)
         return self
 
     # ----------------------------------------------------------------------------------------- save/load
@@ -224,6 +253,8 @@ class TediGANPipeline:
             index = json.loads(index_file.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise PipelineError(f"{index_file} is not valid JSON ({err}): re-save the pipeline") from None
+        if not isinstance(index, dict) or not isinstance(index.get("components", {}), dict):
+            raise PipelineError(f"{index_file} must hold a JSON object with a components mapping")
         parts: dict[str, Any] = {}
         for name, sub in index.get("components", {}).items():
             if name not in _COMPONENTS:
@@ -231,9 +262,12 @@ class TediGANPipeline:
                     f"{index_file}: unknown component {name!r} (known: {sorted(_COMPONENTS)})"
                 )
             klass = _COMPONENTS[name][0]
-            if not (folder / sub).is_dir():
+            if not isinstance(sub, str) or not (folder / sub).is_dir():
                 raise PipelineError(f"{index_file} names {name} in {sub}/, which is missing from {folder}")
-            parts[name] = klass.from_pretrained(folder / sub, map_location=device)
+            try:
+                parts[name] = klass.from_pretrained(folder / sub, map_location=device)
+            except (ComponentLoadError, FileNotFoundError) as err:
+                raise PipelineError(f"{name}: {err}") from None
         for name, (_, required) in _COMPONENTS.items():
             if required and name not in parts:
                 raise PipelineError(
@@ -241,15 +275,16 @@ class TediGANPipeline:
                 )
         layer_map = None
         if index.get("layer_map"):
-            from tedigan.editing.layer_analysis import LayerMap
+            from tedigan.editing.layer_analysis import LayerMap, LayerMapError
 
-            layer_map = LayerMap.load(folder / index["layer_map"])
-        return cls(
-            **parts,
-            layer_map=layer_map,
-            truncation_psi=index.get("truncation_psi", 0.7),
-            info=index.get("info", {}),
-        )
+            try:
+                layer_map = LayerMap.load(folder / str(index["layer_map"]))
+            except (LayerMapError, FileNotFoundError) as err:
+                raise PipelineError(str(err)) from None
+        psi = index.get("truncation_psi", 0.7)
+        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not math.isfinite(psi):
+            raise PipelineError(f"{index_file}: truncation_psi must be a number, got {psi!r}")
+        return cls(**parts, layer_map=layer_map, truncation_psi=psi, info=index.get("info") or {})
 
     @classmethod
     def from_stages(cls, out_dir: str | Path, device: str | torch.device = "cpu") -> TediGANPipeline:
@@ -274,8 +309,8 @@ class TediGANPipeline:
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write every component (``dtype``, e.g. ``torch.float16``, shrinks the files), the layer map and
         ``model_index.json``. Loading casts back to float32."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
+        final = Path(path)
+        folder = temp_dir_for(final)  # built beside the target and renamed into place when whole
         components = {}
         for name, module in self.components().items():
             module.save_pretrained(folder / name, dtype=dtype)
@@ -294,7 +329,7 @@ class TediGANPipeline:
             self.layer_map.save(folder, plot=False)
             index["layer_map"] = LAYER_MAP_NAME
         (folder / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
-        return folder
+        return replace_dir(folder, final)
 
     # ---------------------------------------------------------------------------------------------- inputs
 
@@ -306,25 +341,22 @@ class TediGANPipeline:
         items = list(image) if isinstance(image, (list, tuple)) else [image]
         if not items:
             raise PipelineError("no input image given")
+        channels = 1 if mode == "L" else 3
         out = []
         for item in items:
             if isinstance(item, torch.Tensor):
-                t = item.unsqueeze(0) if item.ndim == 3 else item
-                if t.ndim != 4:
-                    raise PipelineError(
-                        f"an image tensor must be [C, H, W] or [B, C, H, W], got {tuple(item.shape)}"
-                    )
+                t = _image_tensor(item, channels)
                 h, w = t.shape[-2:]
                 side = min(h, w)
                 t = t[..., (h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
                 if side != self.resolution:
-                    t = F.interpolate(t.float(), size=(self.resolution,) * 2, mode="bilinear", antialias=True)
-                out.append(t.float().to(self.device))
+                    t = F.interpolate(t, size=(self.resolution,) * 2, mode="bilinear", antialias=True)
+                out.append(t.to(self.device, self.dtype))
                 continue
             pil = load_image(item, mode)
             if align:
                 pil = _align_face(pil)
-            out.append(to_tensor(pil, self.resolution).unsqueeze(0).to(self.device))
+            out.append(to_tensor(pil, self.resolution).unsqueeze(0).to(self.device, self.dtype))
         return torch.cat(out)
 
     def _labels(self, label: Any) -> torch.Tensor:
@@ -356,6 +388,11 @@ class TediGANPipeline:
             raise PipelineError("this pipeline has no text_encoder: train the text stage (bash train_all.sh)")
         try:
             (prompt,) = check_texts([prompt])
+            prompt.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PipelineError(
+                "the prompt is not valid UTF-8 text: type it again or save it as UTF-8"
+            ) from None
         except (ValueError, TypeError) as err:
             raise PipelineError(str(err)) from None
         return self.text_encoder.encode_text([prompt]).to(self.device)
@@ -370,7 +407,12 @@ class TediGANPipeline:
         return layers_for_prompt(prompt, self.layer_map, w_text=w_text, w_ref=w_ref)
 
     def _check_layers(self, layers: Sequence[int]) -> list[int]:
-        out = sorted({int(i) for i in layers})
+        try:
+            out = sorted({int(i) for i in layers})
+        except (TypeError, ValueError):
+            raise PipelineError(f"layers must be W+ layer indices, got {layers!r}") from None
+        if not out:
+            raise PipelineError(f"layers is empty: name at least one W+ layer in 0..{self.num_ws - 1}")
         if any(not 0 <= i < self.num_ws for i in out):
             raise PipelineError(f"layers must be in 0..{self.num_ws - 1}, got {list(layers)}")
         return out
@@ -420,7 +462,25 @@ class TediGANPipeline:
         x = self._images(image, align=align)
         w = self.encoder(x)
         rec = self.generator.synthesis(w, noise_mode="const")
+        _checked_output(rec, w)
         return TediGANOutput(_pils(rec), w, [], _pils(x), w, None, [], time.perf_counter() - start)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        """W+ codes ``[B, num_ws, w_dim]`` (e.g. ``out.source_latents``) -> images."""
+        w = as_wplus(latents.to(self.device, self.dtype), what="latents")
+        if w.shape[1] != self.num_ws:
+            raise PipelineError(f"latents have {w.shape[1]} W+ layers, the generator has {self.num_ws}")
+        images = self.generator.synthesis(w, noise_mode="const")
+        _checked_output(images, w)
+        return _pils(images)
+
+    def _check_optimisable(self, steps: int) -> None:
+        if steps > 0 and self.dtype != torch.float32:
+            raise PipelineError(
+                f"instance-level optimisation needs float32 weights, the pipeline is {self.dtype}: call "
+                "pipe.to(torch.float32) first, or use steps=0"
+            )
 
     def edit(
         self,
@@ -436,34 +496,39 @@ class TediGANPipeline:
         progress: bool = False,
     ) -> TediGANOutput:
         """Edit image(s) as ``prompt`` says: invert, take the prompt's layers from its text code
-        (``strength`` 0..1 interpolates them, >1 extrapolates), then optionally refine for ``steps`` Adam
+        (``strength`` 0..1 interpolates them, up to 2 extrapolates), then optionally refine for ``steps`` Adam
         steps (0 = encoder-only edit; ``None``: ``optimization.steps`` when a config is given, else 0).
         ``layers`` overrides the layer map's choice. ``optimization`` sets the loss weights and learning rate;
         ``seed`` and ``progress`` of the call win over the config's."""
         start = time.perf_counter()
+        # 1. check the arguments (before any work)
         steps = _steps(steps, optimization)
-        if not math.isfinite(float(strength)):
-            raise PipelineError(f"strength must be a finite number, got {strength}")
+        strength = _number("strength", strength, *STRENGTH_RANGE)
+        seed = _integer("seed", seed, 0, MAX_SEED)
+        self._check_optimisable(steps)
+        chosen = self._check_layers(layers) if layers is not None else None
+        # 2. encode the text, 3. invert the image
         w_text = self._text_code(prompt)
         x = self._images(image, align=align)
         with torch.no_grad():
             w_src = self.encoder(x)
-            chosen = (
-                self._check_layers(layers)
-                if layers is not None
-                else self.select_layers(prompt, w_text, w_src)
-            )
+            # 4. mix the prompt's layers of the text code into the image's code
+            if chosen is None:
+                chosen = self.select_layers(prompt, w_text, w_src)
             w_edit = edit_codes(w_src, w_text, chosen, strength)
             losses: list[dict[str, float]] = []
-            if int(steps) == 0:
+            if steps == 0:
                 images = self.generator.synthesis(w_edit, noise_mode="const")
-        if int(steps) > 0:
+        # 5. optionally refine the code, keeping what the mix did not change
+        if steps > 0:
             with torch.no_grad():
                 before = self.generator.synthesis(w_src, noise_mode="const")
                 after = self.generator.synthesis(w_edit, noise_mode="const")
                 keep = change_mask(before, after)
             result = self._optimise(w_edit, x, w_edit, chosen, keep, steps, seed, optimization, progress)
             w_edit, images, losses = result.w, result.image, result.losses
+        # 6. decode (checked: never a black image for a NaN)
+        _checked_output(images, w_edit)
         return TediGANOutput(
             _pils(images),
             w_edit.detach(),
@@ -490,13 +555,19 @@ class TediGANPipeline:
         progress: bool = False,
     ) -> TediGANOutput:
         """Text-to-image: ``num_images`` faces whose prompt layers come from the text code and whose other
-        layers come from seeded random codes (diversity). With ``sketch=`` or ``label=`` (one or a list):
-        one face per input from that modality's encoder, the prompt (optional) mixed into its layers."""
+        layers come from seeded random codes (diversity); any number up to ``MAX_IMAGES`` runs in chunks of
+        ``GENERATE_CHUNK``, and the same seed gives the same faces whatever the chunking. With ``sketch=`` or
+        ``label=`` (one or a list): one face per input from that modality's encoder, the prompt (optional)
+        mixed into its layers."""
         start = time.perf_counter()
         steps = _steps(steps, optimization)
+        seed = _integer("seed", seed, 0, MAX_SEED)
+        self._check_optimisable(steps)
         if sketch is not None and label is not None:
             raise PipelineError("give either sketch= or label=, not both")
-        psi = self.truncation_psi if truncation_psi is None else float(truncation_psi)
+        psi = self.truncation_psi if truncation_psi is None else truncation_psi
+        psi = _number("truncation_psi", psi, *PSI_RANGE)
+        chosen = self._check_layers(layers) if layers is not None else None
         source = source_w = None
         if sketch is not None or label is not None:
             enc = self.sketch_encoder if sketch is not None else self.label_encoder
@@ -512,42 +583,109 @@ class TediGANPipeline:
                     raise PipelineError("steps and layers need a prompt to mix into the sketch/label code")
                 with torch.no_grad():
                     images = self.generator.synthesis(source_w, noise_mode="const")
+                _checked_output(images, source_w)
                 return TediGANOutput(
                     _pils(images), source_w, [], source, source_w, None, [], time.perf_counter() - start
                 )
         if prompt is None:
             raise PipelineError("empty text: give a prompt (or a sketch= / label= input)")
-        if int(num_images) < 1:
-            raise PipelineError(f"num_images must be >= 1, got {num_images}")
+        num = _integer("num_images", num_images, 1, MAX_IMAGES) if source_w is None else len(source_w)
         w_text = self._text_code(prompt)
         with torch.no_grad():
             ref = source_w if source_w is not None else self.generator.mapping.w_avg
-            chosen = (
-                self._check_layers(layers) if layers is not None else self.select_layers(prompt, w_text, ref)
-            )
-            if source_w is not None:
-                w = edit_codes(source_w, w_text, chosen)
-            else:
-                w = text_to_image_codes(
-                    w_text, self.generator, chosen, int(num_images), seed=seed, truncation_psi=psi
+            if chosen is None:
+                chosen = self.select_layers(prompt, w_text, ref)
+        z = torch.randn(num, int(self.generator.z_dim), generator=torch.Generator().manual_seed(seed))
+        starts = range(0, num, GENERATE_CHUNK)
+        bar = tqdm(starts, desc="generate", unit="chunk", disable=len(starts) == 1 and not progress)
+        pils: list[Image.Image] = []
+        codes, losses = [], []
+        for i in bar:
+            with torch.no_grad():
+                if source_w is not None:
+                    w = edit_codes(source_w[i : i + GENERATE_CHUNK], w_text, chosen)
+                else:
+                    zi = z[i : i + GENERATE_CHUNK]
+                    w = text_to_image_codes(w_text, self.generator, chosen, len(zi), truncation_psi=psi, z=zi)
+                images = self.generator.synthesis(w, noise_mode="const") if steps == 0 else None
+            if steps > 0:
+                cfg = optimization or OptimizationConfig(
+                    pixel_weight=0.0, lpips_weight=0.0, encoder_weight=1.0
                 )
-            losses: list[dict[str, float]] = []
-            images = self.generator.synthesis(w, noise_mode="const")
-        if int(steps) > 0:
-            cfg = optimization or OptimizationConfig(pixel_weight=0.0, lpips_weight=0.0, encoder_weight=1.0)
-            result = self._optimise(w, None, as_wplus(w).detach(), chosen, None, steps, seed, cfg, progress)
-            w, images, losses = result.w, result.image, result.losses
+                result = self._optimise(
+                    w,
+                    None,
+                    as_wplus(w).detach(),
+                    chosen,
+                    None,
+                    steps,
+                    seed,
+                    cfg,
+                    progress and len(starts) == 1,
+                )
+                w, images, chunk_losses = result.w, result.image, result.losses
+                losses.extend(chunk_losses)
+            _checked_output(images, w)
+            pils.extend(_pils(images))
+            codes.append(w.detach())
         return TediGANOutput(
-            _pils(images), w.detach(), chosen, source, source_w, w_text, losses, time.perf_counter() - start
+            pils, torch.cat(codes), chosen, source, source_w, w_text, losses, time.perf_counter() - start
+        )
+
+
+def _image_tensor(item: torch.Tensor, channels: int) -> torch.Tensor:
+    """Check an image tensor and bring it to float ``[B, C, H, W]`` in [-1, 1]. ``uint8`` tensors are read as
+    0..255; float tensors must already be in [-1, 1] (a little overshoot, as generators give, is fine)."""
+    t = item.unsqueeze(0) if item.ndim == 3 else item
+    if t.ndim != 4 or t.shape[1] != channels or min(t.shape[-2:]) < 1 or t.shape[0] < 1:
+        raise PipelineError(
+            f"an image tensor must be [{channels}, H, W] or [B, {channels}, H, W] "
+            f"({'grey' if channels == 1 else 'RGB'}), got {tuple(item.shape)}"
+        )
+    if t.dtype == torch.uint8:
+        return t.float() / 127.5 - 1.0
+    if not t.dtype.is_floating_point:
+        raise PipelineError(f"an image tensor must be float in [-1, 1] or uint8 in 0..255, got {t.dtype}")
+    t = t.float()
+    if not bool(torch.isfinite(t).all()):
+        raise PipelineError("the image tensor holds NaN or inf values")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < -1.5 or hi > 1.5:
+        hint = " (looks like 0..255: pass x / 127.5 - 1, or a uint8 tensor)" if hi > 2 else ""
+        raise PipelineError(f"an image tensor must be in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]{hint}")
+    return t
+
+
+def _number(name: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PipelineError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise PipelineError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {value}")
+    return value
+
+
+def _integer(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PipelineError(f"{name} must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise PipelineError(f"{name} must be in {lo}..{hi}, got {value}")
+    return int(value)
+
+
+def _checked_output(images: torch.Tensor, latents: torch.Tensor) -> None:
+    """Never hand out a black image for a NaN: a non-finite result is an error that says where to look."""
+    if not (bool(torch.isfinite(latents).all()) and bool(torch.isfinite(images).all())):
+        raise PipelineError(
+            "the result is not finite (NaN/inf): the model's weights or the inputs are broken, or the "
+            "optimisation diverged (fewer steps, a lower learning rate, or float32 weights)"
         )
 
 
 def _steps(steps: int | None, optimization: OptimizationConfig | None) -> int:
     if steps is None:
         steps = optimization.steps if optimization is not None else 0
-    if int(steps) < 0:
-        raise PipelineError(f"steps must be >= 0, got {steps}")
-    return int(steps)
+    return _integer("steps", steps, 0, MAX_STEPS)
 
 
 def _pils(t: torch.Tensor) -> list[Image.Image]:
@@ -586,11 +724,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="pipeline folder to write")
     parser.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     parser.add_argument("--truncation-psi", type=float, default=0.7, help="default truncation of generate()")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     args = parser.parse_args(argv)
+    out_dir = Path(args.out)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not args.overwrite:
+        parser.exit(2, f"tedigan.pipeline: error: {out_dir} exists: pass --overwrite to replace it\n")
+    if not (math.isfinite(args.truncation_psi) and PSI_RANGE[0] <= args.truncation_psi <= PSI_RANGE[1]):
+        parser.exit(2, f"tedigan.pipeline: error: --truncation-psi must be in {PSI_RANGE}\n")
     try:
         pipe = TediGANPipeline.from_stages(args.stages)
-    except (PipelineError, FileNotFoundError) as err:
-        parser.exit(2, f"tedigan.pipeline: error: {err}\n")
+    except (PipelineError, ComponentLoadError, FileNotFoundError, ValueError) as err:
+        parser.exit(2, f"tedigan.pipeline: error: {' '.join(str(err).split())}\n")
     pipe.truncation_psi = args.truncation_psi
     pipe.info = {"trained_by": "train_all.sh", "stages": str(args.stages)}
     out = pipe.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)

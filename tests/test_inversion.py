@@ -187,6 +187,7 @@ def _cfg(data_root: Path, kind: str, g_dir: Path, out: Path, **over) -> Inversio
         "data.root": str(data_root),
         "data.resolution": RES,
         "generator_path": str(g_dir),
+        "discriminator_path": "",  # the tiny test generator has no trained D: train against a fresh one
         **{f"encoder.{k}": v for k, v in TINY_ENC.items()},
         "train.output_dir": str(out),
         "train.batch_size": 4,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import math
 import pickle
 import struct
 import warnings
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from tedigan.convert import ConversionError, check_out_dir, run_cli
 
 __all__ = [
     "UnsafePickleError",
@@ -305,7 +308,7 @@ def _check_storage(storage: Any) -> _Storage:
 
 
 def _as_size(x: Any) -> tuple[int, ...]:
-    if not (isinstance(x, (tuple, list)) and all(isinstance(v, int) for v in x)):
+    if not (isinstance(x, (tuple, list)) and all(isinstance(v, int) and v >= 0 for v in x)):
         raise UnsafePickleError(f"bad tensor size/stride {x!r:.80}")
     return tuple(x)
 
@@ -320,6 +323,10 @@ def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any) -
     last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride) if n > 0)
     if all(n > 0 for n in size) and last >= flat.numel():
         raise UnsafePickleError("tensor view exceeds its storage")
+    # a saved network tensor never has more elements than its storage; a zero-stride view that claims
+    # more would be materialised later (a few bytes of pickle asking for terabytes)
+    if math.prod(size) > max(flat.numel(), 1):
+        raise UnsafePickleError(f"tensor of size {size} claims more elements than its storage holds")
     return flat.as_strided(size, stride, storage_offset)
 
 
@@ -482,7 +489,8 @@ def _build_whitelist() -> dict[tuple[str, str], Any]:
         ("builtins", "frozenset"): _data_only(frozenset, _PLAIN),
         ("builtins", "slice"): _data_only(slice, _PLAIN),
         ("builtins", "complex"): _data_only(complex, (int, float, str)),
-        ("builtins", "bytearray"): _data_only(bytearray, (bytes, bytearray, list, int)),
+        # no int argument: bytearray(10**12) would allocate a terabyte from a few bytes of pickle
+        ("builtins", "bytearray"): _data_only(bytearray, (bytes, bytearray, list)),
         ("builtins", "range"): _data_only(range, (int,)),
         ("_codecs", "encode"): _codecs_encode,
         ("copyreg", "__newobj__"): _newobj,
@@ -907,7 +915,7 @@ def load_nvlabs(path: str | Path, generator: str = "G_ema") -> tuple[Any, Any]:
     return build_models(read_nvlabs_pickle(path), generator=generator, where=str(path))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tedigan.convert.nvlabs",
         description="Convert an NVlabs stylegan2-ada-pytorch network pickle (.pkl) to tedigan safetensors "
@@ -920,7 +928,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--generator", default="G_ema", choices=("G_ema", "G"), help="which generator to convert"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output folders")
     args = parser.parse_args(argv)
+    return run_cli(parser.prog, lambda: _convert(args))
+
+
+def _convert(args: argparse.Namespace) -> None:
+    if not args.pickle.is_file():
+        raise ConversionError(f"{args.pickle}: no such file")
+    check_out_dir(args.out, args.overwrite)
     G, D = load_nvlabs(args.pickle, generator=args.generator)
     extra = {"source": "nvlabs", "checkpoint": str(args.pickle), "network": args.generator}
     g_dir = G.save_pretrained(args.out / "generator", extra=extra)
@@ -939,4 +955,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

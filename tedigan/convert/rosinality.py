@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from tedigan.convert import ConversionError, check_out_dir, run_cli
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from tedigan.models.swagan import haar_kernels
 
@@ -331,7 +332,7 @@ def load_rosinality(
     return G, D, latent_avg
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tedigan.convert.rosinality",
         description="Convert a rosinality/stylegan2-pytorch checkpoint (.pt) to tedigan safetensors folders.",
@@ -342,7 +343,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--lr-mlp", type=float, default=0.01, help="mapping lr multiplier used in training")
     parser.add_argument("--generator-key", default="g_ema", help="which generator to convert (g_ema or g)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output folders")
     args = parser.parse_args(argv)
+    return run_cli(parser.prog, lambda: _convert(args))
+
+
+def _convert(args: argparse.Namespace) -> None:
+    if not args.checkpoint.is_file():
+        raise ConversionError(f"{args.checkpoint}: no such file")
+    check_out_dir(args.out, args.overwrite)
     G, D, latent_avg = load_rosinality(args.checkpoint, lr_mlp=args.lr_mlp, generator_key=args.generator_key)
     extra = {
         "source": "rosinality",
@@ -365,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
 
 __all__ = [
     "convert_discriminator_state_dict",

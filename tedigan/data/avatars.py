@@ -69,6 +69,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from tedigan.fs import atomic_write_text
+
 # --------------------------------------------------------------------------------------------------------
 # Attribute space
 # --------------------------------------------------------------------------------------------------------
@@ -1180,9 +1182,10 @@ def build_dataset(
         "python_avatars": _version("python_avatars"),
         "cairosvg": _version("cairosvg"),
     }
-    (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     if hf:
         _save_hf(out, metas)
+    # info.json last and atomically: its presence marks a complete data set (train_all.sh, ensure_data)
+    atomic_write_text(out / "info.json", json.dumps(info, indent=2) + "\n")
     return out
 
 
@@ -1347,6 +1350,7 @@ metadata.jsonl, info.json, hf/ (datasets.load_from_disk: train/val/test)""",
         help="split fractions by index range (default 0.8 0.1 0.1)",
     )
     parser.add_argument("--no-hf", action="store_true", help="skip the Hugging Face copy under OUT/hf")
+    parser.add_argument("--overwrite", action="store_true", help="render again into an existing data set")
     parser.add_argument(
         "--preview", type=Path, help="write image|label|sketch rows of the first samples here"
     )
@@ -1357,6 +1361,13 @@ metadata.jsonl, info.json, hf/ (datasets.load_from_disk: train/val/test)""",
     if args.num > 0:
         if args.out is None:
             parser.error("--out is required when --num > 0")
+        if (args.out / "info.json").exists() and not args.overwrite:
+            parser.exit(
+                2,
+                f"tedigan.data.avatars: error: {args.out} already holds a data set: pass --overwrite "
+                "to render it again, or choose another --out\n",
+            )
+        (args.out / "info.json").unlink(missing_ok=True)
         build_dataset(
             args.out,
             args.num,

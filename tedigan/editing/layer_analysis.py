@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from tedigan.data.avatars import parse_prompt
 from tedigan.editing.mixing import _accepts_update_flag, as_wplus, mix
+from tedigan.fs import atomic_write_text
 from tedigan.models.base import eval_mode
 
 __all__ = [
@@ -134,6 +135,10 @@ def select_layers(
     return sorted({i for g in chosen for i in g.layers})
 
 
+class LayerMapError(ValueError):
+    """A layer map file is malformed or does not fit the generator; the message says which and what to do."""
+
+
 @dataclass
 class LayerMap:
     """Result of :func:`analyze_layers`: the attribute → layers map plus the measurements behind it.
@@ -170,27 +175,39 @@ class LayerMap:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LayerMap:
-        return cls(
-            attributes=list(d["attributes"]),
-            groups=[LayerGroup(g["name"], tuple(g["layers"])) for g in d["groups"]],
-            follow_rate=[list(r) for r in d["follow_rate"]],
-            change_rate=[list(r) for r in d["change_rate"]],
-            support=dict(d["support"]),
-            layers={k: [int(i) for i in v] for k, v in d["layers"].items()},
-            num_ws=int(d["num_ws"]),
-            settings=dict(d.get("settings", {})),
-            confidence=dict(d.get("confidence", {})),
-        )
+        """Rebuild from :meth:`to_dict`; a malformed or inconsistent map raises :class:`LayerMapError`."""
+        try:
+            lm = cls(
+                attributes=[str(a) for a in d["attributes"]],
+                groups=[LayerGroup(str(g["name"]), tuple(int(i) for i in g["layers"])) for g in d["groups"]],
+                follow_rate=[list(r) for r in d["follow_rate"]],
+                change_rate=[list(r) for r in d["change_rate"]],
+                support={str(k): int(v) for k, v in dict(d["support"]).items()},
+                layers={str(k): [int(i) for i in v] for k, v in dict(d["layers"]).items()},
+                num_ws=int(d["num_ws"]),
+                settings=dict(d.get("settings", {})),
+                confidence=dict(d.get("confidence", {})),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise LayerMapError(f"malformed layer map ({type(err).__name__}: {err})") from None
+        if lm.num_ws < 1:
+            raise LayerMapError(f"malformed layer map: num_ws is {lm.num_ws}")
+        for name, layers in [*lm.layers.items(), *((g.name, list(g.layers)) for g in lm.groups)]:
+            bad = [i for i in layers if not 0 <= i < lm.num_ws]
+            if bad:
+                raise LayerMapError(f"layer map entry {name!r} names layers {bad} outside 0..{lm.num_ws - 1}")
+        if len(lm.follow_rate) != len(lm.attributes) or len(lm.change_rate) != len(lm.attributes):
+            raise LayerMapError("malformed layer map: one follow/change-rate row per attribute expected")
+        return lm
 
     def save(self, folder: str | Path, plot: bool = True) -> Path:
         """Write ``layer_map.json`` (and ``layer_map.png`` when ``plot``) into ``folder``; returns the json."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / MAP_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         if plot:
             plot_heatmap(self, folder / PLOT_NAME)
-        return path
+        # the json last and atomically: its presence means the analysis finished
+        return atomic_write_text(folder / MAP_NAME, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> LayerMap:
@@ -200,7 +217,16 @@ class LayerMap:
             path = path / MAP_NAME
         if not path.is_file():
             raise FileNotFoundError(f"no {MAP_NAME} at {path}: run python -m tedigan.editing.layer_analysis")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise LayerMapError(f"{path} is not valid JSON ({err}): re-run the layer analysis") from None
+        if not isinstance(data, dict):
+            raise LayerMapError(f"{path} must hold a JSON object: re-run the layer analysis")
+        try:
+            return cls.from_dict(data)
+        except LayerMapError as err:
+            raise LayerMapError(f"{path}: {err}: re-run the layer analysis") from None
 
     def reselect(self, **kwargs: Any) -> LayerMap:
         """The same measurements with another selection rule (see :func:`select_layers`)."""
@@ -486,6 +512,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", help="split of --data-root (default val)")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing layer_map.json in --out")
     return p
 
 
@@ -504,17 +531,25 @@ def _inverted_codes(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from tedigan.models.base import ComponentLoadError
     from tedigan.models.classifier import AttributeClassifier
     from tedigan.models.stylegan2 import Generator
 
+    prog = "tedigan.editing.layer_analysis"
+    if (Path(args.out) / MAP_NAME).exists() and not args.overwrite:
+        parser.exit(2, f"{prog}: error: {Path(args.out) / MAP_NAME} exists: pass --overwrite to replace it\n")
+    if args.encoder and not args.data_root:
+        parser.exit(2, f"{prog}: error: --encoder needs --data-root (the images to invert)\n")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    G = Generator.from_pretrained(args.generator, map_location=device)
-    C = AttributeClassifier.from_pretrained(args.classifier, map_location=device)
+    try:
+        G = Generator.from_pretrained(args.generator, map_location=device)
+        C = AttributeClassifier.from_pretrained(args.classifier, map_location=device)
+    except (ComponentLoadError, FileNotFoundError) as err:
+        parser.exit(2, f"{prog}: error: {' '.join(str(err).split())}\n")
     codes = None
     if args.encoder:
-        if not args.data_root:
-            raise SystemExit("error: --encoder needs --data-root (the images to invert)")
         codes = _inverted_codes(args.encoder, args.data_root, args.split, G.config.resolution, device)
     result = analyze_layers(
         G,
@@ -545,6 +580,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(support {result.support[a]}, confidence {result.confidence[a]:.2f})"
         )
     print(f"wrote {path} and {path.parent / PLOT_NAME}")
+    if not any(result.layers.values()):
+        print(
+            "warning: no attribute was found in any layer group (every follow rate below the threshold): "
+            "edits will fall back to the layers the text code moves most; a better-trained generator, more "
+            "--pairs or a lower --threshold would help",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -143,6 +143,7 @@ def text_to_image_codes(
     num: int,
     seed: int = 0,
     truncation_psi: float = 0.7,
+    z: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Text-to-image: ``num`` codes = the text code (content) in ``layers`` of seeded random codes (style).
 
@@ -150,6 +151,7 @@ def text_to_image_codes(
     with ``seed`` (the same seed gives the same codes on any device); the mapping's running ``w_avg`` is not
     updated. ``w_text`` is one code (``[1, num_ws, w_dim]`` or ``[num_ws, w_dim]``, broadcast) or ``num``
     codes. Gradients flow to ``w_text`` (the random codes carry none). Returns ``[num, num_ws, w_dim]``.
+    ``z`` (``[num, z_dim]``) replaces the seeded draw, e.g. one chunk of a longer seeded sequence.
     """
     if int(num) < 1:
         raise ValueError(f"num must be >= 1, got {num}")
@@ -163,7 +165,10 @@ def text_to_image_codes(
     mask = layer_mask(layers, num_ws)  # validate before sampling
     params = next(iter(G.parameters()), None) if hasattr(G, "parameters") else None
     device = params.device if params is not None else w_text.device
-    z = torch.randn(num, z_dim, generator=torch.Generator().manual_seed(int(seed)))
+    if z is None:
+        z = torch.randn(num, z_dim, generator=torch.Generator().manual_seed(int(seed)))
+    elif tuple(z.shape) != (num, z_dim):
+        raise ValueError(f"z must be [{num}, {z_dim}], got {tuple(z.shape)}")
     with torch.no_grad():
         kwargs = {"update_w_avg": False} if _accepts_update_flag(G) else {}
         w_style = G.mapping(z.to(device), truncation_psi=truncation_psi, **kwargs)

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from tedigan.data import avatars
 from tedigan.data.io import to_tensor
+from tedigan.fs import atomic_write_text
 
 __all__ = ["EDITS", "T2I_PROMPTS", "BenchmarkConfig", "run_benchmark", "main"]
 
@@ -341,7 +342,7 @@ def run_benchmark(
     }
 
     fid = None
-    if data_root:
+    if data_root and cfg.fid_num > 0:
         from tedigan import metrics
         from tedigan.data import make_dataset
 
@@ -362,11 +363,12 @@ def run_benchmark(
         "fid": fid,
         "seconds_total": time.perf_counter() - started,
     }
-    (out_dir / "benchmark.json").write_text(json.dumps(summary, indent=2) + "\n")
     _edit_grid(jobs, sources, targets, enc, opt, cfg, out_dir / "edit_grid.png")
     _t2i_grid(t2i_images, out_dir / "t2i_grid.png")
     _plot(results, out_dir / "target_accuracy.png")
     (out_dir / "report.md").write_text(_report(summary))
+    # the json last and atomically: its presence means the benchmark finished (train_all.sh skips it then)
+    atomic_write_text(out_dir / "benchmark.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -519,13 +521,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--data-root", default=None, help="avatar data set for the generator's FID (optional)"
     )
-    parser.add_argument("--fid-num", type=int, default=1000, help="generated images for FID (default 1000)")
+    parser.add_argument(
+        "--fid-num", type=int, default=1000, help="generated images for FID (default 1000; 0 = no FID)"
+    )
     parser.add_argument("--seed", type=int, default=BENCH_SEED, help="seed of the held-out source records")
     parser.add_argument("--strength", type=float, default=1.0, help="edit strength (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing benchmark in --out")
     args = parser.parse_args(argv)
     from tedigan.pipeline import TediGANPipeline
 
+    if (Path(args.out) / "benchmark.json").exists() and not args.overwrite:
+        parser.exit(
+            2,
+            f"tedigan.metrics.edit_benchmark: error: {args.out}/benchmark.json exists: pass "
+            "--overwrite to replace it, or choose another --out\n",
+        )
     try:
         pipe = TediGANPipeline.from_pretrained(args.model, device=args.device)
     except (ValueError, FileNotFoundError) as err:

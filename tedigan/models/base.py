@@ -2,11 +2,15 @@
 
 A component is an ``nn.Module`` built from one typed dataclass config. ``config.json`` stores that config
 and the class name, which is enough to rebuild the module and load its weights with no code in the file.
+A folder is written next to its final place and renamed into it, so an interrupted save never leaves a
+half-written component; a damaged one (bad JSON, unknown keys, truncated or mismatched weights, NaN/inf
+values) is refused with one :class:`ComponentLoadError` line that names the folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,12 +20,17 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tedigan.typed import from_dict, to_dict
+from tedigan.fs import replace_dir, temp_dir_for
+from tedigan.typed import ConfigError, from_dict, to_dict
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
 M = TypeVar("M", bound="PretrainedModule")
+
+
+class ComponentLoadError(ValueError):
+    """A component folder cannot be loaded; the message names the folder, the problem and what to do."""
 
 
 class PretrainedModule(nn.Module):
@@ -45,19 +54,24 @@ class PretrainedModule(nn.Module):
     ) -> Path:
         """Write ``model.safetensors`` (parameters and persistent buffers) and ``config.json``."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        tmp = temp_dir_for(path)
         state = {}
         for k, v in self.state_dict().items():
             v = v.detach().cpu()
             if dtype is not None and v.is_floating_point():
                 v = v.to(dtype)
             state[k] = v.contiguous()
-        save_file(state, str(path / WEIGHTS_NAME), metadata={"format": "pt", "class": type(self).__name__})
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "class": type(self).__name__})
         meta = {"_class_name": type(self).__name__, **to_dict(self.config)}
         if extra:
             meta["_extra"] = extra
-        (path / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-        return path
+        (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+        # replace the old folder only once the new one is whole (files beside ours are kept)
+        if path.is_dir():
+            for f in path.iterdir():
+                if f.name not in (WEIGHTS_NAME, CONFIG_NAME) and not (tmp / f.name).exists():
+                    os.replace(f, tmp / f.name)
+        return replace_dir(tmp, path)
 
     @classmethod
     def load_config(cls, path: str | Path) -> Any:
@@ -67,25 +81,58 @@ class PretrainedModule(nn.Module):
             raise FileNotFoundError(
                 f"no {CONFIG_NAME} in {path}: expected a folder written by {cls.__name__}.save_pretrained()"
             )
-        meta = json.loads(cfg_file.read_text())
+        try:
+            meta = json.loads(cfg_file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ComponentLoadError(
+                f"{cfg_file} is not valid JSON ({err}): re-save or re-train it"
+            ) from None
+        if not isinstance(meta, dict):
+            raise ComponentLoadError(f"{cfg_file} must hold a JSON object: re-save or re-train it")
         name = meta.pop("_class_name", cls.__name__)
         meta.pop("_extra", None)
         if name != cls.__name__:
-            raise ValueError(f"{path} holds a {name}, not a {cls.__name__}")
-        return from_dict(cls.config_class, meta)
+            raise ComponentLoadError(f"{path} holds a {name}, not a {cls.__name__}")
+        try:
+            return from_dict(cls.config_class, meta)
+        except ConfigError as err:
+            raise ComponentLoadError(f"{cfg_file}: {err}") from None
 
     @classmethod
     def from_pretrained(cls: type[M], path: str | Path, map_location: str | torch.device = "cpu") -> M:
         """Rebuild the module from ``config.json`` and load ``model.safetensors`` (strict)."""
         path = Path(path)
-        model = cls(cls.load_config(path))
+        config = cls.load_config(path)
         weights = path / WEIGHTS_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"no {WEIGHTS_NAME} in {path}")
-        state = load_file(str(weights), device=str(map_location))
+        try:
+            model = cls(config)
+        except (ValueError, TypeError, RuntimeError) as err:
+            raise ComponentLoadError(
+                f"{path / CONFIG_NAME} does not describe a valid {cls.__name__} ({err})"
+            ) from None
+        try:
+            state = load_file(str(weights), device="cpu")
+        except Exception as err:  # noqa: BLE001 - safetensors raises its own error types for damaged files
+            raise ComponentLoadError(
+                f"{weights} is damaged or truncated ({type(err).__name__}: {err}): re-save or re-train it"
+            ) from None
         ref = model.state_dict()
+        for key, value in state.items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise ComponentLoadError(
+                    f"{weights}: {key} holds NaN/inf values (a diverged run?): retrain or use another model"
+                )
         state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
-        model.load_state_dict(state, strict=True)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            first = " ".join(str(err).split())[:300]
+            raise ComponentLoadError(
+                f"the weights in {weights} do not fit its {CONFIG_NAME} ({first}): the two files come "
+                "from different models"
+            ) from None
         return model.to(map_location)
 
 

@@ -23,9 +23,13 @@ from tedigan.data.avatars import ATTRIBUTES, AvatarDataset, build_dataset
 from tedigan.models.classifier import AttributeClassifier
 from tedigan.training.loop import (
     CheckpointManager,
+    DivergenceGuard,
+    GeneratorState,
     ResumableSampler,
+    finish_stage,
     make_accelerator,
     save_image_grid,
+    start_final_save,
     warmup_cosine,
 )
 
@@ -131,11 +135,13 @@ def train(cfg: ClassifierStageConfig, resume: str | None = None) -> dict:
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, val_loader, scheduler
     )
+    gen = torch.Generator().manual_seed(tc.seed)  # augmentation shifts: checkpointed, exact resume
+    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "rng": GeneratorState(gen)}
     ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    step = ckpt.restore(accelerator, resume)
+    step = ckpt.restore(accelerator, resume, state)
     per_step = tc.batch_size * tc.grad_accum * accelerator.num_processes
     sampler.start = step * per_step
-    gen = torch.Generator().manual_seed(tc.seed + step)
+    guard = DivergenceGuard("classifier", accelerator.device)
 
     data = iter(train_loader)
     bar = tqdm(total=tc.max_steps, initial=step, desc="classifier", disable=not accelerator.is_main_process)
@@ -148,6 +154,7 @@ def train(cfg: ClassifierStageConfig, resume: str | None = None) -> dict:
                 logits = model(images)
                 losses = [F.cross_entropy(logits[n], batch["attributes"][:, j]) for j, n in enumerate(heads)]
                 loss = torch.stack(losses).sum()
+                guard(step, "loss", loss)
                 accelerator.backward(loss)
                 optimizer.step()
                 scheduler.step()
@@ -165,17 +172,21 @@ def train(cfg: ClassifierStageConfig, resume: str | None = None) -> dict:
             report, _ = evaluate(model, val_loader, accelerator)
             accelerator.log({f"val_acc/{k}": v for k, v in report["accuracy"].items()}, step=step)
         if step % tc.checkpoint_every == 0 or step == tc.max_steps:
-            ckpt.save(accelerator, step)
+            guard.flush(step)
+            ckpt.save(accelerator, step, state)
     bar.close()
 
     report, wrong = evaluate(model, val_loader, accelerator)
     report.update(step=step, split=cfg.data.val_split, data_root=str(root))
     accelerator.log({f"val_acc/{k}": v for k, v in report["accuracy"].items()}, step=step)
+    model_raw = accelerator.unwrap_model(model)
+    start_final_save(out, "classifier", {"model": model_raw}, accelerator)
     if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(out / "model", extra={"eval": report})
+        model_raw.save_pretrained(out / "model", extra={"eval": report})
         (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
         if len(wrong):
             save_image_grid(wrong, out / "misclassified.png", nrow=8)
+        finish_stage(out, "classifier", {"step": step, "model": str(out / "model")})
         accelerator.print(
             "classifier held-out accuracy: "
             + ", ".join(f"{k}={v:.4f}" for k, v in report["accuracy"].items())

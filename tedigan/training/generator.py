@@ -52,12 +52,15 @@ from tedigan.models.stylegan2 import Discriminator, Generator
 from tedigan.training.augment import DiffAugment
 from tedigan.training.loop import (
     CheckpointManager,
+    DivergenceGuard,
     GeneratorState,
     ResumableSampler,
     ensure_data,
+    finish_stage,
     make_accelerator,
     no_sync,
     save_image_grid,
+    start_final_save,
 )
 
 __all__ = [
@@ -244,11 +247,19 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
     G_fwd, D, G_opt, D_opt, loader = accelerator.prepare(G_fwd, D, G_opt, D_opt, loader)
     pl_reg = PathLengthRegularizer(lc.pl_decay).to(device)
     rng = torch.Generator().manual_seed(tc.seed * 7919 + 1)  # every training-time random number
-    for obj in (G_ema, pl_reg, GeneratorState(rng)):
-        accelerator.register_for_checkpointing(obj)
+    state = {
+        "G": G_fwd,
+        "D": D,
+        "G_opt": G_opt,
+        "D_opt": D_opt,
+        "G_ema": G_ema,
+        "pl": pl_reg,
+        "rng": GeneratorState(rng),
+    }
 
     ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    step = ckpt.restore(accelerator, resume)
+    step = ckpt.restore(accelerator, resume, state)
+    guard = DivergenceGuard("generator", device)
     accum, batch = tc.grad_accum, tc.batch_size
     global_batch = batch * accum * accelerator.num_processes
     sampler.start = step * global_batch
@@ -281,6 +292,7 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
     def track(name: str, value: torch.Tensor) -> None:
         # summed on the device; read back only when logging (no per-step GPU sync)
         value = value.detach().float()
+        guard(step, name, value)
         sums[name] = sums[name] + value if name in sums else value
         counts[name] = counts.get(name, 0) + 1
 
@@ -359,6 +371,8 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
         window_steps += 1
         bar.update(1)
 
+        if step % tc.log_every == 0 or step == tc.max_steps or step % tc.checkpoint_every == 0:
+            guard.flush(step)
         if step % tc.log_every == 0 or step == tc.max_steps:
             elapsed = time.perf_counter() - window_t
             row = {k: (sums[k] / counts[k]).item() for k in sums}
@@ -380,7 +394,7 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
         if step % tc.sample_every == 0 or step == tc.max_steps:
             save_samples(step)
         if step % tc.checkpoint_every == 0 or step == tc.max_steps:
-            ckpt.save(accelerator, step, extra={"kimg": step * global_batch / 1000})
+            ckpt.save(accelerator, step, state, extra={"kimg": step * global_batch / 1000})
     bar.close()
 
     wall = time.perf_counter() - t_start
@@ -396,10 +410,15 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
         "discriminator": str(out / "discriminator"),
         "samples": str(samples_dir / f"step-{step}.png"),
     }
+    D_raw = accelerator.unwrap_model(D)
+    start_final_save(out, "generator", {"generator": G_ema, "discriminator": D_raw}, accelerator)
     if accelerator.is_main_process:
         extra = {"stage": "generator", "step": step, "kimg": summary["kimg"], "data_root": cfg.data.root}
         G_ema.save_pretrained(out / "generator", extra=extra)
-        accelerator.unwrap_model(D).save_pretrained(out / "discriminator", extra=extra)
+        D_raw.save_pretrained(out / "discriminator", extra=extra)
+        finish_stage(
+            out, "generator", {k: summary[k] for k in ("step", "kimg", "generator", "discriminator")}
+        )
         accelerator.print(
             f"generator: {step} steps ({summary['kimg']:.1f} kimg) -> {out / 'generator'}, "
             f"samples in {samples_dir}"

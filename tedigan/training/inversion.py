@@ -53,12 +53,15 @@ from tedigan.models.encoder import Encoder
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
 from tedigan.training.loop import (
     CheckpointManager,
+    DivergenceGuard,
     GeneratorState,
     ResumableSampler,
     ensure_data,
+    finish_stage,
     make_accelerator,
     no_sync,
     save_image_grid,
+    start_final_save,
     warmup_cosine,
 )
 
@@ -162,9 +165,16 @@ def load_frozen_generator(path: str | Path, device: torch.device | str = "cpu") 
 
 def _discriminator(cfg: InversionStageConfig, G: Generator) -> tuple[Discriminator, str]:
     path = cfg.discriminator_path
-    if path is None:
+    if path is None and cfg.loss.adversarial > 0:
         sibling = Path(cfg.generator_path).parent / "discriminator"
-        path = str(sibling) if (sibling / "config.json").is_file() else ""
+        if not (sibling / "model.safetensors").is_file():
+            # never a silent fresh D: an adversarial loss from an untrained D is a different experiment
+            raise ConfigError(
+                f"no trained discriminator next to the generator ({sibling} is missing; was the generator "
+                "stage interrupted?): pass --discriminator_path=DIR, or --discriminator_path='' to train "
+                "against a fresh one, or --loss.adversarial=0"
+            )
+        path = str(sibling)
     if path:
         D = Discriminator.from_pretrained(path)
         if D.config.resolution != G.resolution:
@@ -349,20 +359,26 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
     if loader is not None:
         loader = accelerator.prepare(loader)
     rng = torch.Generator().manual_seed(tc.seed * 7919 + 3)  # generated codes: checkpointed, exact resume
-    accelerator.register_for_checkpointing(GeneratorState(rng))
+    state = {
+        "E": E,
+        "D": D,
+        "E_opt": E_opt,
+        "D_opt": D_opt,
+        "scheduler": scheduler,
+        "rng": GeneratorState(rng),
+    }
 
     ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    step = 0
     resume_path = ckpt.resolve(resume)
     if resume_path is not None:
-        saved = json.loads((resume_path / "state.json").read_text())
+        saved = ckpt.read_state(resume_path)
         if saved.get("modality", modality) != modality:  # before loading: the weights would not fit
             raise ConfigError(
                 f"{resume_path} is a {saved['modality']} encoder run, not {modality}: "
                 "use another train.output_dir per modality"
             )
-        step = CheckpointManager.load(accelerator, resume_path)["step"]
-        accelerator.print(f"resumed from {resume_path} at step {step}")
+    step = ckpt.restore(accelerator, str(resume_path) if resume_path else None, state)
+    guard = DivergenceGuard(f"inversion-{modality}", device)
     accum = tc.grad_accum
     sampler.start = step * n_real * accum * accelerator.num_processes
     E_raw: Encoder = accelerator.unwrap_model(E)
@@ -403,6 +419,8 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
     counts: dict[str, int] = {}
 
     def track(name: str, value: torch.Tensor | float) -> None:
+        if torch.is_tensor(value):
+            guard(step, name, value)
         sums[name] = sums.get(name, 0.0) + float(value.detach().float() if torch.is_tensor(value) else value)
         counts[name] = counts.get(name, 0) + 1
 
@@ -493,7 +511,8 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
         elif step % tc.sample_every == 0:
             quick_eval(step, save=True)
         if step % tc.checkpoint_every == 0 or step == tc.max_steps:
-            ckpt.save(accelerator, step, extra={"modality": modality})
+            guard.flush(step)
+            ckpt.save(accelerator, step, state, extra={"modality": modality})
     bar.close()
 
     wall = time.perf_counter() - t_start
@@ -508,6 +527,7 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
         "encoder": str(enc_dir),
         "samples": str(samples_dir / f"step-{step}.png"),
     }
+    start_final_save(out, "inversion", {ENCODER_DIRS[modality]: E_raw}, accelerator)
     if accelerator.is_main_process:
         extra = {"stage": "inversion", "step": step, "generator": str(cfg.generator_path)}
         E_raw.save_pretrained(enc_dir, extra=extra)
@@ -523,6 +543,7 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
             + (f", attributes {head['recon_attributes']['value']:.3f}" if "recon_attributes" in head else "")
             + f" -> {enc_dir}"
         )
+        finish_stage(out, "inversion", {"step": step, "modality": modality, "encoder": str(enc_dir)})
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary

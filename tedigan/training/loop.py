@@ -4,8 +4,9 @@
   (``jsonl`` is built in: one JSON line per ``accelerator.log`` call in ``<output_dir>/metrics.jsonl``).
 - ``ResumableSampler``: an endless, seeded sample order that can restart at any position, so a run resumed
   from ``checkpoint-N`` sees exactly the batches an uninterrupted run would have seen.
-- ``CheckpointManager``: ``accelerator.save_state`` into ``checkpoints/checkpoint-N`` with a total limit,
-  and ``latest`` lookup for ``--resume_from_checkpoint latest``.
+- ``CheckpointManager`` (from :mod:`tedigan.training.checkpoint`): safetensors + JSON checkpoints in
+  ``checkpoints/checkpoint-N`` with a total limit, ``--resume_from_checkpoint latest``, never a pickle.
+- ``finish_stage``: a stage's final components written atomically, ``complete.json`` last.
 - ``save_image_grid``: images in [-1, 1] → one PNG grid.
 """
 
@@ -14,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +28,34 @@ from torch.utils.data import Sampler
 from torchvision.utils import make_grid, save_image
 
 from tedigan.config import TrainConfig
+from tedigan.fs import atomic_write_text
+from tedigan.training.checkpoint import (
+    CheckpointManager,
+    DivergenceError,
+    DivergenceGuard,
+    check_finite_weights,
+)
+
+__all__ = [
+    "COMPLETE_NAME",
+    "CheckpointManager",
+    "DivergenceError",
+    "DivergenceGuard",
+    "GeneratorState",
+    "JSONLTracker",
+    "ResumableSampler",
+    "ensure_data",
+    "finish_stage",
+    "make_accelerator",
+    "no_sync",
+    "save_image_grid",
+    "stage_complete",
+    "start_final_save",
+    "warmup_cosine",
+]
+
+#: written last into a stage's output folder once every final component is in place
+COMPLETE_NAME = "complete.json"
 
 
 class JSONLTracker(GeneralTracker):
@@ -107,62 +134,6 @@ class ResumableSampler(Sampler[int]):
         self.start = int(state["start"])
 
 
-class CheckpointManager:
-    """``checkpoint-N`` folders under ``<output_dir>/checkpoints`` with at most ``total_limit`` kept."""
-
-    pattern = re.compile(r"^checkpoint-(\d+)$")
-
-    def __init__(self, output_dir: str | Path, total_limit: int = 2) -> None:
-        self.root = Path(output_dir) / "checkpoints"
-        self.total_limit = total_limit
-
-    def all(self) -> list[tuple[int, Path]]:
-        if not self.root.is_dir():
-            return []
-        found = [(int(m.group(1)), p) for p in self.root.iterdir() if (m := self.pattern.match(p.name))]
-        return sorted(found)
-
-    def latest(self) -> Path | None:
-        ckpts = [(s, p) for s, p in self.all() if (p / "state.json").is_file()]
-        return ckpts[-1][1] if ckpts else None
-
-    def resolve(self, resume: str | None) -> Path | None:
-        """``None`` → no resume; ``"latest"`` → newest complete checkpoint (or None); else an explicit path."""
-        if not resume:
-            return None
-        if resume == "latest":
-            return self.latest()
-        path = Path(resume)
-        if not (path / "state.json").is_file():
-            raise FileNotFoundError(f"--resume_from_checkpoint {resume}: not a complete checkpoint folder")
-        return path
-
-    def save(self, accelerator: Accelerator, step: int, extra: dict | None = None) -> Path:
-        path = self.root / f"checkpoint-{step}"
-        accelerator.save_state(str(path))
-        if accelerator.is_main_process:
-            # state.json is written last: its presence marks a complete checkpoint
-            (path / "state.json").write_text(json.dumps({"step": step, **(extra or {})}))
-            for _, old in self.all()[: max(0, len(self.all()) - self.total_limit)]:
-                shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        return path
-
-    @staticmethod
-    def load(accelerator: Accelerator, path: Path) -> dict:
-        accelerator.load_state(str(path))
-        return json.loads((path / "state.json").read_text())
-
-    def restore(self, accelerator: Accelerator, resume: str | None) -> int:
-        """Load the checkpoint named by ``--resume_from_checkpoint`` (if any); returns the step to continue from."""
-        path = self.resolve(resume)
-        if path is None:
-            return 0
-        step = int(self.load(accelerator, path)["step"])
-        accelerator.print(f"resumed from {path} at step {step}")
-        return step
-
-
 def warmup_cosine(warmup: int, total: int, floor: float) -> Callable[[int], float]:
     """LR multiplier for ``LambdaLR``: linear warm-up over ``warmup`` steps, then cosine from 1 to ``floor``."""
     warmup = max(1, warmup)
@@ -192,15 +163,8 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = N
     return path
 
 
-def append_jsonl(path: str | Path, row: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fh.write(json.dumps(row) + "\n")
-
-
 class GeneratorState:
-    """Checkpointable wrapper of a ``torch.Generator`` (``accelerator.register_for_checkpointing``).
+    """Checkpointable wrapper of a ``torch.Generator`` (one of the objects a stage hands to its checkpoints).
 
     Stages that draw every training-time random number from their own generator (latents, noise,
     augmentation) resume bit-exactly, independent of what else touches the global RNG (data loader seeds,
@@ -224,7 +188,7 @@ def ensure_data(data: Any, accelerator: Accelerator | None = None) -> Path:
     missing folder themselves). With several processes only the main one renders, the rest wait.
     """
     root = Path(data.root)
-    if data.kind != "avatars" or (root / "metadata.jsonl").is_file():
+    if data.kind != "avatars" or (root / "info.json").is_file():  # info.json: written last, when complete
         return root
     if data.render_if_missing <= 0:
         raise FileNotFoundError(
@@ -238,3 +202,31 @@ def ensure_data(data: Any, accelerator: Accelerator | None = None) -> Path:
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return root
+
+
+def stage_complete(output_dir: str | Path) -> bool:
+    """Whether a stage finished writing everything into ``output_dir`` (its ``complete.json`` is there)."""
+    return (Path(output_dir) / COMPLETE_NAME).is_file()
+
+
+def start_final_save(
+    output_dir: str | Path, stage: str, components: dict[str, Any], accelerator: Accelerator | None = None
+) -> None:
+    """Call before a stage writes its final components: refuses non-finite weights (nothing is written)
+    and removes a stale ``complete.json``, which must not vouch for a mix of old and new files if this
+    save is interrupted."""
+    check_finite_weights(components, f"{stage} final save", accelerator)
+    if accelerator is None or accelerator.is_main_process:
+        (Path(output_dir) / COMPLETE_NAME).unlink(missing_ok=True)
+
+
+def finish_stage(
+    output_dir: str | Path, stage: str, summary: dict | None = None, accelerator: Accelerator | None = None
+) -> Path:
+    """Mark a stage done: write ``complete.json`` (stage, time, ``summary``) atomically, after every other
+    output of the stage. ``train_all.sh`` skips a stage only when this file exists."""
+    out = Path(output_dir)
+    row = {"stage": stage, "finished": round(time.time(), 3), **(summary or {})}
+    if accelerator is None or accelerator.is_main_process:
+        atomic_write_text(out / COMPLETE_NAME, json.dumps(row, indent=2, default=str) + "\n")
+    return out / COMPLETE_NAME

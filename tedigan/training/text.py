@@ -57,9 +57,12 @@ from tedigan.models.stylegan2 import Generator
 from tedigan.models.text_encoder import TextEncoder
 from tedigan.training.loop import (
     CheckpointManager,
+    DivergenceGuard,
     ResumableSampler,
     ensure_data,
+    finish_stage,
     make_accelerator,
+    start_final_save,
     warmup_cosine,
 )
 
@@ -556,8 +559,10 @@ def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
     loader = DataLoader(CachedPairs(tr, frozen), batch_size=tc.batch_size, sampler=sampler, drop_last=True)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
+    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    step = ckpt.restore(accelerator, resume)
+    step = ckpt.restore(accelerator, resume, state)
+    guard = DivergenceGuard("text", device)
     sampler.start = step * tc.batch_size * tc.grad_accum * accelerator.num_processes
 
     # ---- held-out inputs: the fixed grid captions and the quick validation numbers
@@ -636,6 +641,7 @@ def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
                         ws, target, lc.temperature, center, batch["image_id"]
                     )
                     total = total + lc.contrastive * parts["contrastive"]
+                guard(step, "loss/total", total)
                 accelerator.backward(total)
                 optimizer.step()
                 scheduler.step()
@@ -672,7 +678,8 @@ def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
         if step % tc.sample_every == 0 or step == tc.max_steps:
             save_samples(step)
         if step % tc.checkpoint_every == 0 or step == tc.max_steps:
-            ckpt.save(accelerator, step)
+            guard.flush(step)
+            ckpt.save(accelerator, step, state)
     bar.close()
 
     wall = time.perf_counter() - t_start
@@ -689,6 +696,7 @@ def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
         "last": last_logged,
         "text_encoder": str(enc_dir),
     }
+    start_final_save(out, "text", {"text_encoder": T}, accelerator)
     if main:
         extra = {
             "stage": "text",
@@ -731,6 +739,7 @@ def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
                 f"inverted ceiling {acc['inverted_ceiling']['value']:.3f})"
             )
         accelerator.print(msg + f" -> {enc_dir}")
+        finish_stage(out, "text", {"step": step, "text_encoder": str(enc_dir)})
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
