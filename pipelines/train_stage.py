@@ -58,9 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, CheckpointError, ComponentLoadError, DivergenceError) as err:
         if os.environ.get("TEDIGAN_DEBUG"):
             raise
+        _close_progress_bars()
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     return 0
+
+
+def _close_progress_bars() -> None:
+    """End a stage's open tqdm bar so the error starts a line of its own (the stages raise from inside
+    their loops; tqdm keeps its live bars in a class-level set)."""
+    from tqdm.auto import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not lo <= args.strength <= hi:  # also refuses nan
             raise cli.UsageError(f"--strength must be in {lo:g}..{hi:g}, got {args.strength}")
         out = Path(args.out) if args.out else Path(f"{src.stem}_edited.png")
+        if out.is_dir() or not out.name:
+            raise cli.UsageError(f"--out {out} is a folder: give a file name such as {out / 'edited.png'}")
         grid = out.with_name(f"{out.stem}_grid{out.suffix}")
         cli.check_outputs([out, grid] if args.grid else [out], [src], args.overwrite)
         image = load_image(src)  # an unreadable image fails before the model loads

@@ -33,3 +33,43 @@ def tiny_generator():
         return g.eval().requires_grad_(False)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(tiny_generator):
+    """A tiny TediGANPipeline (16 px generator, num_ws 6; tiny image/sketch/label encoders; the real offline
+    MiniLM under a small head; a two-value hair-colour classifier; a layer map sending hair to W+ 4-5)."""
+    from tedigan.editing.layer_analysis import LayerMap, layer_groups
+    from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
+    from tedigan.models.encoder import Encoder
+    from tedigan.models.text_encoder import TextEncoder
+    from tedigan.pipeline import TediGANPipeline
+
+    res, enc = 16, {"channel_base": 128, "channel_max": 16, "fpn_channels": 16, "head_dim": 32}
+    G = tiny_generator(res)
+    torch.manual_seed(0)
+    E = Encoder.from_generator(G, **enc)
+    S = Encoder.from_generator(G, modality="sketch", **enc)
+    L = Encoder.from_generator(G, modality="label", in_channels=11, **enc)
+    T = TextEncoder.from_generator(G, hidden_dim=32, depth=1, max_length=16)
+    C = AttributeClassifier(
+        ClassifierConfig(resolution=res, widths=[4, 8], heads={"hair_color": ["black", "blond"]})
+    )
+    groups = layer_groups(G.num_ws)
+    zeros = [[0.0] * len(groups)]
+    layer_map = LayerMap(
+        attributes=["hair_color"],
+        groups=groups,
+        follow_rate=zeros,
+        change_rate=zeros,
+        support={"hair_color": 10},
+        layers={"hair_color": [4, 5]},
+        num_ws=G.num_ws,
+    )
+    return TediGANPipeline(G, E, T, S, L, C, layer_map, info={"edit_steps": 0})
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_pipe, tmp_path_factory):
+    """``tiny_pipe`` saved as a pipeline folder (treat as read-only: copy it before damaging it)."""
+    return tiny_pipe.save_pretrained(tmp_path_factory.mktemp("pipe") / "model")

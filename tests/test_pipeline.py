@@ -17,45 +17,21 @@ from tedigan import cli
 from tedigan import edit as edit_cli
 from tedigan import generate as generate_cli
 from tedigan.data.io import ImageLoadError
-from tedigan.editing.layer_analysis import LayerMap, layer_groups
 from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
-from tedigan.models.encoder import Encoder
-from tedigan.models.text_encoder import TextEncoder
 from tedigan.pipeline import INDEX_NAME, PipelineError, TediGANPipeline, change_mask
 
-RES = 16  # num_ws = 6
-TINY_ENC = {"channel_base": 8 * RES, "channel_max": 16, "fpn_channels": 16, "head_dim": 32}
+RES = 16  # num_ws = 6 (the conftest's tiny pipeline)
 HAIR_LAYERS = [4, 5]
 
 
 @pytest.fixture(scope="module")
-def pipe(tiny_generator) -> TediGANPipeline:
-    G = tiny_generator(RES)
-    torch.manual_seed(0)
-    E = Encoder.from_generator(G, **TINY_ENC)
-    S = Encoder.from_generator(G, modality="sketch", **TINY_ENC)
-    L = Encoder.from_generator(G, modality="label", in_channels=11, **TINY_ENC)
-    T = TextEncoder.from_generator(G, hidden_dim=32, depth=1, max_length=16)
-    C = AttributeClassifier(
-        ClassifierConfig(resolution=RES, widths=[4, 8], heads={"hair_color": ["black", "blond"]})
-    )
-    groups = layer_groups(G.num_ws)
-    zeros = [[0.0] * len(groups)]
-    layer_map = LayerMap(
-        attributes=["hair_color"],
-        groups=groups,
-        follow_rate=zeros,
-        change_rate=zeros,
-        support={"hair_color": 10},
-        layers={"hair_color": HAIR_LAYERS},
-        num_ws=G.num_ws,
-    )
-    return TediGANPipeline(G, E, T, S, L, C, layer_map, info={"edit_steps": 0})
+def pipe(tiny_pipe) -> TediGANPipeline:
+    return tiny_pipe
 
 
 @pytest.fixture(scope="module")
-def model_dir(pipe, tmp_path_factory) -> Path:
-    return pipe.save_pretrained(tmp_path_factory.mktemp("pipe") / "model")
+def model_dir(tiny_model_dir) -> Path:
+    return tiny_model_dir
 
 
 @pytest.fixture()

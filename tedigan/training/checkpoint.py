@@ -260,27 +260,28 @@ class CheckpointManager:
                 return f"{name} is missing or truncated"
         return None
 
-    def latest(self) -> Path | None:
-        """The newest complete checkpoint; incomplete newer ones are reported and passed over."""
+    def latest(self, report: bool = True) -> Path | None:
+        """The newest complete checkpoint; incomplete newer ones are passed over (and reported)."""
         skipped = []
         for _, path in reversed(self.all()):
             self.refuse_pickles(path)
             why = self.problem(path)
             if why is None:
-                if skipped:
+                if skipped and report:
                     print(f"resume: passed over incomplete {'; '.join(skipped)}; using {path.name}")
                 return path
             skipped.append(f"{path.name} ({why})")
-        if skipped:
+        if skipped and report:
             print(f"resume: no complete checkpoint ({'; '.join(skipped)}); starting from step 0")
         return None
 
-    def resolve(self, resume: str | None) -> Path | None:
-        """``None`` → no resume; ``"latest"`` → newest complete checkpoint (or None); else an explicit path."""
+    def resolve(self, resume: str | None, report: bool = True) -> Path | None:
+        """``None`` → no resume; ``"latest"`` → newest complete checkpoint (or None); else an explicit path.
+        Stages call it once before writing anything, so a refused checkpoint leaves the run folder as it was."""
         if not resume:
             return None
         if resume == "latest":
-            return self.latest()
+            return self.latest(report)
         path = Path(resume)
         if not path.is_dir():
             raise CheckpointError(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
@@ -367,10 +368,12 @@ class CheckpointManager:
 
     def restore(self, accelerator: Any, resume: str | None, objects: Mapping[str, Any]) -> int:
         """Load the checkpoint named by ``--resume_from_checkpoint`` (if any); returns the step to continue
-        from. Rows of ``metrics.jsonl`` logged after that step by the interrupted run are dropped, so the
-        resumed run's rows do not appear twice."""
+        from. Rows of ``metrics.jsonl`` logged after that step by an interrupted run (all of them when the
+        run starts from step 0) are dropped, so the log describes this run and no step appears twice."""
         path = self.resolve(resume)
         if path is None:
+            if accelerator.is_main_process:
+                trim_jsonl(self.output_dir / "metrics.jsonl", 0)
             return 0
         step = int(self.load(accelerator, path, objects)["step"])
         if accelerator.is_main_process:

@@ -97,6 +97,8 @@ def train(cfg: ClassifierStageConfig, resume: str | None = None) -> dict:
     """Train, evaluate on the validation split, save ``<output_dir>/model``; returns the eval report."""
     tc = cfg.train
     out = Path(tc.output_dir)
+    # a checkpoint that cannot be resumed is refused before anything is written
+    CheckpointManager(out, tc.checkpoints_total_limit).resolve(resume, report=False)
     accelerator = make_accelerator(tc)
     set_seed(tc.seed)
     root = ensure_avatar_data(cfg)

@@ -213,6 +213,8 @@ def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
     """
     tc, lc = cfg.train, cfg.loss
     out = Path(tc.output_dir)
+    # a checkpoint that cannot be resumed is refused before anything is written
+    CheckpointManager(out, tc.checkpoints_total_limit).resolve(resume, report=False)
     # gradient accumulation is per phase (see the module docstring): accelerate itself runs with 1
     accelerator = make_accelerator(replace(tc, grad_accum=1))
     device = accelerator.device

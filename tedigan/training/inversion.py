@@ -287,6 +287,8 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
     the validation split (``eval.json``). ``resume``: ``"latest"`` or a ``checkpoint-N`` folder."""
     tc, lc, modality = cfg.train, cfg.loss, cfg.modality
     out = Path(tc.output_dir)
+    # a checkpoint that cannot be resumed is refused before anything is written
+    CheckpointManager(out, tc.checkpoints_total_limit).resolve(resume, report=False)
     accelerator = make_accelerator(replace(tc, grad_accum=1))  # accumulation per phase, as in the GAN stage
     device = accelerator.device
     set_seed(tc.seed)

@@ -495,6 +495,8 @@ def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
     (``eval.json``). ``resume``: ``"latest"`` or a ``checkpoint-N`` folder."""
     tc, lc = cfg.train, cfg.loss
     out = Path(tc.output_dir)
+    # a checkpoint that cannot be resumed is refused before anything is written
+    CheckpointManager(out, tc.checkpoints_total_limit).resolve(resume, report=False)
     accelerator = make_accelerator(tc)
     device = accelerator.device
     main = accelerator.is_main_process
