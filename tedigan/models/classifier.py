@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tedigan.models.base import PretrainedModule
+from tedigan.models.judge import Judge, Judgement
 
 
 @dataclass
@@ -37,8 +38,9 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-class AttributeClassifier(PretrainedModule):
-    """``images [B, C, H, W] in [-1, 1] → {attribute: logits [B, num_values]}``."""
+class AttributeClassifier(PretrainedModule, Judge):
+    """``images [B, C, H, W] in [-1, 1] → {attribute: logits [B, num_values]}``; as a :class:`Judge`,
+    ``judge(images)`` gives the softmax probabilities of every head."""
 
     config_class = ClassifierConfig
 
@@ -56,6 +58,13 @@ class AttributeClassifier(PretrainedModule):
     @property
     def attributes(self) -> list[str]:
         return list(self.config.heads)
+
+    @property
+    def attribute_values(self) -> dict[str, list[str]]:  # the Judge interface
+        return {a: list(v) for a, v in self.config.heads.items()}
+
+    def judge(self, images: torch.Tensor) -> Judgement:
+        return Judgement(probs={a: logits.softmax(dim=1) for a, logits in self.forward(images).items()})
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if images.ndim != 4 or images.shape[1] != self.config.in_channels:

@@ -1,0 +1,61 @@
+"""One interface for every attribute judge: the avatar classifier and the real-face networks alike.
+
+A judge reads images — ``[B, 3, H, W]`` RGB in [-1, 1], any resolution (each judge resizes or crops what it
+needs; face judges expect FFHQ-aligned faces) — and returns a :class:`Judgement`: probabilities over the
+named values of each categorical attribute (``attribute_values``: attribute → value names, in probability
+order),
+continuous readings such as an age in years, and, for identity networks, an embedding with a distance and
+a same-person threshold. Layer analysis, metrics and optimisation take any judge, so they never need to
+know which domain they serve. Judging is differentiable (a judge can be a loss) unless a judge says not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["Judge", "Judgement"]
+
+
+@dataclass
+class Judgement:
+    """What a judge says about a batch of images.
+
+    ``probs[a]``: ``[B, len(attribute_values[a])]`` probabilities (rows sum to 1). ``values[name]``: ``[B]`` continuous
+    readings (e.g. ``"age"`` in years). ``embedding``: ``[B, D]`` identity descriptors or ``None``.
+    """
+
+    probs: dict[str, torch.Tensor] = field(default_factory=dict)
+    values: dict[str, torch.Tensor] = field(default_factory=dict)
+    embedding: torch.Tensor | None = None
+
+    def labels(self, attribute_values: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The most probable value name of each attribute, per image."""
+        return {a: [attribute_values[a][i] for i in p.argmax(dim=1).tolist()] for a, p in self.probs.items()}
+
+
+class Judge(torch.nn.Module):
+    """Base class of judges. Subclasses set ``attribute_values`` (empty for pure identity networks) and
+    implement :meth:`judge`; identity networks also set ``embedding_dim`` and ``same_person_threshold``."""
+
+    attribute_values: dict[str, list[str]] = {}
+    embedding_dim: int | None = None
+    #: distance (see :meth:`distance`) below which two embeddings are taken as one person
+    same_person_threshold: float | None = None
+
+    def judge(self, images: torch.Tensor) -> Judgement:
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> Judgement:
+        return self.judge(images)
+
+    @staticmethod
+    def check_images(images: torch.Tensor) -> None:
+        if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1] == 3):
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"a judge reads RGB images [B, 3, H, W] in [-1, 1], got {shape}")
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Distance between embeddings ``[B, D]`` (Euclidean unless a judge says otherwise)."""
+        return (a - b).norm(dim=-1)
