@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ from tedigan.data.io import load_image, load_label_map, to_pil, to_tensor
 from tedigan.editing.mixing import as_wplus, edit_codes, text_to_image_codes
 from tedigan.editing.optimization import OptimizationConfig, optimize_latent
 from tedigan.fs import replace_dir, temp_dir_for
-from tedigan.models.base import ComponentLoadError
+from tedigan.models.base import FORMAT_VERSION, ComponentLoadError
 from tedigan.models.classifier import AttributeClassifier
 from tedigan.models.encoder import Encoder
 from tedigan.models.stylegan2 import Generator
@@ -233,9 +234,16 @@ class TediGANPipeline:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path | None = None, device: str | torch.device = "cpu"
+        cls,
+        path: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        torch_dtype: torch.dtype | str | None = None,
     ) -> TediGANPipeline:
-        """Load a pipeline folder (``None``: the model shipped with the package)."""
+        """Load a pipeline folder (``None``: the model shipped with the package).
+
+        ``torch_dtype``: ``None`` loads float32, ``"auto"`` the dtype the folder was saved in, or a dtype.
+        Folders of an older format load as they are; components a newer tedigan added are skipped with a
+        warning; a folder of a newer format than this tedigan reads is refused with one line."""
         folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
         if not folder.is_dir():
             where = "the shipped default model" if path is None else "model folder"
@@ -255,18 +263,29 @@ class TediGANPipeline:
             raise PipelineError(f"{index_file} is not valid JSON ({err}): re-save the pipeline") from None
         if not isinstance(index, dict) or not isinstance(index.get("components", {}), dict):
             raise PipelineError(f"{index_file} must hold a JSON object with a components mapping")
+        version = index.get("format_version", 0)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise PipelineError(
+                f"{index_file} has format version {version!r}; this tedigan reads up to {FORMAT_VERSION}: "
+                "upgrade tedigan to load it"
+            )
         parts: dict[str, Any] = {}
         for name, sub in index.get("components", {}).items():
             if name not in _COMPONENTS:
-                raise PipelineError(
-                    f"{index_file}: unknown component {name!r} (known: {sorted(_COMPONENTS)})"
+                warnings.warn(
+                    f"{index_file}: skipping component {name!r}, which this tedigan does not know "
+                    f"(known: {sorted(_COMPONENTS)})",
+                    stacklevel=2,
                 )
+                continue
             klass = _COMPONENTS[name][0]
             if not isinstance(sub, str) or not (folder / sub).is_dir():
                 raise PipelineError(f"{index_file} names {name} in {sub}/, which is missing from {folder}")
             try:
-                parts[name] = klass.from_pretrained(folder / sub, map_location=device)
-            except (ComponentLoadError, FileNotFoundError) as err:
+                parts[name] = klass.from_pretrained(
+                    folder / sub, map_location=device, torch_dtype=torch_dtype
+                )
+            except (ComponentLoadError, FileNotFoundError, ValueError) as err:
                 raise PipelineError(f"{name}: {err}") from None
         for name, (_, required) in _COMPONENTS.items():
             if required and name not in parts:
@@ -308,7 +327,8 @@ class TediGANPipeline:
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write every component (``dtype``, e.g. ``torch.float16``, shrinks the files), the layer map and
-        ``model_index.json``. Loading casts back to float32."""
+        ``model_index.json``. Without ``dtype`` the components keep their current dtype; loading gives
+        float32 unless ``from_pretrained(..., torch_dtype="auto")``."""
         final = Path(path)
         folder = temp_dir_for(final)  # built beside the target and renamed into place when whole
         components = {}
@@ -317,6 +337,7 @@ class TediGANPipeline:
             components[name] = name
         index: dict[str, Any] = {
             "_class_name": type(self).__name__,
+            "format_version": FORMAT_VERSION,
             "components": components,
             "layer_map": None,
             "truncation_psi": self.truncation_psi,

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import math
 import types
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
@@ -24,7 +25,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
+def _coerce(value: Any, tp: Any, key: str, on_unknown: Callable[[str], None] | None = None) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
@@ -36,7 +37,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, key)
+                return _coerce(value, arg, key, on_unknown)
             except ConfigError:
                 continue
         raise ConfigError(f"{key}: {value!r} does not match {_type_name(tp)}")
@@ -52,21 +53,23 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
-            return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(
+                _coerce(v, a, f"{key}[{i}]", on_unknown) for i, (v, a) in enumerate(zip(value, args))
+            )
         item = args[0] if args else Any
-        out = [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        out = [_coerce(v, item, f"{key}[{i}]", on_unknown) for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         kt, vt = get_args(tp) or (Any, Any)
-        return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+        return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}", on_unknown) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {value!r}")
-        return from_dict(tp, value, prefix=key)
+        return from_dict(tp, value, prefix=key, on_unknown=on_unknown)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true/false, got {value!r}")
@@ -98,8 +101,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``, checking keys and types recursively."""
+def from_dict(
+    cls: type[T], data: dict[str, Any], prefix: str = "", on_unknown: Callable[[str], None] | None = None
+) -> T:
+    """Build dataclass ``cls`` from ``data``, checking keys and types recursively.
+
+    Unknown keys are errors, unless ``on_unknown`` is given: then each one's dotted name is passed to it and
+    the key is dropped (tolerant loading of files written by a newer version)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or cls.__name__}: expected a mapping, got {data!r}")
     hints = get_type_hints(cls)
@@ -107,11 +115,14 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else key
+        if key not in fields and on_unknown is not None:
+            on_unknown(dotted)
+            continue
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(fields)})"
             raise ConfigError(f"unknown config key '{dotted}'{hint}")
-        kwargs[key] = _coerce(value, hints[key], dotted)
+        kwargs[key] = _coerce(value, hints[key], dotted, on_unknown)
     missing = [
         n
         for n, f in fields.items()

@@ -98,9 +98,12 @@ def _damaged_model(tiny_model_dir: Path, dest: Path, damage: str) -> Path:
         save_file(state, str(gen / "model.safetensors"))
     elif damage == "config_json":
         (gen / "config.json").write_text("{not json")
-    elif damage == "config_unknown_key":
+    elif damage == "config_wrong_type":
         cfg = json.loads((gen / "config.json").read_text())
-        (gen / "config.json").write_text(json.dumps({**cfg, "bogus_key": 1}))
+        (gen / "config.json").write_text(json.dumps({**cfg, "resolution": "big"}))
+    elif damage == "config_newer_format":
+        cfg = json.loads((gen / "config.json").read_text())
+        (gen / "config.json").write_text(json.dumps({**cfg, "_format_version": 99}))
     elif damage == "config_shape":
         cfg = json.loads((gen / "config.json").read_text())
         (gen / "config.json").write_text(json.dumps({**cfg, "channel_max": 4}))
@@ -172,7 +175,8 @@ DAMAGES = {
     "weights_truncated": "damaged or truncated",
     "weights_nan": "nan/inf",
     "config_json": "not valid json",
-    "config_unknown_key": "bogus_key",
+    "config_wrong_type": "resolution",
+    "config_newer_format": "upgrade tedigan",
     "config_shape": "do not fit",
     "layer_map_json": "not valid json",
     "layer_map_range": "outside 0..5",
@@ -192,6 +196,32 @@ def test_damaged_model_folders_are_refused_in_one_line(
     )
     _assert_refused(rc, err, DAMAGES[damage])
     assert _snapshot(work, model) == before
+
+
+def test_versioned_folders_load_tolerantly(tiny_model_dir, tmp_path):
+    from tedigan.models.base import FORMAT_VERSION
+    from tedigan.pipeline import DEFAULT_MODEL_DIR
+
+    # the shipped model was saved before format versions existed (version 0): it loads as it is
+    index = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
+    assert "format_version" not in index
+    shipped = TediGANPipeline.from_pretrained()
+    assert shipped.dtype == torch.float32
+    assert TediGANPipeline.from_pretrained(torch_dtype="auto").dtype == torch.float16  # as saved
+    # what this version writes carries the version, and unknown keys / components only warn
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    cfg = json.loads((model / "generator" / "config.json").read_text())
+    assert cfg["_format_version"] == FORMAT_VERSION and cfg["_dtype"] == "float32"
+    (model / "generator" / "config.json").write_text(json.dumps({**cfg, "a_newer_field": 1}))
+    index = json.loads((model / "model_index.json").read_text())
+    assert index["format_version"] == FORMAT_VERSION
+    index["components"]["vocabulary"] = "vocabulary"
+    (model / "model_index.json").write_text(json.dumps(index))
+    with pytest.warns(UserWarning) as caught:
+        pipe = TediGANPipeline.from_pretrained(model)
+    said = " ".join(str(w.message) for w in caught)
+    assert "a_newer_field" in said and "vocabulary" in said and pipe.num_ws == 6
 
 
 def test_edit_overwrite_replaces_an_output_but_never_an_input(work, tiny_model_dir, capsys):

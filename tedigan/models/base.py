@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,10 @@ from tedigan.typed import ConfigError, from_dict, to_dict
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+#: version of the component folder format, written into every config.json as ``_format_version``.
+#: 0 = folders written before versioning (the loader reads them as 1). Bump it when a change needs a
+#: conversion, and teach :meth:`PretrainedModule.load_config` the step from the previous version.
+FORMAT_VERSION = 1
 
 M = TypeVar("M", bound="PretrainedModule")
 
@@ -62,7 +67,13 @@ class PretrainedModule(nn.Module):
                 v = v.to(dtype)
             state[k] = v.contiguous()
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "class": type(self).__name__})
-        meta = {"_class_name": type(self).__name__, **to_dict(self.config)}
+        saved_dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+        meta = {
+            "_class_name": type(self).__name__,
+            "_format_version": FORMAT_VERSION,
+            "_dtype": str(saved_dtype).replace("torch.", ""),
+            **to_dict(self.config),
+        }
         if extra:
             meta["_extra"] = extra
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
@@ -90,50 +101,92 @@ class PretrainedModule(nn.Module):
         if not isinstance(meta, dict):
             raise ComponentLoadError(f"{cfg_file} must hold a JSON object: re-save or re-train it")
         name = meta.pop("_class_name", cls.__name__)
-        meta.pop("_extra", None)
+        version = meta.pop("_format_version", 0)
+        for key in [k for k in meta if k.startswith("_")]:  # _extra, _dtype and future bookkeeping
+            meta.pop(key)
         if name != cls.__name__:
             raise ComponentLoadError(f"{path} holds a {name}, not a {cls.__name__}")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ComponentLoadError(
+                f"{cfg_file} has format version {version!r}; this tedigan reads up to {FORMAT_VERSION}: "
+                "upgrade tedigan to load it"
+            )
+        unknown: list[str] = []
         try:
-            return from_dict(cls.config_class, meta)
+            config = from_dict(cls.config_class, meta, on_unknown=unknown.append)
         except ConfigError as err:
             raise ComponentLoadError(f"{cfg_file}: {err}") from None
+        if unknown:  # e.g. a field a newer tedigan added: keep loading, but say what was dropped
+            warnings.warn(f"{cfg_file}: ignoring unknown config keys {unknown}", stacklevel=3)
+        return config
 
     @classmethod
-    def from_pretrained(cls: type[M], path: str | Path, map_location: str | torch.device = "cpu") -> M:
-        """Rebuild the module from ``config.json`` and load ``model.safetensors`` (strict)."""
+    def from_pretrained(
+        cls: type[M],
+        path: str | Path,
+        map_location: str | torch.device = "cpu",
+        torch_dtype: torch.dtype | str | None = None,
+    ) -> M:
+        """Rebuild the module from ``config.json`` and load ``model.safetensors`` (strict).
+
+        ``torch_dtype``: ``None`` loads float32 (whatever was saved), ``"auto"`` keeps the saved dtype
+        (e.g. float16), a ``torch.dtype`` casts to it."""
         path = Path(path)
         config = cls.load_config(path)
-        weights = path / WEIGHTS_NAME
-        if not weights.is_file():
-            raise FileNotFoundError(f"no {WEIGHTS_NAME} in {path}")
+        state = cls.read_weights(path)
         try:
             model = cls(config)
         except (ValueError, TypeError, RuntimeError) as err:
             raise ComponentLoadError(
                 f"{path / CONFIG_NAME} does not describe a valid {cls.__name__} ({err})"
             ) from None
+        ref = model.state_dict()
+        try:
+            model.load_state_dict({k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()})
+        except RuntimeError as err:
+            raise cls.mismatch(path, err) from None
+        return cls.place(model, state, map_location, torch_dtype)
+
+    @staticmethod
+    def read_weights(path: Path) -> dict[str, torch.Tensor]:
+        """``model.safetensors`` of a component folder, refused in one line when damaged or non-finite."""
+        weights = path / WEIGHTS_NAME
+        if not weights.is_file():
+            raise FileNotFoundError(f"no {WEIGHTS_NAME} in {path}")
         try:
             state = load_file(str(weights), device="cpu")
         except Exception as err:  # noqa: BLE001 - safetensors raises its own error types for damaged files
             raise ComponentLoadError(
                 f"{weights} is damaged or truncated ({type(err).__name__}: {err}): re-save or re-train it"
             ) from None
-        ref = model.state_dict()
         for key, value in state.items():
             if value.is_floating_point() and not torch.isfinite(value).all():
                 raise ComponentLoadError(
                     f"{weights}: {key} holds NaN/inf values (a diverged run?): retrain or use another model"
                 )
-        state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            first = " ".join(str(err).split())[:300]
-            raise ComponentLoadError(
-                f"the weights in {weights} do not fit its {CONFIG_NAME} ({first}): the two files come "
-                "from different models"
-            ) from None
-        return model.to(map_location)
+        return state
+
+    @staticmethod
+    def mismatch(path: Path, err: Exception) -> ComponentLoadError:
+        first = " ".join(str(err).split())[:300]
+        return ComponentLoadError(
+            f"the weights in {path / WEIGHTS_NAME} do not fit its {CONFIG_NAME} ({first}): the two files "
+            "come from different models"
+        )
+
+    @staticmethod
+    def place(
+        model: M,
+        state: dict[str, torch.Tensor],
+        device: str | torch.device,
+        torch_dtype: torch.dtype | str | None,
+    ) -> M:
+        """Move a loaded model to ``device`` in the dtype ``from_pretrained`` was asked for."""
+        if torch_dtype == "auto":
+            torch_dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+        if torch_dtype is not None and not isinstance(torch_dtype, torch.dtype):
+            raise ValueError(f"torch_dtype must be None, 'auto' or a torch.dtype, got {torch_dtype!r}")
+        return model.to(device, torch_dtype) if torch_dtype is not None else model.to(device)
 
 
 @contextmanager

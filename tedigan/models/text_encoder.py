@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from tedigan.models.base import CONFIG_NAME, WEIGHTS_NAME, PretrainedModule
@@ -318,14 +318,16 @@ class TextEncoder(PretrainedModule):
         return path
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> TextEncoder:
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        map_location: str | torch.device = "cpu",
+        torch_dtype: torch.dtype | str | None = None,
+    ) -> TextEncoder:
         """Rebuild from a folder written by :meth:`save_pretrained` (frozen backbones are loaded by reference)."""
         path = Path(path)
         cfg = cls.load_config(path)
-        weights = path / WEIGHTS_NAME
-        if not weights.is_file():
-            raise FileNotFoundError(f"no {WEIGHTS_NAME} in {path}")
-        state = load_file(str(weights), device="cpu")
+        state = cls.read_weights(path)
         has_backbone = any(k.startswith("backbone.") for k in state)
         backbone = tokenizer = None
         bdir = path / BACKBONE_DIR
@@ -340,13 +342,15 @@ class TextEncoder(PretrainedModule):
             backbone = AutoModel.from_config(AutoConfig.from_pretrained(str(bdir), local_files_only=True))
         model = cls(cfg, backbone=backbone, tokenizer=tokenizer)
         ref = model.state_dict()
-        state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(
+                {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}, strict=False
+            )
+        except RuntimeError as err:  # shape mismatches
+            raise cls.mismatch(path, err) from None
         missing = [k for k in missing if has_backbone or not k.startswith("backbone.")]
         if missing or unexpected:
-            raise RuntimeError(
-                f"{path}: weights do not fit the config (missing {missing}, unexpected {unexpected})"
-            )
+            raise cls.mismatch(path, RuntimeError(f"missing {missing}, unexpected {unexpected}"))
         if cfg.freeze_backbone:
             model.backbone.requires_grad_(False)
-        return model.to(map_location)
+        return cls.place(model, state, map_location, torch_dtype)
