@@ -20,7 +20,8 @@ examples:
   python -m tedigan.edit --image face.png --text "blond hair"
   python -m tedigan.edit --image face.png --text "she wears sunglasses" --steps 30 --grid
   python -m tedigan.edit --image photo.jpg --align --text "a bald man" --out bald.png
-  python -m tedigan.edit --image face.png --text "pink hair" --strength 0.6 --layers 4,5,6,7
+  python -m tedigan.edit --image face.png --text "pink hair" --strength 0.6
+  python -m tedigan.edit --image face.png --text "pink hair" --layers 0,1,2,3 --out pink.png --overwrite
 
 writes OUT (default: <image name>_edited.png in the current folder), upscaled by --scale for viewing,
 and with --grid a source | reconstruction | edit strip next to it (OUT with _grid). An existing file is

@@ -60,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation-psi", type=float, default=1.0)
     p.add_argument("--cache-dir", help="real-feature cache (default <data-root>/.fid_cache)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the real-feature cache")
-    p.add_argument("--out", help="results file (default <model>/metrics.jsonl)")
+    p.add_argument(
+        "--out",
+        help="results file (default <model>/metrics.jsonl; ./metrics.jsonl for a model inside the installed "
+        "package or a folder you cannot write)",
+    )
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for real images")
     p.add_argument("--progress", action="store_true", help="progress bars on stderr")
     return p
@@ -80,6 +84,16 @@ def resolve_generator_dir(model: str | os.PathLike) -> Path:
         f"{root} holds no generator: expected {root / 'generator' / CONFIG_NAME} or {root / CONFIG_NAME} "
         "(a folder written by Generator.save_pretrained)"
     )
+
+
+def _default_out(model_root: Path) -> Path:
+    """``<model>/metrics.jsonl``, unless the model is the installed package's own (or read-only): then the
+    results go to the current folder rather than into the package."""
+    package = Path(__file__).resolve().parents[1]
+    inside = model_root.resolve().is_relative_to(package / "weights")
+    if inside or not os.access(model_root, os.W_OK):
+        return Path("metrics.jsonl")
+    return model_root / "metrics.jsonl"
 
 
 def _default_cache_dir(data_root: str) -> Path:
@@ -159,6 +173,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         classifier = AttributeClassifier.from_pretrained(clf_dir, map_location=device).eval()
 
+    few = {"fid", "kid", "pr"} & set(names)
+    if few and args.num < 2000:
+        print(
+            f"warning: {', '.join(sorted(few))} on {args.num} samples are biased (FID grows as the sample "
+            "shrinks) and noisy: compare only numbers taken with the same --num; papers use 50,000",
+            file=sys.stderr,
+        )
     start = time.perf_counter()
     results = metrics.compute(
         names,
@@ -196,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "metrics": results,
         "seconds": round(time.perf_counter() - start, 3),
     }
-    out = Path(args.out).expanduser() if args.out else model_root / "metrics.jsonl"
+    out = Path(args.out).expanduser() if args.out else _default_out(model_root)
     row = metrics.append_results(out, row)
     print(json.dumps(row, indent=2))
     print(f"appended to {out}", file=sys.stderr)
