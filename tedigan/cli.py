@@ -74,6 +74,22 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def vocabulary_help() -> str:
+    """What the shipped model understands, for ``--help`` (empty when its vocabulary cannot be read)."""
+    from tedigan.data.vocabulary import Vocabulary, VocabularyError
+    from tedigan.pipeline import DEFAULT_MODEL_DIR
+
+    try:
+        vocab = Vocabulary.load(DEFAULT_MODEL_DIR)
+    except (OSError, VocabularyError):
+        return ""
+    lines = "\n".join(f"  {line}" for line in vocab.describe().splitlines())
+    return (
+        f"\nthe shipped {vocab.domain} model understands (synonyms, word order and negation such as "
+        f'"remove the glasses" or "stop smiling" too):\n{lines}\n'
+    )
+
+
 def check_common_args(args: argparse.Namespace) -> None:
     """Range checks of the shared options, before any work."""
     import torch

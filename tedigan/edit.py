@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tedigan.edit",
         description="Edit a face image from a text prompt with a TediGAN pipeline.",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES + cli.vocabulary_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--image", required=True, help="input face image (any format PIL reads)")

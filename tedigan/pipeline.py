@@ -44,6 +44,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from tedigan.data.io import load_image, load_label_map, to_pil, to_tensor
+from tedigan.data.vocabulary import VOCABULARY_NAME, Vocabulary, VocabularyError
 from tedigan.editing.mixing import as_wplus, edit_codes, text_to_image_codes
 from tedigan.editing.optimization import OptimizationConfig, optimize_latent
 from tedigan.fs import replace_dir, temp_dir_for
@@ -57,6 +58,7 @@ __all__ = [
     "DEFAULT_MODEL_DIR",
     "INDEX_NAME",
     "PipelineError",
+    "PromptNotUnderstood",
     "TediGANOutput",
     "TediGANPipeline",
     "change_mask",
@@ -90,6 +92,10 @@ _STAGE_PATHS = {
 
 class PipelineError(ValueError):
     """Something the user can fix (a missing folder or component, a bad argument); the message says how."""
+
+
+class PromptNotUnderstood(PipelineError):
+    """The pipeline's vocabulary reads nothing in the prompt: editing would be a guess, so it is refused."""
 
 
 #: largest accepted values of the call arguments (beyond them a call would run for days or exhaust memory)
@@ -157,6 +163,7 @@ class TediGANPipeline:
         layer_map: Any = None,
         truncation_psi: float = 0.7,
         info: dict[str, Any] | None = None,
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         self.generator = generator.eval()
         self.encoder = encoder.eval()
@@ -178,6 +185,9 @@ class TediGANPipeline:
                     f"the layer map covers {layer_map.num_ws} W+ layers, the generator has {generator.num_ws}"
                 )
         self.layer_map = layer_map
+        if vocabulary is not None and not isinstance(vocabulary, Vocabulary):
+            raise PipelineError(f"vocabulary must be a Vocabulary, got {type(vocabulary)}")
+        self.vocabulary = vocabulary
         self.truncation_psi = float(truncation_psi)
         self.info = dict(info or {})
         self._lpips: Any = None
@@ -300,15 +310,29 @@ class TediGANPipeline:
                 layer_map = LayerMap.load(folder / str(index["layer_map"]))
             except (LayerMapError, FileNotFoundError) as err:
                 raise PipelineError(str(err)) from None
+        vocabulary = None
+        if index.get("vocabulary"):
+            try:
+                vocabulary = Vocabulary.load(folder / str(index["vocabulary"]))
+            except (VocabularyError, FileNotFoundError) as err:
+                raise PipelineError(f"vocabulary: {err}") from None
         psi = index.get("truncation_psi", 0.7)
         if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not math.isfinite(psi):
             raise PipelineError(f"{index_file}: truncation_psi must be a number, got {psi!r}")
-        return cls(**parts, layer_map=layer_map, truncation_psi=psi, info=index.get("info") or {})
+        return cls(
+            **parts,
+            layer_map=layer_map,
+            truncation_psi=psi,
+            info=index.get("info") or {},
+            vocabulary=vocabulary,
+        )
 
     @classmethod
-    def from_stages(cls, out_dir: str | Path, device: str | torch.device = "cpu") -> TediGANPipeline:
+    def from_stages(
+        cls, out_dir: str | Path, device: str | torch.device = "cpu", vocabulary: Vocabulary | None = None
+    ) -> TediGANPipeline:
         """Build from the stage folders ``train_all.sh`` writes under ``out_dir`` (missing optional parts
-        are left out)."""
+        are left out), with the data domain's ``vocabulary``."""
         out_dir = Path(out_dir)
         parts: dict[str, Any] = {}
         for name, rel in _STAGE_PATHS.items():
@@ -323,7 +347,7 @@ class TediGANPipeline:
             from tedigan.editing.layer_analysis import LayerMap
 
             layer_map = LayerMap.load(out_dir / "layer_analysis")
-        return cls(**parts, layer_map=layer_map)
+        return cls(**parts, layer_map=layer_map, vocabulary=vocabulary)
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write every component (``dtype``, e.g. ``torch.float16``, shrinks the files), the layer map and
@@ -345,7 +369,11 @@ class TediGANPipeline:
             "num_ws": self.num_ws,
             "dtype": str(dtype or torch.float32).replace("torch.", ""),
             "info": self.info,
+            "vocabulary": None,
         }
+        if self.vocabulary is not None:
+            self.vocabulary.save(folder)
+            index["vocabulary"] = VOCABULARY_NAME
         if self.layer_map is not None:
             self.layer_map.save(folder, plot=False)
             index["layer_map"] = LAYER_MAP_NAME
@@ -404,9 +432,8 @@ class TediGANPipeline:
             maps.append(t.to(self.device))
         return torch.cat(maps)
 
-    def _text_code(self, prompt: str) -> torch.Tensor:
-        if self.text_encoder is None:
-            raise PipelineError("this pipeline has no text_encoder: train the text stage (bash train_all.sh)")
+    @staticmethod
+    def _clean_prompt(prompt: Any) -> str:
         try:
             (prompt,) = check_texts([prompt])
             prompt.encode("utf-8")
@@ -416,16 +443,40 @@ class TediGANPipeline:
             ) from None
         except (ValueError, TypeError) as err:
             raise PipelineError(str(err)) from None
-        return self.text_encoder.encode_text([prompt]).to(self.device)
+        return prompt
+
+    def _text_code(self, prompt: str) -> torch.Tensor:
+        if self.text_encoder is None:
+            raise PipelineError("this pipeline has no text_encoder: train the text stage (bash train_all.sh)")
+        return self.text_encoder.encode_text([self._clean_prompt(prompt)]).to(self.device)
+
+    def read_prompt(self, prompt: str) -> dict[str, str]:
+        """``{attribute: value}`` the pipeline's vocabulary reads in ``prompt``; raises
+        :class:`PromptNotUnderstood` when it reads nothing (``{}`` for pipelines without a vocabulary)."""
+        prompt = self._clean_prompt(prompt)
+        if self.vocabulary is None:
+            return {}
+        reading = self.vocabulary.read(prompt)
+        if not reading:
+            names = ", ".join(a.replace("_", " ") for a in self.vocabulary.attributes)
+            raise PromptNotUnderstood(
+                f"the {self.vocabulary.domain} model does not understand {prompt!r}: name one of its attributes "
+                f"({names}); or give the W+ layers to edit yourself (layers=, --layers)"
+            )
+        return reading.values
 
     def select_layers(self, prompt: str, w_text: torch.Tensor, w_ref: torch.Tensor) -> list[int]:
-        """W+ layers for ``prompt``: the layer map's layers of the attributes it names; otherwise (nothing
-        recognised, or no layer map) the layers the text code moves most from ``w_ref``."""
+        """W+ layers for ``prompt``: the layer map's layers of the attributes the vocabulary reads in it;
+        otherwise (no layer map, or no layers for those attributes) the layers the text code moves most from
+        ``w_ref``. A prompt the vocabulary cannot read is refused (:class:`PromptNotUnderstood`)."""
         from tedigan.editing.layer_analysis import layers_for_prompt, top_moved_layers
 
+        self.read_prompt(prompt)
         if self.layer_map is None:
             return top_moved_layers(w_text, w_ref, max(1, self.num_ws // 2))
-        return layers_for_prompt(prompt, self.layer_map, w_text=w_text, w_ref=w_ref)
+        return layers_for_prompt(
+            prompt, self.layer_map, vocabulary=self.vocabulary, w_text=w_text, w_ref=w_ref
+        )
 
     def _check_layers(self, layers: Sequence[int]) -> list[int]:
         try:
@@ -528,6 +579,8 @@ class TediGANPipeline:
         seed = _integer("seed", seed, 0, MAX_SEED)
         self._check_optimisable(steps)
         chosen = self._check_layers(layers) if layers is not None else None
+        if chosen is None:
+            self.read_prompt(prompt)  # a prompt the vocabulary cannot read is refused before any work
         # 2. encode the text, 3. invert the image
         w_text = self._text_code(prompt)
         x = self._images(image, align=align)
@@ -610,6 +663,8 @@ class TediGANPipeline:
                 )
         if prompt is None:
             raise PipelineError("empty text: give a prompt (or a sketch= / label= input)")
+        if chosen is None:
+            self.read_prompt(prompt)
         num = _integer("num_images", num_images, 1, MAX_IMAGES) if source_w is None else len(source_w)
         w_text = self._text_code(prompt)
         with torch.no_grad():
@@ -746,6 +801,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     parser.add_argument("--truncation-psi", type=float, default=0.7, help="default truncation of generate()")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument(
+        "--vocabulary",
+        default=None,
+        help="the domain's vocabulary: a built-in name (avatars) or a vocabulary.json (default: none; "
+        "prompts are then not checked and take the W+ layers their text code moves most)",
+    )
     args = parser.parse_args(argv)
     out_dir = Path(args.out)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not args.overwrite:
@@ -753,7 +814,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (math.isfinite(args.truncation_psi) and PSI_RANGE[0] <= args.truncation_psi <= PSI_RANGE[1]):
         parser.exit(2, f"tedigan.pipeline: error: --truncation-psi must be in {PSI_RANGE}\n")
     try:
-        pipe = TediGANPipeline.from_stages(args.stages)
+        from tedigan.data import builtin_vocabulary
+
+        vocabulary = builtin_vocabulary(args.vocabulary) if args.vocabulary else None
+        pipe = TediGANPipeline.from_stages(args.stages, vocabulary=vocabulary)
     except (PipelineError, ComponentLoadError, FileNotFoundError, ValueError) as err:
         parser.exit(2, f"tedigan.pipeline: error: {' '.join(str(err).split())}\n")
     pipe.truncation_psi = args.truncation_psi

@@ -38,7 +38,9 @@ def tiny_generator():
 @pytest.fixture(scope="session")
 def tiny_pipe(tiny_generator):
     """A tiny TediGANPipeline (16 px generator, num_ws 6; tiny image/sketch/label encoders; the real offline
-    MiniLM under a small head; a two-value hair-colour classifier; a layer map sending hair to W+ 4-5)."""
+    MiniLM under a small head; a two-value hair-colour classifier; a layer map sending hair to W+ 4-5; the
+    avatar vocabulary)."""
+    from tedigan.data import builtin_vocabulary
     from tedigan.editing.layer_analysis import LayerMap, layer_groups
     from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
     from tedigan.models.encoder import Encoder
@@ -66,7 +68,8 @@ def tiny_pipe(tiny_generator):
         layers={"hair_color": [4, 5]},
         num_ws=G.num_ws,
     )
-    return TediGANPipeline(G, E, T, S, L, C, layer_map, info={"edit_steps": 0})
+    vocab = builtin_vocabulary("avatars")
+    return TediGANPipeline(G, E, T, S, L, C, layer_map, info={"edit_steps": 0}, vocabulary=vocab)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from tedigan.data.avatars import AVATAR_VOCABULARY
 from tedigan.editing import mixing
 from tedigan.editing.layer_analysis import (
     LayerMap,
@@ -214,10 +215,23 @@ def test_layer_analysis_cli(G, tmp_path, capsys):
     assert (out / "layer_map.png").is_file()
 
 
+VOCAB = AVATAR_VOCABULARY
+
+
 def test_layers_for_prompt():
     table = {"hair_color": [6, 7], "eyewear": [0, 1, 2], "hat": []}
-    assert layers_for_prompt("a person with blond hair and glasses", table) == [0, 1, 2, 6, 7]
-    assert layers_for_prompt("no glasses", {"layers": table, "num_ws": 8}) == [0, 1, 2]
+    assert layers_for_prompt("a person with blond hair and glasses", vocabulary=VOCAB, layer_map=table) == [
+        0,
+        1,
+        2,
+        6,
+        7,
+    ]
+    assert layers_for_prompt("no glasses", vocabulary=VOCAB, layer_map={"layers": table, "num_ws": 8}) == [
+        0,
+        1,
+        2,
+    ]
     lm = LayerMap(
         ["eyewear"],
         layer_groups(8),
@@ -227,20 +241,24 @@ def test_layers_for_prompt():
         {"eyewear": [0, 1]},
         8,
     )
-    assert layers_for_prompt("sunglasses", lm) == [0, 1]
+    assert layers_for_prompt("sunglasses", vocabulary=VOCAB, layer_map=lm) == [0, 1]
     # nothing recognised (or only attributes without layers): the fallback decides
-    assert layers_for_prompt("a fedora", table, fallback=[3]) == [3]
-    assert layers_for_prompt("zzz", table, fallback=lambda: (5, 4)) == [4, 5]
+    assert layers_for_prompt("a fedora", vocabulary=VOCAB, layer_map=table, fallback=[3]) == [3]
+    assert layers_for_prompt("zzz", vocabulary=VOCAB, layer_map=table, fallback=lambda: (5, 4)) == [4, 5]
     w_ref = torch.zeros(16)
     w_text = torch.zeros(1, 8, 16)
     w_text[0, 3] += 2.0
     w_text[0, 5] -= 1.0
     w_text[0, 6] += 0.1
     assert top_moved_layers(w_text, w_ref, 2) == [3, 5]
-    assert layers_for_prompt("zzz", table, w_text=w_text, w_ref=w_ref, top_k=2) == [3, 5]
-    assert layers_for_prompt("zzz", lm) == list(range(8))  # no fallback: every layer
+    assert layers_for_prompt(
+        "zzz", vocabulary=VOCAB, layer_map=table, w_text=w_text, w_ref=w_ref, top_k=2
+    ) == [3, 5]
+    assert layers_for_prompt("zzz", vocabulary=VOCAB, layer_map=lm) == list(
+        range(8)
+    )  # no fallback: every layer
     with pytest.raises(ValueError, match="fallback"):
-        layers_for_prompt("zzz", table)
+        layers_for_prompt("zzz", vocabulary=VOCAB, layer_map=table)
 
 
 # ------------------------------------------------------------------------------------------- optimisation

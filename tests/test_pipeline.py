@@ -18,7 +18,7 @@ from tedigan import edit as edit_cli
 from tedigan import generate as generate_cli
 from tedigan.data.io import ImageLoadError
 from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
-from tedigan.pipeline import INDEX_NAME, PipelineError, TediGANPipeline, change_mask
+from tedigan.pipeline import INDEX_NAME, PipelineError, PromptNotUnderstood, TediGANPipeline, change_mask
 
 RES = 16  # num_ws = 6 (the conftest's tiny pipeline)
 HAIR_LAYERS = [4, 5]
@@ -117,8 +117,12 @@ def test_generate_is_seeded_diverse_and_shares_the_text_layers(pipe):
     assert not torch.equal(a.latents, pipe.generate("pink hair", num_images=4, seed=1).latents)
     assert torch.equal(a.latents[:, HAIR_LAYERS], a.text_latents[:, HAIR_LAYERS].expand(4, -1, -1))
     assert not torch.equal(a.latents[0, 0], a.latents[1, 0])  # other layers come from random codes
-    # unknown words: the layers the text code moves most (the layer map's fallback)
-    assert len(pipe.generate("zzz qqq", num_images=1).layers) == 4
+    # a prompt the vocabulary cannot read is refused, never guessed; with explicit layers it runs
+    with pytest.raises(PromptNotUnderstood, match="does not understand"):
+        pipe.generate("zzz qqq", num_images=1)
+    assert pipe.generate("zzz qqq", num_images=1, layers=[0, 1]).layers == [0, 1]
+    # an attribute the layer map has no layers for: the layers the text code moves most
+    assert len(pipe.generate("a fedora", num_images=1).layers) == 4
     refined = pipe.generate("pink hair", num_images=2, seed=0, steps=2)
     assert len(refined.losses) == 2 and refined.latents.shape == (2, 6, 16)
 

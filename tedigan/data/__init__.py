@@ -29,6 +29,7 @@ from .io import (
     to_tensor,
 )
 from .mmceleba import MMCelebAHQDataset, read_split_file
+from .vocabulary import VOCABULARY_NAME, Reading, Vocabulary, VocabularyError
 
 DATASET_KINDS = ("avatars", "folder", "hf", "mmceleba")
 
@@ -40,6 +41,11 @@ __all__ = [
     "ImageFolderDataset",
     "ImageLoadError",
     "MMCelebAHQDataset",
+    "Reading",
+    "VOCABULARY_NAME",
+    "Vocabulary",
+    "VocabularyError",
+    "builtin_vocabulary",
     "collate_samples",
     "convert_image",
     "load_hf_dataset",
@@ -53,6 +59,7 @@ __all__ = [
     "scan_images",
     "to_pil",
     "to_tensor",
+    "vocabulary_for",
 ]
 
 
@@ -92,3 +99,24 @@ def make_dataset(
     if key == "mmceleba":
         return MMCelebAHQDataset(root, split=split, resolution=resolution, **kwargs)
     raise ValueError(f"unknown data set kind {kind!r}; choose one of {', '.join(DATASET_KINDS)}")
+
+
+def builtin_vocabulary(name: str) -> Vocabulary:
+    """A vocabulary tedigan ships, by domain name (``"avatars"``), or one read from a ``vocabulary.json``
+    path or the folder holding it."""
+    if name == "avatars":
+        from .avatars import AVATAR_VOCABULARY
+
+        return AVATAR_VOCABULARY
+    if os.path.exists(name):
+        return Vocabulary.load(name)
+    raise VocabularyError(f"unknown vocabulary {name!r}: use 'avatars' or a vocabulary.json path")
+
+
+def vocabulary_for(kind: str, root: str | os.PathLike) -> Vocabulary | None:
+    """The vocabulary of a data set: the avatars' own, or a ``vocabulary.json`` in the data folder (None
+    when the data set has none: its captions are then read by nobody)."""
+    if kind.lower().strip() == "avatars":
+        return builtin_vocabulary("avatars")
+    path = os.path.join(os.fspath(root), VOCABULARY_NAME)
+    return Vocabulary.load(path) if os.path.isfile(path) else None

@@ -69,6 +69,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from tedigan.data.vocabulary import NEGATORS, Vocabulary
 from tedigan.fs import atomic_write_text
 
 # --------------------------------------------------------------------------------------------------------
@@ -731,7 +732,18 @@ def _hair_color_phrases(value: str) -> tuple[str, ...]:
 PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
     "hair_color": {v: _hair_color_phrases(v) for v in ATTRIBUTES["hair_color"]},
     "hair_style": {
-        "bald": ("bald", "bald head", "shaved head", "no hair", "hairless"),
+        "bald": (
+            "bald",
+            "bald head",
+            "shaved head",
+            "shaven head",
+            "no hair",
+            "hairless",
+            "shave the head",
+            "shave his head",
+            "shave her head",
+            "head shaved",
+        ),
         "short": ("short hair", "short haircut", "cropped hair", "short-haired", "close-cropped hair"),
         "long": ("long hair", "straight hair", "flowing hair", "shoulder-length hair", "long-haired"),
         "curly": ("curly hair", "curls", "wavy hair", "curly-haired"),
@@ -955,46 +967,38 @@ def captions(record: Mapping[str, Any], rng_or_seed: Any, n: int = 10) -> list[s
 
 
 @functools.lru_cache(maxsize=1)
-def _phrase_patterns() -> dict[str, list[tuple[int, re.Pattern, str]]]:
-    colors = sorted({w for words in HAIR_COLOR_WORDS.values() for w in words}, key=len, reverse=True)
-    color_alt = "|".join(re.escape(c) for c in colors)
-    out: dict[str, list[tuple[int, re.Pattern, str]]] = {}
-    for name, values in PHRASES.items():
-        pats = []
-        for value, phrases in values.items():
-            for phrase in phrases:
-                body = re.escape(phrase).replace(r"\ ", r"\s+")
-                if name == "hair_style" and phrase.endswith(" hair"):
-                    stem = re.escape(phrase[: -len(" hair")]).replace(r"\ ", r"\s+")
-                    body = rf"{stem}(?:\s+(?:{color_alt}))?\s+hair"
-                pats.append((len(phrase), re.compile(rf"(?<![\w-]){body}(?![\w-])"), value))
-        out[name] = pats
-    return out
+def _vocabulary() -> Vocabulary:
+    """The avatar domain's :class:`~tedigan.data.vocabulary.Vocabulary` (saved with avatar pipelines)."""
+    phrases = {a: {v: list(ps) for v, ps in values.items()} for a, values in PHRASES.items()}
+    for a, values in ATTRIBUTES.items():  # every value listed, even without a phrase
+        phrases[a] = {v: phrases[a].get(v, []) for v in values}
+    # "<x> hair" style phrases also read as the word <x> next to "hair" ("long blond hair", "hair that is long")
+    style_words = {
+        v: [p[: -len(" hair")] for p in ps if p.endswith(" hair") and p[: -len(" hair")] not in NEGATORS]
+        for v, ps in PHRASES["hair_style"].items()
+    }
+    return Vocabulary(
+        domain="avatars",
+        attributes=phrases,
+        nouns={"hair_color": ["hair", "curls", "afro"], "hair_style": ["hair"]},
+        words={
+            "hair_color": {v: list(ws) for v, ws in HAIR_COLOR_WORDS.items()},
+            "hair_style": {v: ws for v, ws in style_words.items() if ws},
+        },
+        absent={"eyewear": "none", "hat": "none", "facial_hair": "none", "mouth": "neutral"},
+        noun_window=2,
+    )
+
+
+#: the avatar vocabulary: PHRASES, the hair words, and negation (``"remove the glasses"`` → no eyewear)
+AVATAR_VOCABULARY = _vocabulary()
 
 
 def parse_prompt(text: str) -> dict[str, str]:
-    """Map free text to ``{attribute: value}`` using :data:`PHRASES`.
-
-    Per attribute, phrase matches are taken longest first and a match overlapping an already taken one is
-    dropped ("no glasses" wins over "glasses", "winter hat" over "hat"); attributes do not compete with
-    each other ("long blond hair" gives hair_style=long and hair_color=blond). When several values of one
-    attribute remain, the earliest in the text wins. Attributes not mentioned are absent.
-    """
-    low = text.lower()
-    result: dict[str, str] = {}
-    for name, pats in _phrase_patterns().items():
-        found = []
-        for length, pat, value in pats:
-            for m in pat.finditer(low):
-                found.append((m.end() - m.start(), length, m.start(), m.end(), value))
-        found.sort(key=lambda f: (-f[0], -f[1], f[2]))
-        taken: list[tuple[int, int, str]] = []
-        for _, _, start, end, value in found:
-            if all(end <= s or start >= e for s, e, _ in taken):
-                taken.append((start, end, value))
-        if taken:
-            result[name] = min(taken)[2]
-    return {name: result[name] for name in ATTRIBUTES if name in result}
+    """Map free text to ``{attribute: value}`` with :data:`AVATAR_VOCABULARY` (see
+    :meth:`tedigan.data.vocabulary.Vocabulary.read`: phrases longest first, value words next to their noun,
+    negation to the absent value; attributes not mentioned are absent)."""
+    return AVATAR_VOCABULARY.read(text).values
 
 
 # --------------------------------------------------------------------------------------------------------

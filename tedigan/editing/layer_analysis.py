@@ -23,7 +23,7 @@ the sampled pairs (``support`` < ``min_support``) get no layers and fall back at
 ``python -m tedigan.editing.layer_analysis --generator DIR --classifier DIR --out DIR`` writes
 ``layer_map.json`` (attribute → layers, the raw matrices and every setting) and ``layer_map.png`` (heat map).
 :func:`layers_for_prompt` turns a prompt into layers: the union over the attributes it names
-(:func:`tedigan.data.avatars.parse_prompt`), or a fallback when it names none.
+(read by the pipeline's :class:`~tedigan.data.vocabulary.Vocabulary`), or a fallback when it names none.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from tedigan.data.avatars import parse_prompt
+from tedigan.data.vocabulary import Vocabulary
 from tedigan.editing.mixing import _accepts_update_flag, as_wplus, mix
 from tedigan.fs import atomic_write_text
 from tedigan.models.base import eval_mode
@@ -445,12 +445,13 @@ def layers_for_prompt(
     layer_map: LayerMap | Mapping[str, Sequence[int]],
     fallback: Sequence[int] | Callable[[], Sequence[int]] | None = None,
     *,
+    vocabulary: Vocabulary | None = None,
     w_text: torch.Tensor | None = None,
     w_ref: torch.Tensor | None = None,
     top_k: int = 4,
 ) -> list[int]:
     """W+ layers to take from the text code for ``text``: the union of the layers of every attribute that
-    :func:`parse_prompt` finds in it (attributes the map has no layers for add none).
+    ``vocabulary`` reads in it (attributes the map has no layers for add none; no vocabulary reads nothing).
 
     When that is empty (nothing recognised, or only unmapped attributes) the fallback decides: a layer list,
     or a callable returning one; with ``fallback=None`` and ``w_text``/``w_ref`` given, the ``top_k`` layers
@@ -463,7 +464,8 @@ def layers_for_prompt(
         num_ws = layer_map.get("num_ws") if isinstance(layer_map, Mapping) else None
         if not isinstance(num_ws, int):
             num_ws = None
-    chosen = sorted({int(i) for a in parse_prompt(text) for i in table.get(a, [])})
+    named = vocabulary.read(text).values if vocabulary is not None else {}
+    chosen = sorted({int(i) for a in named for i in table.get(a, [])})
     if chosen:
         return chosen
     if callable(fallback):

@@ -7,8 +7,8 @@
 ``text_retrieval``             text → image retrieval by L2 in W+: each held-out caption ranks ``N`` held-out
                                image codes; top-1 / top-5 accuracy (chance ``k / N``), median rank, MRR
 ``text_attribute_accuracy``    text → image: ``G.synthesis(text code)`` judged by the attribute classifier
-                               against the attributes the caption mentions (:func:`tedigan.data.avatars.
-                               parse_prompt`); with two references: random codes from the mapping network
+                               against the attributes the caption mentions (read by the data set's
+                               vocabulary); with two references: random codes from the mapping network
                                (what chance looks like) and ``G(E(x))`` of the paired image (the ceiling the
                                inversion allows)
 =============================  ===========================================================================
@@ -19,7 +19,7 @@ Inputs travel in ``ctx.memo`` (the context has no text fields):
   image in image_codes), "image_codes": [N, num_ws, w_dim], "caption_rank": LongTensor [M] (optional: the
   caption's position among its image's captions), "attribute_captions_per_image": int (optional, default 1:
   captions of rank < this are used for attribute accuracy), "mentions": list[dict] (optional: the attributes
-  each caption mentions; default parse_prompt)}``;
+  each caption mentions), or "vocabulary": a :class:`~tedigan.data.vocabulary.Vocabulary` to read them}``;
 - the text codes: ``memo["text_codes"]`` ``[M, num_ws, w_dim]``, or ``memo["text_encoder"]`` (anything with
   ``encode_text(list[str], batch_size)``) to compute them.
 
@@ -165,14 +165,15 @@ def _summarise(hits: list[dict[str, bool]]) -> dict[str, Any]:
 
 @register("text_attribute_accuracy", needs=("generator", "classifier"))
 def text_attribute_accuracy(ctx: MetricContext) -> dict[str, Any]:
-    from tedigan.data.avatars import parse_prompt
-
     ev = text_eval_inputs(ctx)
     codes = text_codes(ctx)
     per_image = int(ev.get("attribute_captions_per_image", 1))
     rank = ev.get("caption_rank")
     rows = [i for i in range(len(ev["captions"])) if rank is None or int(rank[i]) < per_image]
-    all_mentions = ev.get("mentions") or [parse_prompt(c) for c in ev["captions"]]
+    vocabulary = ev.get("vocabulary")
+    if not ev.get("mentions") and vocabulary is None:
+        return {"value": None, "reason": "no mentions and no vocabulary to read the captions with"}
+    all_mentions = ev.get("mentions") or [vocabulary.read(c).values for c in ev["captions"]]
     heads = ctx.classifier.config.heads
     rows = [i for i in rows if any(a in heads for a in all_mentions[i])][: ctx.num]
     if not rows:
@@ -208,6 +209,6 @@ def text_attribute_accuracy(ctx: MetricContext) -> dict[str, Any]:
         num_mentions=sum(len(h) for h in hits["text"]),
         random_codes=_summarise(hits["random"]),
         inverted_ceiling=_summarise(hits["inverted"]),
-        mentions_from="memo" if ev.get("mentions") else "parse_prompt",
+        mentions_from="memo" if ev.get("mentions") else f"vocabulary:{vocabulary.domain}",
     )
     return res

@@ -56,7 +56,10 @@ def decode_manifest(manifest: list[dict[str, Any]], folder: Path) -> dict[str, t
             raw = np.frombuffer(blob, dtype=stored, count=count, offset=offset)
             offset += nbytes
             if quant and quant["dtype"] in ("uint8", "uint16"):
-                values = raw.astype(np.float32) * np.float32(quant["scale"]) + np.float32(quant["min"])
+                # as tfjs: q·scale + min in double precision, rounded to float32 once
+                values = (raw.astype(np.float64) * float(quant["scale"]) + float(quant["min"])).astype(
+                    np.float32
+                )
             else:
                 values = raw.astype(_DTYPES[dtype])
             out[name] = torch.from_numpy(values.reshape(shape).copy())

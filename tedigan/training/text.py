@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from tedigan import metrics
 from tedigan.config import ConfigError, TextStageConfig, save_config
-from tedigan.data import collate_samples, make_dataset
+from tedigan.data import collate_samples, make_dataset, vocabulary_for
 from tedigan.metrics import text as text_metrics  # registers the text metrics
 from tedigan.models.encoder import Encoder
 from tedigan.models.stylegan2 import Generator
@@ -767,6 +767,7 @@ def evaluate(
             "image_codes": cache.codes,
             "caption_rank": cache.caption_rank,
             "attribute_captions_per_image": cfg.eval_captions_per_image,
+            "vocabulary": vocabulary_for(cfg.data.kind, cfg.data.root),
         },
     }
     n_attr = int((cache.caption_rank < cfg.eval_captions_per_image).sum())
