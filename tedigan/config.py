@@ -218,7 +218,7 @@ class InversionLossConfig:
     lpips: float = 0.8  # LPIPS with the real VGG16 trunk (tedigan.losses.perceptual)
     latent: float = 1.0  # ‖E(G(w)) − w‖² (mean over elements) on generated pairs (image modality only)
     adversarial: float = 0.05  # non-saturating D loss on G(E(x)) (in-domain inversion)
-    identity: float = 0.0  # 1 − cos of facenet InceptionResnetV1 embeddings (needs its weights file)
+    identity: float = 0.0  # identity distance (dlib descriptor by default; see identity_net)
     r1_gamma: float = 1.0  # R1 on D's reals; 0 disables
     r1_interval: int = 16
     style_mixing_prob: float = 0.5  # share of generated training codes made from two w
@@ -248,7 +248,8 @@ class InversionStageConfig:
     # None: the generator stage's sibling ``discriminator/`` when present, else a fresh D; "" forces fresh
     discriminator_path: str | None = None
     classifier_path: str | None = None  # attribute classifier for the final metrics (None: skipped)
-    identity_weights: str | None = None  # InceptionResnetV1 weights (None: tedigan.assets lookup)
+    identity_net: Literal["dlib", "facenet"] = "dlib"  # the identity loss/metric network (dlib: offline)
+    identity_weights: str | None = None  # its weights (None: tedigan.assets lookup)
     label_classes: int | None = None  # label modality: number of classes (None: from the data set)
     encoder: EncoderConfig = field(
         default_factory=lambda: EncoderConfig(

@@ -314,7 +314,7 @@ def test_identity_network_loss_and_metric(G, blobs, tmp_path):
     state = InceptionResnetV1(pretrained=None, classify=False).state_dict()
     state.update({"logits.weight": torch.zeros(4, 512), "logits.bias": torch.zeros(4)})  # as in the release
     torch.save(state, tmp_path / "facenet.pt")
-    ident = FaceIdentity(tmp_path / "facenet.pt")
+    ident = FaceIdentity(tmp_path / "facenet.pt", kind="facenet")
     x = torch.rand(2, 3, RES, RES) * 2 - 1
     assert torch.allclose(ident.similarity(x, x), torch.ones(2), atol=1e-5)
 
@@ -337,3 +337,22 @@ def test_identity_network_loss_and_metric(G, blobs, tmp_path):
     assert res["recon_mse"]["num"] == 3
     with pytest.raises(ValueError, match="need an encoder"):
         metrics.compute("recon_mse", generator=G, dataset=ds, num=3)
+
+
+def test_dlib_identity_is_the_offline_default(tmp_path):
+    from tedigan import assets
+    from tedigan.losses.identity import FaceIdentity, IdentityLoss
+
+    try:
+        ident = FaceIdentity()
+    except assets.MissingWeightsError as err:
+        pytest.skip(f"face-api weights not fetched: {err}")
+    assert ident.kind == "dlib" and ident.same_person_threshold == 0.6
+    torch.manual_seed(0)
+    a = (torch.rand(2, 3, 128, 128) * 2 - 1).requires_grad_(True)
+    b = torch.rand(2, 3, 128, 128) * 2 - 1
+    assert torch.allclose(ident.distance(a, a), torch.zeros(2), atol=1e-5)
+    loss = IdentityLoss()(a, b)
+    assert loss.shape == (2,) and (loss > 0).all()
+    loss.sum().backward()
+    assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0

@@ -1,10 +1,17 @@
-"""Face identity: FaceNet embeddings (facenet-pytorch's InceptionResnetV1, VGGFace2 weights) as a metric and a loss.
+"""Face identity as a metric and a loss: dlib's 128-d face descriptor (offline, default) or FaceNet.
 
-Schroff et al., "FaceNet" (CVPR 2015); the usual identity term of face inversion/editing (pSp, e4e, TediGAN's
-optional extra). Images in [-1, 1] are resized to the network's 160x160 input (FaceNet's whitening
-``(x·255 − 127.5) / 128`` is [-1, 1] up to 0.4 %). Weights: an explicit file, ``TEDIGAN_FACENET_PATH`` or the
-cache (:func:`tedigan.assets.facenet_weights_path`; none ships offline); the classifier ``logits.*`` tensors of
-the released file are dropped. Identity matters for real, aligned faces, not cartoon avatars.
+The usual identity term of face inversion/editing (pSp, e4e, TediGAN's optional extra). Two networks:
+
+- ``kind="dlib"`` (default): face-api's port of dlib's ResNet descriptor
+  (:class:`tedigan.models.faceapi.FaceApiJudge`; MIT package, public-domain weights, fetched from npm by
+  ``scripts/install.sh``), on FFHQ-aligned faces cropped with its fixed box; Euclidean distance, one person
+  below 0.6. Differentiable.
+- ``kind="facenet"``: facenet-pytorch's InceptionResnetV1 (VGGFace2 weights; Schroff et al., CVPR 2015):
+  an explicit file, ``TEDIGAN_FACENET_PATH`` or the cache (:func:`tedigan.assets.facenet_weights_path`; none
+  ships offline); images are resized to 160² (FaceNet's whitening ``(x·255 − 127.5) / 128`` is [-1, 1] up to
+  0.4 %); distance ``1 − cos``.
+
+Identity matters for real, aligned faces, not cartoon avatars.
 """
 
 from __future__ import annotations
@@ -19,19 +26,33 @@ __all__ = ["FaceIdentity", "IdentityLoss"]
 
 
 class FaceIdentity(nn.Module):
-    """Frozen face descriptor: ``forward(images) -> [B, 512]`` L2-normalised embeddings; gradients flow to the
-    images. ``net`` replaces FaceNet by any ``images -> embeddings`` module (tests, ArcFace)."""
+    """Frozen face descriptor: ``forward(images) -> [B, D]`` embeddings (FaceNet's L2-normalised, dlib's as
+    they are); gradients flow to the images. ``distance(a, b)`` is the net's own (dlib: Euclidean; FaceNet:
+    ``1 − cos``) with ``same_person_threshold``; ``similarity`` is the cosine for either. ``net`` replaces the
+    network by any ``images -> embeddings`` module (tests, ArcFace; cosine distance)."""
 
     def __init__(
         self,
         weights: Any = None,
         *,
+        kind: str = "dlib",
         net: nn.Module | None = None,
         download: bool | None = None,
         input_size: int = 160,
     ) -> None:
         super().__init__()
-        if net is None:
+        if kind not in ("dlib", "facenet"):
+            raise ValueError(f"identity kind must be 'dlib' or 'facenet', got {kind!r}")
+        self.kind = kind if net is None else "custom"
+        self.same_person_threshold: float | None = None
+        self.dlib = None
+        if net is None and kind == "dlib":
+            from tedigan.models.faceapi import FaceApiJudge
+
+            self.dlib = FaceApiJudge.from_package(weights, heads=("recognition",))
+            self.same_person_threshold = self.dlib.same_person_threshold
+            self.weights = "face-api dlib descriptor"
+        elif net is None:
             from tedigan import assets
 
             # weights first: without them there is nothing to build (and facenet-pytorch is a slow import)
@@ -55,6 +76,8 @@ class FaceIdentity(nn.Module):
         return super().train(False)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
+        if self.dlib is not None:
+            return self.dlib.descriptor(images)
         x = images.float()
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             size = (self.input_size, self.input_size)
@@ -66,11 +89,17 @@ class FaceIdentity(nn.Module):
 
     def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Cosine similarity per image ``[B]``."""
-        return (self.embed(a) * self.embed(b)).sum(dim=-1)
+        return F.cosine_similarity(self.embed(a), self.embed(b), dim=-1)
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The network's own distance per image ``[B]`` (dlib: Euclidean; otherwise ``1 − cos``)."""
+        if self.dlib is not None:
+            return (self.embed(a) - self.embed(b)).norm(dim=-1)
+        return 1 - self.similarity(a, b)
 
 
 class IdentityLoss(FaceIdentity):
-    """``(x, y) -> [B]``: ``1 − cos`` between the embeddings of ``x`` and ``y``."""
+    """``(x, y) -> [B]``: the identity distance between ``x`` and ``y`` (:meth:`FaceIdentity.distance`)."""
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return 1 - self.similarity(x, y)
+        return self.distance(x, y)

@@ -40,12 +40,15 @@ _INPUT_KEY = {"image": "image", "sketch": "sketch", "label": "label"}
 
 
 def identity_model(ctx: MetricContext, path: Any = None) -> tuple[FaceIdentity | None, str]:
-    """The shared identity network (memoised), or ``(None, reason)`` when its weights are not available."""
+    """The shared identity network (memoised), or ``(None, reason)`` when its weights are not available.
+
+    Without one in ``ctx.memo["identity"]`` this looks for FaceNet weights only (a user's file): dlib's
+    descriptor reads FFHQ-aligned photos, so face domains pass it in the memo explicitly."""
     if "identity" in ctx.memo:
         return ctx.memo["identity"]
     try:
         found: tuple[FaceIdentity | None, str] = (
-            FaceIdentity(path, download=False if path is None else None).to(ctx.torch_device),
+            FaceIdentity(path, kind="facenet", download=False if path is None else None).to(ctx.torch_device),
             "",
         )
     except (FileNotFoundError, ImportError) as err:  # MissingWeightsError is a FileNotFoundError

@@ -11,8 +11,9 @@ generator "knows", so edits in W behave. Losses (weights in ``loss``; 0 switches
   styles. A share ``generated_ratio`` of every batch is such generated images (the rest are real images);
 - ``adversarial``: non-saturating loss of a discriminator on ``G(E(x))`` (initialised from the generator
   stage's ``discriminator/`` when present), which is trained against the real images with lazy R1;
-- ``identity``: ``1 − cos`` of FaceNet embeddings (facenet-pytorch InceptionResnetV1); off by default, and
-  it needs a weights file (``identity_weights`` or ``TEDIGAN_FACENET_PATH``; none ships offline).
+- ``identity``: the distance of face-recognition embeddings (:mod:`tedigan.losses.identity`: dlib's
+  descriptor from face-api by default, offline; ``identity_net: facenet`` takes InceptionResnetV1 with
+  ``identity_weights``); off by default (cartoon avatars have no identity to keep).
 
 Sketch and label encoders (``modality``) read the sample's ``sketch`` / ``label`` and reconstruct the paired
 RGB image. They train on real pairs only: the generator makes images, not sketches or label maps, so there
@@ -257,7 +258,7 @@ class InversionLoss(nn.Module):
             parts["adversarial"] = g_nonsaturating_loss(D(rec))
             total = total + w.adversarial * parts["adversarial"]
         if w.identity > 0:
-            parts["identity"] = (1 - self.identity.similarity(rec, target)).mean()
+            parts["identity"] = self.identity.distance(rec, target).mean()
             total = total + w.identity * parts["identity"]
         return total, parts, rec
 
@@ -338,7 +339,7 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
     if lc.identity > 0:
         from tedigan.losses.identity import FaceIdentity
 
-        identity = FaceIdentity(cfg.identity_weights).to(device)
+        identity = FaceIdentity(cfg.identity_weights, kind=cfg.identity_net).to(device)
     loss_fn = InversionLoss(G, lpips if lc.lpips > 0 else None, lc, identity, cfg.fused_modconv)
     accelerator.print(
         f"inversion ({modality}): encoder {sum(p.numel() for p in E.parameters()) / 1e6:.2f} M params, "
@@ -580,7 +581,7 @@ def evaluate(
     elif cfg.identity_weights:
         from tedigan.losses.identity import FaceIdentity
 
-        memo["identity"] = (FaceIdentity(cfg.identity_weights).to(device), "")
+        memo["identity"] = (FaceIdentity(cfg.identity_weights, kind=cfg.identity_net).to(device), "")
     n = min(cfg.eval_num or len(val_ds), len(val_ds))
     results = metrics.compute(
         names,
