@@ -125,6 +125,30 @@ def check_text(text: str | None, example: str) -> str | None:
     return text
 
 
+def parse_ranges(text: str, what: str, hi: int, limit: int | None = None) -> list[int]:
+    """``"0-3,7,10-11"`` -> ``[0, 1, 2, 3, 7, 10, 11]`` (order kept, duplicates dropped), each in 0..hi."""
+    out: list[int] = []
+    try:
+        for part in text.replace(" ", "").split(","):
+            if not part:
+                continue
+            a, _, b = part.partition("-")
+            lo, up = int(a), int(b) if b else int(a)
+            if lo > up:
+                raise ValueError
+            out.extend(range(lo, up + 1))
+            if limit is not None and len(out) > limit:
+                raise UsageError(f"{what} names more than {limit} values")
+    except ValueError:
+        raise UsageError(f"{what} must look like 0-7,12 (non-negative integers), got {text!r}") from None
+    if not out:
+        raise UsageError(f"{what} names nothing ({text!r}): give values such as 0-7")
+    bad = [v for v in out if not 0 <= v <= hi]
+    if bad:
+        raise UsageError(f"{what} must be in 0..{hi}, got {bad[0]}")
+    return list(dict.fromkeys(out))
+
+
 def parse_layers(text: str | None) -> list[int] | None:
     if text is None:
         return None
@@ -138,15 +162,44 @@ def parse_layers(text: str | None) -> list[int] | None:
 
 
 def load_pipeline(args: argparse.Namespace):
-    import torch
 
     from tedigan.pipeline import TediGANPipeline
+
+    if args.model in NAMED_GENERATORS:
+        raise UsageError(
+            f"--model {args.model} is a generator without trained encoders yet: sample it with "
+            f"python -m tedigan.generate --model {args.model} --seeds 0-7"
+        )
+    check_device_available(args)
+    return TediGANPipeline.from_pretrained(args.model, device=args.device)
+
+
+#: generators known by name (``--model NAME``) rather than by folder
+NAMED_GENERATORS = {"faces": "MobileStyleGAN, FFHQ 1024 px (random-face package; research / non-commercial)"}
+
+
+def load_generator(args: argparse.Namespace, resolution: int | None = None) -> tuple[object, float, str]:
+    """``(generator, default truncation psi, what it is)`` for ``--model``: a named generator (``faces``) or
+    the generator of a pipeline folder (default: the shipped model)."""
+    if args.model in NAMED_GENERATORS:
+        from tedigan.models.mobilestylegan import MobileStyleGAN
+
+        check_device_available(args)
+        G = MobileStyleGAN.from_package(device=args.device, resolution=resolution or 256)
+        return G, 0.7, NAMED_GENERATORS[args.model]
+    if resolution is not None:
+        raise UsageError("--resolution applies to --model faces only (pipelines render at their own size)")
+    pipe = load_pipeline(args)
+    return pipe.generator, pipe.truncation_psi, f"the generator of {args.model or 'the shipped model'}"
+
+
+def check_device_available(args: argparse.Namespace) -> None:
+    import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but torch sees no CUDA GPU: use --device cpu")
     if args.device.startswith("mps") and not torch.backends.mps.is_available():
         raise UsageError("--device mps was asked for, but torch sees no Apple GPU: use --device cpu")
-    return TediGANPipeline.from_pretrained(args.model, device=args.device)
 
 
 def upscale(img: Image.Image, scale: int) -> Image.Image:

@@ -2,12 +2,15 @@
 
 Text-to-image mixes the text code into the W+ layers that carry what the text names, on top of seeded random
 codes (so the images differ in everything the text leaves open). ``--sketch`` / ``--label`` start from a
-line drawing or a part-label map instead (the text, if given, is mixed into its code).
+line drawing or a part-label map instead (the text, if given, is mixed into its code). Without text,
+``--seeds 0-7`` samples the generator (NVlabs' seed convention) and ``--mix-seeds`` draws a style-mixing grid;
+``--model faces`` is the photo-real FFHQ generator (MobileStyleGAN; research / non-commercial weights).
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,9 +23,13 @@ examples:
   python -m tedigan.generate --text "she has pink hair and glasses" -n 8 --seed 3 --psi 0.5
   python -m tedigan.generate --sketch sketch.png --text "blond hair" --out from_sketch/
   python -m tedigan.generate --label parts.png --out from_labels/
+  python -m tedigan.generate --model faces --seeds 0-7 --resolution 256 --out faces/
+  python -m tedigan.generate --model faces --seeds 0-3 --mix-seeds 10-13 --mix-layers 0-6 --out mixing/
 
 writes OUT/<index>.png (upscaled by --scale) and OUT/grid.png with the first 16 images in a row; any -n
-runs in chunks with a progress bar. Existing files are never replaced without --overwrite.
+runs in chunks with a progress bar. --seeds writes OUT/seed0003.png per seed (and grid.png); --mix-seeds
+writes OUT/mixing.png: the row seeds' codes with --mix-layers taken from the column seeds (default: the
+coarse third of W+: pose, face shape, hair style). Existing files are never replaced without --overwrite.
 """
 
 GRID_MAX = 16
@@ -49,9 +56,102 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--label", default=None, help="a part-label map (class index per pixel) to start from"
     )
+    parser.add_argument(
+        "--seeds", default=None, metavar="SPEC", help="sample without text from these seeds, e.g. 0-7,12"
+    )
+    parser.add_argument(
+        "--mix-seeds", default=None, metavar="SPEC", help="with --seeds: columns of a style-mixing grid"
+    )
+    parser.add_argument(
+        "--mix-layers",
+        default=None,
+        metavar="SPEC",
+        help="W+ layers the columns give (default: the coarse third)",
+    )
+    parser.add_argument(
+        "--resolution", type=int, default=None, help="--model faces: output size, 64..1024 (default 256)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     cli.add_common_args(parser)
     return parser
+
+
+def _sample(args: argparse.Namespace) -> int:
+    """``--seeds`` (and ``--mix-seeds``): unconditional samples or a style-mixing grid."""
+    import math
+
+    import torch
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from tedigan.data.io import to_pil
+    from tedigan.editing.mixing import layer_mask, mix, seed_latents
+    from tedigan.pipeline import MAX_IMAGES, PSI_RANGE
+
+    if args.text is not None or args.sketch is not None or args.label is not None:
+        raise cli.UsageError(
+            "--seeds samples without text: drop --text/--sketch/--label (or use -n and --seed)"
+        )
+    cli.check_common_args(args)
+    seeds = cli.parse_ranges(args.seeds, "--seeds", cli.MAX_SEED, MAX_IMAGES)
+    cols = cli.parse_ranges(args.mix_seeds, "--mix-seeds", cli.MAX_SEED, 64) if args.mix_seeds else None
+    if cols is not None and len(seeds) > 64:
+        raise cli.UsageError("a style-mixing grid takes at most 64 --seeds rows")
+    if args.mix_layers and cols is None:
+        raise cli.UsageError("--mix-layers needs --mix-seeds (the columns that give those layers)")
+    if args.psi is not None and not (math.isfinite(args.psi) and PSI_RANGE[0] <= args.psi <= PSI_RANGE[1]):
+        raise cli.UsageError(f"--psi must be in {PSI_RANGE[0]:g}..{PSI_RANGE[1]:g}, got {args.psi}")
+    if args.resolution is not None and args.resolution not in (64, 128, 256, 512, 1024):
+        raise cli.UsageError(f"--resolution must be 64, 128, 256, 512 or 1024, got {args.resolution}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise cli.UsageError(f"--out {out} is a file: give a folder")
+    paths = [out / "mixing.png"] if cols else [*(out / f"seed{s:04d}.png" for s in seeds), out / "grid.png"]
+    cli.check_outputs(paths, [], args.overwrite, what="--out")
+    G, default_psi, what = cli.load_generator(args, args.resolution)
+    psi = default_psi if args.psi is None else args.psi
+    num_ws = int(G.num_ws)
+    layers = cli.parse_ranges(args.mix_layers, "--mix-layers", num_ws - 1) if args.mix_layers else None
+    kwargs = {"resolution": args.resolution or 256} if args.model in cli.NAMED_GENERATORS else {}
+    res = kwargs.get("resolution") or int(G.resolution)
+    cli.check_size(
+        res * (len(cols) + 1 if cols else min(len(seeds), GRID_MAX)), res * (len(seeds) + 1), args.scale
+    )
+
+    def render(ws: torch.Tensor) -> list[Image.Image]:
+        with torch.no_grad():
+            return list(to_pil(G.synthesis(ws, noise_mode="const", **kwargs).float().clamp(-1, 1).cpu()))
+
+    start = time.perf_counter()
+    rows = list(seeds)
+    images: list[Image.Image] = []
+    for i in tqdm(range(0, len(rows), 8), desc="seeds", unit="batch", disable=len(rows) <= 8):
+        images += render(seed_latents(G, rows[i : i + 8], psi))
+    out.mkdir(parents=True, exist_ok=True)
+    if cols is None:
+        for seed, img in zip(seeds, images):
+            cli.save_image(cli.upscale(img, args.scale), out / f"seed{seed:04d}.png")
+        cli.save_image(cli.strip(images[:GRID_MAX], args.scale), out / "grid.png")
+        written = [str(p) for p in paths]
+    else:
+        layers = layers or list(range(max(1, num_ws // 3)))
+        mask = layer_mask(layers, num_ws)
+        w_rows, w_cols = seed_latents(G, rows, psi), seed_latents(G, cols, psi)
+        col_images = render(w_cols)
+        grid = Image.new("RGB", (res * (len(cols) + 1), res * (len(rows) + 1)), "white")
+        for j, img in enumerate(col_images):
+            grid.paste(img, (res * (j + 1), 0))
+        for i in tqdm(range(len(rows)), desc="mixing", unit="row", disable=len(rows) <= 2):
+            grid.paste(images[i], (0, res * (i + 1)))
+            cells = render(mix(w_cols, w_rows[i : i + 1].expand_as(w_cols), mask))
+            for j, img in enumerate(cells):
+                grid.paste(img, (res * (j + 1), res * (i + 1)))
+        cli.save_image(cli.upscale(grid, args.scale), out / "mixing.png")
+        written = [str(out / "mixing.png")]
+    seconds = time.perf_counter() - start
+    line = f"{len(seeds)} seed(s) from {what} (psi {psi:g}, {seconds:.1f} s) -> {', '.join(written[:3])}"
+    summary = {"out": written, "seeds": seeds, "mix_seeds": cols, "psi": psi, "seconds": round(seconds, 3)}
+    return cli.finish(summary, args.json, line + (" ..." if len(written) > 3 else ""))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,6 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from tedigan.pipeline import MAX_IMAGES, PSI_RANGE
 
+        if args.seeds is not None or args.mix_seeds is not None:
+            if args.seeds is None:
+                raise cli.UsageError("--mix-seeds needs --seeds (the rows of the grid)")
+            return _sample(args)
+        if args.model in cli.NAMED_GENERATORS:
+            raise cli.UsageError(
+                f"--model {args.model} has no text encoder yet: sample it with --seeds 0-7 (and --mix-seeds)"
+            )
         if args.text is None and args.sketch is None and args.label is None:
             raise cli.UsageError('empty text: give --text "..." (or --sketch / --label)')
         cli.check_text(args.text, 'describe the face, e.g. --text "a smiling woman with red hair"')

@@ -180,3 +180,18 @@ def _accepts_update_flag(G: Any) -> bool:
         return "update_w_avg" in inspect.signature(G.mapping.forward).parameters
     except (AttributeError, TypeError, ValueError):
         return False
+
+
+def seed_latents(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0) -> torch.Tensor:
+    """W+ codes ``[len(seeds), num_ws, w_dim]`` of ``z = RandomState(seed).randn(z_dim)``, the seed convention
+    of NVlabs' ``generate.py`` (so a converted NVlabs network, or MobileStyleGAN's FFHQ mapping, gives the faces
+    those seeds give there), truncated towards ``w_avg`` by ``truncation_psi``."""
+    import numpy as np
+
+    if not seeds:
+        raise ValueError("no seeds given")
+    z = np.stack([np.random.RandomState(int(s)).randn(int(G.z_dim)) for s in seeds]).astype(np.float32)
+    device = next(iter(G.parameters())).device
+    kwargs = {"update_w_avg": False} if _accepts_update_flag(G) else {}
+    with torch.no_grad():
+        return G.mapping(torch.from_numpy(z).to(device), truncation_psi=truncation_psi, **kwargs)

@@ -59,8 +59,9 @@ __all__ = [
     "human_similarity",
 ]
 
-#: emotion.json's 7 outputs, in order (human's ``annotations`` for its 1-channel oarriaga model)
-EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+#: emotion.json's 7 outputs, in order (human's ``annotations``: angry, disgust, fear, happy, sad, surprise,
+#: neutral), named as face-api names them so that both judges share one vocabulary
+EMOTIONS = ["angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral"]
 
 #: face-api ``alignedRect`` of an FFHQ-aligned face at 512², (x, y, w, h): landmark min-bbox widened by 20 %
 ALIGNED_BOX_512 = (77, 165, 354, 324)
