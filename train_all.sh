@@ -100,7 +100,7 @@ timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
   python -m tedigan.pipeline --stages "$OUT" --out "$OUT/pipeline" --fp16 --overwrite --vocabulary avatars
 # shellcheck disable=SC2086
 timed "benchmark -> $OUT/benchmark" "$OUT/benchmark/benchmark.json" \
-  python -m tedigan.metrics.edit_benchmark --model "$OUT/pipeline" --out "$OUT/benchmark" --data-root "$DATA" \
+  python -m tedigan.evaluation.edit_benchmark --model "$OUT/pipeline" --out "$OUT/benchmark" --data-root "$DATA" \
     --overwrite $BENCH_ARGS
 
 log "done: the pipeline is $OUT/pipeline, the benchmark report $OUT/benchmark/report.md, stage times in $OUT/train_all.log.jsonl"

@@ -339,7 +339,7 @@ def test_parse_layers():
 
 def test_benchmark_phrasings_name_their_edit():
     from tedigan.data.avatars import parse_prompt
-    from tedigan.metrics.edit_benchmark import EDITS, T2I_PROMPTS
+    from tedigan.evaluation.edit_benchmark import EDITS, T2I_PROMPTS
 
     for attribute, value, phrasings in EDITS:
         assert len(phrasings) >= 2
@@ -350,7 +350,7 @@ def test_benchmark_phrasings_name_their_edit():
 
 def test_edit_benchmark_runs_end_to_end(pipe, tmp_path):
     from tedigan.data.avatars import ATTRIBUTES
-    from tedigan.metrics.edit_benchmark import BenchmarkConfig, run_benchmark
+    from tedigan.evaluation.edit_benchmark import BenchmarkConfig, run_benchmark
     from tedigan.pipeline import TediGANPipeline
 
     torch.manual_seed(0)

@@ -281,7 +281,7 @@ def progress(iterable: Iterable, ctx: MetricContext, desc: str) -> Iterable:
 
 
 # Built-in metric modules register themselves on import (the edit benchmark is a separate CLI that needs a
-# whole pipeline: tedigan.metrics.edit_benchmark). Modules listed here but not present are skipped.
+# whole pipeline: tedigan.evaluation.edit_benchmark). Modules listed here but not present are skipped.
 _BUILTIN_MODULES = ("fid", "ppl", "separability", "reconstruction", "text")
 
 

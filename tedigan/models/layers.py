@@ -65,13 +65,6 @@ def bias_act(
     return x
 
 
-def fused_leaky_relu(
-    x: torch.Tensor, bias: torch.Tensor | None = None, negative_slope: float = 0.2, scale: float = SQRT2
-) -> torch.Tensor:
-    """``leaky_relu(x + bias, negative_slope) * scale`` (bias along dim 1); rosinality's name for it."""
-    return bias_act(x, bias, act="lrelu", alpha=negative_slope, gain=scale)
-
-
 def _pad4(pad: int | Sequence[int]) -> tuple[int, int, int, int]:
     """Normalise ``pad`` to ``(x0, x1, y0, y1)``; an int or a pair applies to both axes."""
     if isinstance(pad, int):
@@ -517,7 +510,6 @@ __all__ = [
     "Upsample",
     "bias_act",
     "effective_state_dict",
-    "fused_leaky_relu",
     "load_effective_state_dict",
     "make_kernel",
     "minibatch_stddev",

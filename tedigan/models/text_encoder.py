@@ -260,25 +260,28 @@ class TextEncoder(PretrainedModule):
         return torch.cat(codes)
 
     @torch.no_grad()
-    def embed_texts(self, texts: str | Sequence[str], batch_size: int = 128) -> torch.Tensor:
-        """Sentence embeddings of ``texts`` in batches, eval mode, no gradients (for caching).
+    def embed_texts(
+        self, texts: str | Sequence[str], batch_size: int = 128, progress: bool = False, desc: str = "text"
+    ) -> torch.Tensor:
+        """Sentence embeddings ``[len(texts), embed_dim]`` on the CPU in batches, eval mode, no gradients
+        (for caching).
 
         Texts are batched in order of length (and returned in the input order), so a batch pads to about
         its own length instead of the longest text's: about twice as fast on short captions.
         """
+        from tqdm.auto import tqdm
+
         texts = check_texts(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = torch.empty(len(texts), self.config.embed_dim)
         was_training = self.training
         self.eval()
         try:
-            embs = [
-                self.sentence_embedding([texts[j] for j in order[i : i + batch_size]])
-                for i in range(0, len(texts), batch_size)
-            ]
+            for i in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False):
+                idx = order[i : i + batch_size]
+                out[torch.tensor(idx)] = self.sentence_embedding([texts[j] for j in idx]).float().cpu()
         finally:
             self.train(was_training)
-        out = torch.empty(len(texts), self.config.embed_dim, device=embs[0].device)
-        out[torch.tensor(order, device=out.device)] = torch.cat(embs)
         return out
 
     # -------------------------------------------------------------------------------------------- save/load

@@ -19,13 +19,14 @@ from tqdm.auto import tqdm
 
 from tedigan.config import ClassifierStageConfig, ConfigError, save_config
 from tedigan.data import collate_samples
-from tedigan.data.avatars import ATTRIBUTES, AvatarDataset, build_dataset
+from tedigan.data.avatars import ATTRIBUTES, AvatarDataset
 from tedigan.models.classifier import AttributeClassifier
 from tedigan.training.loop import (
     CheckpointManager,
     DivergenceGuard,
     GeneratorState,
     ResumableSampler,
+    ensure_data,
     finish_stage,
     make_accelerator,
     save_image_grid,
@@ -43,22 +44,6 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     padded = F.pad(images, [max_shift] * 4, mode="replicate")
     offsets = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=generator).tolist()
     return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)])
-
-
-def ensure_avatar_data(cfg: ClassifierStageConfig) -> Path:
-    if cfg.data.kind != "avatars":
-        raise ConfigError("stage classifier needs attribute labels: set data.kind=avatars")
-    root = Path(cfg.data.root)
-    if not (root / "metadata.jsonl").is_file():
-        if cfg.data.render_if_missing <= 0:
-            raise FileNotFoundError(
-                f"no avatar data set in {root}: run `python -m tedigan.data.avatars --num 10000 "
-                f"--resolution {cfg.data.resolution} --out {root}` or set data.render_if_missing=N"
-            )
-        build_dataset(
-            root, cfg.data.render_if_missing, resolution=cfg.data.resolution, seed=cfg.data.render_seed
-        )
-    return root
 
 
 @torch.no_grad()
@@ -101,7 +86,9 @@ def train(cfg: ClassifierStageConfig, resume: str | None = None) -> dict:
     CheckpointManager(out, tc.checkpoints_total_limit).resolve(resume, report=False)
     accelerator = make_accelerator(tc)
     set_seed(tc.seed)
-    root = ensure_avatar_data(cfg)
+    if cfg.data.kind != "avatars":
+        raise ConfigError("stage classifier needs attribute labels: set data.kind=avatars")
+    root = ensure_data(cfg.data, accelerator)
 
     model_cfg = cfg.model
     if not model_cfg.heads:

@@ -72,7 +72,6 @@ __all__ = [
     "PairCache",
     "codes_cache_key",
     "compute_codes",
-    "compute_embeddings",
     "prepare_cache",
     "text_cache_key",
     "contrastive_loss",
@@ -310,27 +309,6 @@ def compute_codes(
     )
 
 
-@torch.no_grad()
-def compute_embeddings(
-    T: TextEncoder, captions: list[str], batch_size: int = 64, progress: bool = True, desc: str = "cache"
-) -> torch.Tensor:
-    """Sentence embeddings ``[len(captions), embed_dim]`` on the CPU, batched in order of length (a batch
-    pads to about its own length; returned in the input order)."""
-    order = sorted(range(len(captions)), key=lambda i: len(captions[i]))
-    out = torch.empty(len(captions), T.config.embed_dim)
-    was_training = T.training
-    T.eval()
-    try:
-        for i in tqdm(
-            range(0, len(order), batch_size), desc=f"{desc}: text", disable=not progress, leave=False
-        ):
-            idx = order[i : i + batch_size]
-            out[torch.tensor(idx)] = T.sentence_embedding([captions[j] for j in idx]).float().cpu()
-    finally:
-        T.train(was_training)
-    return out
-
-
 def prepare_cache(
     cfg: TextStageConfig,
     name: str,
@@ -361,8 +339,8 @@ def prepare_cache(
             cache.embeddings = old.embeddings if old is not None else None
             built["text"] = frozen and cache.embeddings is None
         if built["text"]:
-            cache.embeddings = compute_embeddings(
-                T, cache.captions, cfg.embed_batch_size, desc=f"cache {name}"
+            cache.embeddings = T.embed_texts(
+                cache.captions, cfg.embed_batch_size, progress=True, desc=f"cache {name}: text"
             )
             cache.save_text(cache_dir, name, tkey, backbone=T.config.backbone or "default")
     accelerator.wait_for_everyone()

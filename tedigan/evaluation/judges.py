@@ -1,6 +1,6 @@
 """What judges say about generated faces: label distributions, ages and agreement between judges.
 
-``python -m tedigan.metrics.judges --model faces --num 64 --out reports/faces`` samples seeds ``0..num-1``
+``python -m tedigan.evaluation.judges --model faces --num 64 --out reports/faces`` samples seeds ``0..num-1``
 of a generator, lets every judge read them (face-api's expression / age / gender and human's emotion /
 faceres by default) and writes ``judges.json`` (per judge and attribute: the share of each label, mean
 probabilities, age statistics; where two judges read the same attribute, how often they agree) and
@@ -118,9 +118,9 @@ def _labelled_grid(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tedigan.metrics.judges",
+        prog="python -m tedigan.evaluation.judges",
         description="Let the face judges read generated faces; write their label distributions and agreement.",
-        epilog="example: python -m tedigan.metrics.judges --model faces --num 64 --out reports/faces",
+        epilog="example: python -m tedigan.evaluation.judges --model faces --num 64 --out reports/faces",
     )
     parser.add_argument("--model", default="faces", help="'faces' (MobileStyleGAN) or a pipeline folder")
     parser.add_argument("--num", type=int, default=64, help="faces to judge, seeds 0..num-1 (default 64)")
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "human": HumanJudge.from_package(nets=("emotion", "faceres")),
         }
     except (MissingWeightsError, cli.UsageError, ValueError) as err:
-        print(f"tedigan.metrics.judges: error: {err}", file=sys.stderr)
+        print(f"tedigan.evaluation.judges: error: {err}", file=sys.stderr)
         return 2
     kwargs = {"resolution": args.resolution} if args.model in cli.NAMED_GENERATORS else {}
     start = time.perf_counter()

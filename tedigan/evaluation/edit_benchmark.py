@@ -1,4 +1,4 @@
-"""Ground-truth edit benchmark on procedural avatars: ``python -m tedigan.metrics.edit_benchmark --model DIR``.
+"""Ground-truth edit benchmark on procedural avatars: ``python -m tedigan.evaluation.edit_benchmark --model DIR``.
 
 The avatar renderer is deterministic, so the *true* result of a text edit is known: re-render the source
 record with the one attribute changed (:func:`tedigan.data.avatars.with_attribute`). Sources are rendered from
@@ -110,10 +110,6 @@ class BenchmarkConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
-
-
-def _attr_index(classifier: Any) -> dict[str, int]:
-    return {name: i for i, name in enumerate(classifier.config.heads)}
 
 
 def _predict(classifier: Any, images: torch.Tensor, batch_size: int = 100) -> list[dict[str, str]]:
@@ -506,9 +502,9 @@ def _report(s: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tedigan.metrics.edit_benchmark",
+        prog="python -m tedigan.evaluation.edit_benchmark",
         description="Ground-truth edit benchmark of a TediGAN pipeline on held-out procedural avatars.",
-        epilog="example: python -m tedigan.metrics.edit_benchmark --out outputs/benchmark --data-root data/avatars64",
+        epilog="example: python -m tedigan.evaluation.edit_benchmark --out outputs/benchmark --data-root data/avatars64",
     )
     parser.add_argument("--model", default=None, help="pipeline folder (default: the shipped model)")
     parser.add_argument("--out", default="outputs/edit_benchmark", help="folder for json, report and grids")
@@ -534,13 +530,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (Path(args.out) / "benchmark.json").exists() and not args.overwrite:
         parser.exit(
             2,
-            f"tedigan.metrics.edit_benchmark: error: {args.out}/benchmark.json exists: pass "
+            f"tedigan.evaluation.edit_benchmark: error: {args.out}/benchmark.json exists: pass "
             "--overwrite to replace it, or choose another --out\n",
         )
     try:
         pipe = TediGANPipeline.from_pretrained(args.model, device=args.device)
     except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"tedigan.metrics.edit_benchmark: error: {err}\n")
+        parser.exit(2, f"tedigan.evaluation.edit_benchmark: error: {err}\n")
     cfg = BenchmarkConfig(
         num_sources=args.num_sources,
         num_optimized=args.num_optimized,
