@@ -220,7 +220,7 @@ def strip(images: list[Image.Image], scale: int, gap: int = 2) -> Image.Image:
     return out
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
     except OSError:
@@ -233,7 +233,7 @@ def check_outputs(paths: list[Path], inputs: list[Path], overwrite: bool, what: 
     Image.init()
     for path in paths:
         for src in inputs:
-            if _same_file(path, src):
+            if same_file(path, src):
                 raise UsageError(
                     f"{what}: {path} is the input image {src}: choose another --out so the input is kept"
                 )

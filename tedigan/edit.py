@@ -20,6 +20,7 @@ examples:
   python -m tedigan.edit --image face.png --text "blond hair"
   python -m tedigan.edit --image face.png --text "she wears sunglasses" --steps 30 --grid
   python -m tedigan.edit --image photo.jpg --align --text "a bald man" --out bald.png
+  python -m tedigan.edit --latent codes.safetensors --index 1 --text "blond hair" --out blond.png
   python -m tedigan.edit --image face.png --text "pink hair" --strength 0.6
   python -m tedigan.edit --image face.png --text "pink hair" --layers 0,1,2,3 --out pink.png --overwrite
 
@@ -36,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES + cli.vocabulary_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--image", required=True, help="input face image (any format PIL reads)")
+    parser.add_argument("--image", default=None, help="input face image (any format PIL reads)")
+    parser.add_argument(
+        "--latent", default=None, help="instead of --image: W+ codes saved by python -m tedigan.invert"
+    )
+    parser.add_argument("--index", type=int, default=0, help="with --latent: which of its codes (default 0)")
     parser.add_argument("--text", required=True, help='what to change, e.g. "blond hair" or "with glasses"')
     parser.add_argument("--out", default=None, help="output image path (default <image>_edited.png)")
     parser.add_argument(
@@ -54,13 +59,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _read_latents(path: Path, index: int):
+    """Row ``index`` of the ``latents`` tensor of a codes file written by ``python -m tedigan.invert``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise cli.UsageError(f"--latent {path}: no such file")
+    try:
+        codes = load_file(str(path)).get("latents")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise cli.UsageError(
+            f"--latent {path} is not a codes file ({err}): write one with tedigan.invert"
+        ) from None
+    if codes is None or codes.ndim != 3:
+        raise cli.UsageError(
+            f"--latent {path} holds no latents [N, num_ws, w_dim]: write it with tedigan.invert"
+        )
+    if not 0 <= index < len(codes):
+        raise cli.UsageError(f"--index must be in 0..{len(codes) - 1} for {path}, got {index}")
+    return codes[index : index + 1]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> int:
         from tedigan.pipeline import STRENGTH_RANGE
 
-        src = Path(args.image)
+        if (args.image is None) == (args.latent is None):
+            raise cli.UsageError(
+                "give --image FILE or --latent CODES (from python -m tedigan.invert), one of them"
+            )
+        src = Path(args.image or args.latent)
         cli.check_text(args.text, 'say what to change, e.g. --text "blond hair"')
         cli.check_common_args(args)
         lo, hi = STRENGTH_RANGE
@@ -71,7 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise cli.UsageError(f"--out {out} is a folder: give a file name such as {out / 'edited.png'}")
         grid = out.with_name(f"{out.stem}_grid{out.suffix}")
         cli.check_outputs([out, grid] if args.grid else [out], [src], args.overwrite)
-        image = load_image(src)  # an unreadable image fails before the model loads
+        image = latents = None
+        if args.latent is None:
+            image = load_image(src)  # an unreadable image fails before the model loads
+        else:
+            latents = _read_latents(src, args.index)
         layers = cli.parse_layers(args.layers)
         pipe = cli.load_pipeline(args)
         cli.check_size(pipe.resolution * (3 if args.grid else 1), pipe.resolution, args.scale)
@@ -79,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = pipe.edit(
             image,
             args.text,
+            latents=latents,
             steps=steps,
             strength=args.strength,
             layers=layers,

@@ -457,6 +457,13 @@ class TediGANPipeline:
         if self.vocabulary is None:
             return {}
         reading = self.vocabulary.read(prompt)
+        if not reading and reading.dropped:
+            a = reading.dropped[0]
+            options = ", ".join(v for v in self.vocabulary.attributes[a] if v != "none")
+            raise PromptNotUnderstood(
+                f"{prompt!r} negates the {a.replace('_', ' ')}, which has no 'none' value: say what it should be "
+                f"instead ({options})"
+            )
         if not reading:
             names = ", ".join(a.replace("_", " ") for a in self.vocabulary.attributes)
             raise PromptNotUnderstood(
@@ -537,12 +544,30 @@ class TediGANPipeline:
         _checked_output(rec, w)
         return TediGANOutput(_pils(rec), w, [], _pils(x), w, None, [], time.perf_counter() - start)
 
+    def _latents(self, latents: Any) -> torch.Tensor:
+        """Check W+ codes against the generator: ``[B, num_ws, w_dim]`` (or one ``[num_ws, w_dim]``), finite."""
+        if not isinstance(latents, torch.Tensor) or not latents.dtype.is_floating_point:
+            raise PipelineError(
+                f"latents must be a float tensor [B, {self.num_ws}, w_dim], got {type(latents)}"
+            )
+        try:
+            w = as_wplus(latents, what="latents")
+        except ValueError as err:
+            raise PipelineError(str(err)) from None
+        w_dim = int(self.generator.mapping.w_avg.numel())
+        if tuple(w.shape[1:]) != (self.num_ws, w_dim):
+            raise PipelineError(
+                f"latents are {tuple(w.shape)}, this generator takes [B, {self.num_ws}, {w_dim}] "
+                "(codes from another model?)"
+            )
+        if not bool(torch.isfinite(w).all()):
+            raise PipelineError("the latents hold NaN or inf values")
+        return w.to(self.device, self.dtype)
+
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
         """W+ codes ``[B, num_ws, w_dim]`` (e.g. ``out.source_latents``) -> images."""
-        w = as_wplus(latents.to(self.device, self.dtype), what="latents")
-        if w.shape[1] != self.num_ws:
-            raise PipelineError(f"latents have {w.shape[1]} W+ layers, the generator has {self.num_ws}")
+        w = self._latents(latents)
         images = self.generator.synthesis(w, noise_mode="const")
         _checked_output(images, w)
         return _pils(images)
@@ -559,6 +584,7 @@ class TediGANPipeline:
         image: Any,
         prompt: str,
         *,
+        latents: torch.Tensor | None = None,
         steps: int | None = None,
         strength: float = 1.0,
         layers: Sequence[int] | None = None,
@@ -571,9 +597,12 @@ class TediGANPipeline:
         (``strength`` 0..1 interpolates them, up to 2 extrapolates), then optionally refine for ``steps`` Adam
         steps (0 = encoder-only edit; ``None``: ``optimization.steps`` when a config is given, else 0).
         ``layers`` overrides the layer map's choice. ``optimization`` sets the loss weights and learning rate;
-        ``seed`` and ``progress`` of the call win over the config's."""
+        ``seed`` and ``progress`` of the call win over the config's. ``latents`` (W+ codes, e.g. saved by
+        ``invert``) replace the inversion: pass ``image=None``; the source is then their rendering."""
         start = time.perf_counter()
         # 1. check the arguments (before any work)
+        if (image is None) == (latents is None):
+            raise PipelineError("give either an image or latents= (W+ codes), not both and not neither")
         steps = _steps(steps, optimization)
         strength = _number("strength", strength, *STRENGTH_RANGE)
         seed = _integer("seed", seed, 0, MAX_SEED)
@@ -583,9 +612,14 @@ class TediGANPipeline:
             self.read_prompt(prompt)  # a prompt the vocabulary cannot read is refused before any work
         # 2. encode the text, 3. invert the image
         w_text = self._text_code(prompt)
-        x = self._images(image, align=align)
+        w_given = self._latents(latents) if latents is not None else None
+        x = self._images(image, align=align) if w_given is None else None
         with torch.no_grad():
-            w_src = self.encoder(x)
+            if w_given is None:
+                w_src = self.encoder(x)
+            else:
+                w_src = w_given
+                x = self.generator.synthesis(w_src, noise_mode="const").clamp(-1, 1)
             # 4. mix the prompt's layers of the text code into the image's code
             if chosen is None:
                 chosen = self.select_layers(prompt, w_text, w_src)

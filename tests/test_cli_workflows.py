@@ -1,0 +1,89 @@
+"""The ``tedigan`` command and the invert → edit --latent workflow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from tedigan import edit as edit_cli
+from tedigan import invert as invert_cli
+from tedigan.__main__ import COMMANDS
+from tedigan.__main__ import main as tedigan_main
+
+
+@pytest.fixture()
+def faces(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for i, colour in enumerate([(200, 150, 120), (90, 60, 40)]):
+        img = Image.new("RGB", (24, 20), (120, 170, 220))
+        img.paste(colour, (6, 4, 18, 18))
+        img.save(tmp_path / f"f{i}.png")
+    return tmp_path
+
+
+def test_invert_saves_codes_that_edit_takes(tiny_model_dir, tiny_pipe, faces, capsys):
+    model = ["--model", str(tiny_model_dir)]
+    argv = ["--image", "f0.png", "--image", "f1.png", "--out", "codes.safetensors", "--recon", "recon.png"]
+    assert invert_cli.main([*argv, *model, "--scale", "1"]) == 0
+    codes = load_file("codes.safetensors")["latents"]
+    assert codes.shape == (2, tiny_pipe.num_ws, 16)
+    torch.testing.assert_close(codes[1:], tiny_pipe.invert(Image.open("f1.png")).latents, rtol=0, atol=1e-5)
+    assert Image.open("recon.png").size == (4 * 16 + 3 * 2, 16)
+    # editing the saved code equals editing the image (the code is the image's inversion)
+    assert (
+        edit_cli.main(["--latent", "codes.safetensors", "--index", "1", "--text", "blond hair", *model]) == 0
+    )
+    from_codes = tiny_pipe.edit(None, "blond hair", latents=codes[1:])
+    from_image = tiny_pipe.edit(Image.open("f1.png"), "blond hair")
+    torch.testing.assert_close(from_codes.latents, from_image.latents, rtol=0, atol=1e-5)
+    assert (faces / "codes_edited.png").is_file()
+    # refusals: one line, nothing written
+    capsys.readouterr()
+    cases = [
+        (invert_cli.main, [*argv, *model], "already exists"),
+        (invert_cli.main, ["--image", "f0.png", "--out", "codes.pt", *model], ".safetensors"),
+        (
+            edit_cli.main,
+            ["--latent", "codes.safetensors", "--index", "5", "--text", "hat", "--out", "x.png", *model],
+            "--index",
+        ),
+        (
+            edit_cli.main,
+            ["--latent", "f0.png", "--text", "blond hair", "--out", "x.png", *model],
+            "not a codes file",
+        ),
+        (
+            edit_cli.main,
+            ["--latent", "codes.safetensors", "--image", "f0.png", "--text", "hat", *model],
+            "one of",
+        ),
+        (edit_cli.main, ["--text", "blond hair", *model], "one of them"),
+    ]
+    for main, args, message in cases:
+        before = sorted(p.name for p in faces.iterdir())
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+        assert sorted(p.name for p in faces.iterdir()) == before
+
+
+def test_the_tedigan_command(tiny_model_dir, faces, capsys):
+    assert tedigan_main([]) == 0 and "commands:" in capsys.readouterr().out
+    assert set(COMMANDS) >= {"edit", "generate", "invert", "mix", "train", "benchmark", "assets"}
+    assert tedigan_main(["frobnicate"]) == 2 and "unknown command" in capsys.readouterr().err
+    assert tedigan_main(["mix", "--seeds", "0"]) == 2 and "--mix-seeds" in capsys.readouterr().err
+    model = ["--model", str(tiny_model_dir)]
+    assert tedigan_main(["edit", "--image", "f0.png", "--text", "red hair", *model]) == 0
+    assert (faces / "f0_edited.png").is_file()
+    assert tedigan_main(["mix", "--seeds", "0-1", "--mix-seeds", "2", "--out", "m", *model]) == 0
+    assert (faces / "m" / "mixing.png").is_file()
+    assert tedigan_main(["train", "--stage", "generator", "--dry-run"]) == 0
+    assert "stage: generator" in capsys.readouterr().out
+    # installed as a console script by pyproject.toml; the module form works as well
+    done = subprocess.run([sys.executable, "-m", "tedigan", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "invert" in done.stdout
