@@ -381,13 +381,23 @@ def text_model_path(name_or_path: str | os.PathLike | None = None) -> str:
     )
 
 
-def load_text_model(name_or_path: str | os.PathLike | None = None) -> tuple[Any, torch.nn.Module]:
-    """``(tokenizer, model)`` from :func:`text_model_path` via ``AutoTokenizer``/``AutoModel`` (eval mode)."""
+def load_text_model(
+    name_or_path: str | os.PathLike | None = None, frozen: bool = False
+) -> tuple[Any, torch.nn.Module]:
+    """``(tokenizer, model)`` from :func:`text_model_path` via ``AutoTokenizer``/``AutoModel`` (eval mode).
+
+    ``frozen``: the model is only run, never trained; a local BERT folder (the offline default) is then read
+    by :mod:`tedigan.models.bert` without importing ``transformers`` (same outputs, ~3 s less start-up)."""
+    resolved = text_model_path(name_or_path)
+    local = Path(resolved).is_dir()
+    if frozen and local:
+        from tedigan.models.bert import is_light_bert, load_bert
+
+        if is_light_bert(resolved):
+            return load_bert(resolved)
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    resolved = text_model_path(name_or_path)
-    local = Path(resolved).is_dir()
     kwargs = {"local_files_only": True} if local or _hub_offline() else {}
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar for a 90 MB model is noise

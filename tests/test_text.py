@@ -360,3 +360,23 @@ def test_stage_config_errors(tiny_run, tmp_path):
         _stage_cfg(tiny_run, **{"loss.l2": 0, "loss.contrastive": 0})
     with pytest.raises(FileNotFoundError, match="no trained image encoder"):
         stage.load_frozen_encoder(tmp_path / "missing")
+
+
+def test_light_bert_equals_transformers():
+    """The frozen default backbone runs without importing transformers, with transformers' numbers."""
+    from tedigan import assets
+    from tedigan.models.bert import BertEncoder, FastTokenizer
+
+    tl, ml = assets.load_text_model(frozen=True)
+    th, mh = assets.load_text_model(frozen=False)
+    assert isinstance(ml, BertEncoder) and isinstance(tl, FastTokenizer)
+    assert not isinstance(mh, BertEncoder)
+    texts = ["a smiling man with long blond hair and sunglasses", "remove the glasses", "x"]
+    a = tl(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    b = th(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    assert tl(texts, truncation=False)["input_ids"] == th(texts, truncation=False, verbose=False)["input_ids"]
+    with torch.no_grad():
+        ha, hb = ml(**a).last_hidden_state, mh(**a).last_hidden_state
+    valid = a["attention_mask"].bool()
+    assert (ha - hb)[valid].abs().max() < 2e-5

@@ -148,7 +148,7 @@ class TextEncoder(PretrainedModule):
         if backbone is None:
             from tedigan.assets import load_text_model
 
-            tokenizer, backbone = load_text_model(config.backbone)
+            tokenizer, backbone = load_text_model(config.backbone, frozen=config.freeze_backbone)
         hidden = int(backbone.config.hidden_size)
         if config.embed_dim is not None and config.embed_dim != hidden:
             raise ValueError(
