@@ -189,8 +189,11 @@ def load_generator(args: argparse.Namespace, resolution: int | None = None) -> t
         return G, 0.7, NAMED_GENERATORS[args.model]
     if resolution is not None:
         raise UsageError("--resolution applies to --model faces only (pipelines render at their own size)")
-    pipe = load_pipeline(args)
-    return pipe.generator, pipe.truncation_psi, f"the generator of {args.model or 'the shipped model'}"
+    from tedigan.pipeline import TediGANPipeline
+
+    check_device_available(args)
+    G, psi = TediGANPipeline.load_generator(args.model, device=args.device)
+    return G, psi, f"the generator of {args.model or 'the shipped model'}"
 
 
 def check_device_available(args: argparse.Namespace) -> None:

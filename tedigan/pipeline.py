@@ -327,6 +327,26 @@ class TediGANPipeline:
             vocabulary=vocabulary,
         )
 
+    @staticmethod
+    def load_generator(
+        path: str | Path | None = None, device: str | torch.device = "cpu"
+    ) -> tuple[Generator, float]:
+        """Only the generator of a pipeline folder (and its default truncation psi): what sampling needs,
+        without loading the encoders and the text model."""
+        folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+        try:
+            index = json.loads((folder / INDEX_NAME).read_text())
+            sub = index["components"]["generator"]
+            psi = float(index.get("truncation_psi", 0.7))
+        except (OSError, ValueError, KeyError, TypeError):
+            return (
+                pipe := TediGANPipeline.from_pretrained(path, device=device)
+            ).generator, pipe.truncation_psi
+        try:
+            return Generator.from_pretrained(folder / str(sub), map_location=device), psi
+        except (ComponentLoadError, FileNotFoundError, ValueError) as err:
+            raise PipelineError(f"generator: {err}") from None
+
     @classmethod
     def from_stages(
         cls, out_dir: str | Path, device: str | torch.device = "cpu", vocabulary: Vocabulary | None = None
