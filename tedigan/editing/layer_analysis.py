@@ -44,6 +44,7 @@ from tedigan.data.vocabulary import Vocabulary
 from tedigan.editing.mixing import _accepts_update_flag, as_wplus, mix
 from tedigan.fs import atomic_write_text
 from tedigan.models.base import eval_mode
+from tedigan.models.judge import judge_probs
 
 __all__ = [
     "LayerGroup",
@@ -257,16 +258,12 @@ _SELECT_KEYS = ("rule", "threshold", "min_rate", "coverage", "min_support")
 def _classify(
     classifier: Any, images: torch.Tensor, attributes: Sequence[str] | None
 ) -> tuple[list[str], torch.Tensor]:
-    out = classifier(images)
-    if not isinstance(out, Mapping):
-        raise TypeError(
-            "the classifier must return {attribute: logits [B, num_values]} (AttributeClassifier)"
-        )
+    out = judge_probs(classifier, images)  # any Judge (or a callable returning {attribute: logits})
     names = list(out) if attributes is None else list(attributes)
     missing = [a for a in names if a not in out]
     if missing:
-        raise ValueError(f"the classifier has no head for {missing}; it has {list(out)}")
-    probs = [out[a].float().softmax(dim=1).max(dim=1) for a in names]
+        raise ValueError(f"the judge has no head for {missing}; it has {list(out)}")
+    probs = [out[a].float().max(dim=1) for a in names]
     pred = torch.stack([p.indices for p in probs], dim=1).cpu()
     conf = torch.stack([p.values for p in probs], dim=1).cpu()
     return names, pred, conf

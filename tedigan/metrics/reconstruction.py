@@ -33,6 +33,7 @@ import torch
 from tedigan.losses.identity import FaceIdentity
 from tedigan.metrics import MetricContext, eval_mode, progress, register
 from tedigan.metrics.ppl import get_lpips
+from tedigan.models.judge import judge_probs, values_of
 
 __all__ = ["FaceIdentity", "get_encoder", "identity_model", "reconstruction_stats"]
 
@@ -134,14 +135,12 @@ def reconstruction_stats(ctx: MetricContext) -> dict[str, Any]:
 
 
 def _predict(clf: Any, images: torch.Tensor) -> torch.Tensor:
-    logits = clf(images)
-    if not isinstance(logits, dict):
-        raise TypeError("the attribute classifier must return {attribute: logits [B, num_values]}")
-    return torch.stack([v.argmax(dim=1) for v in logits.values()], dim=1).cpu()
+    probs = judge_probs(clf, images)  # any Judge (or a callable returning {attribute: logits})
+    return torch.stack([v.argmax(dim=1) for v in probs.values()], dim=1).cpu()
 
 
 def _heads(clf: Any, count: int) -> list[str]:
-    heads = getattr(getattr(clf, "config", None), "heads", None)
+    heads = values_of(clf)
     return list(heads) if heads and len(heads) == count else [f"attr{i}" for i in range(count)]
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from tedigan.metrics import MetricContext, batch_sizes, eval_mode, register, seeded
+from tedigan.models.judge import judge_probs, values_of
 
 __all__ = ["attribute_hits", "retrieval_ranks", "text_codes", "text_eval_inputs"]
 
@@ -138,11 +139,11 @@ def text_retrieval(ctx: MetricContext) -> dict[str, Any]:
 
 
 def attribute_hits(clf: Any, images: torch.Tensor, mentions: list[dict[str, str]]) -> list[dict[str, bool]]:
-    """Per image, ``{attribute: classifier prediction == mentioned value}`` for the mentioned attributes the
-    classifier has a head for."""
-    heads: dict[str, list[str]] = clf.config.heads
-    logits = clf(images)
-    pred = {name: logits[name].argmax(1).tolist() for name in heads}
+    """Per image, ``{attribute: judge's prediction == mentioned value}`` for the mentioned attributes the
+    judge (:class:`~tedigan.models.judge.Judge`) reads."""
+    heads = values_of(clf) or {}
+    probs = judge_probs(clf, images)
+    pred = {name: probs[name].argmax(1).tolist() for name in heads}
     out = []
     for i, m in enumerate(mentions):
         out.append({a: heads[a][pred[a][i]] == v for a, v in m.items() if a in heads and v in heads[a]})
@@ -174,7 +175,7 @@ def text_attribute_accuracy(ctx: MetricContext) -> dict[str, Any]:
     if not ev.get("mentions") and vocabulary is None:
         return {"value": None, "reason": "no mentions and no vocabulary to read the captions with"}
     all_mentions = ev.get("mentions") or [vocabulary.read(c).values for c in ev["captions"]]
-    heads = ctx.classifier.config.heads
+    heads = values_of(ctx.classifier) or {}
     rows = [i for i in rows if any(a in heads for a in all_mentions[i])][: ctx.num]
     if not rows:
         return {"value": None, "reason": "no held-out caption mentions an attribute the classifier judges"}

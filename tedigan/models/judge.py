@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Judge", "Judgement"]
+__all__ = ["Judge", "Judgement", "judge_probs", "values_of"]
 
 
 @dataclass
@@ -59,3 +59,20 @@ class Judge(torch.nn.Module):
     def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Distance between embeddings ``[B, D]`` (Euclidean unless a judge says otherwise)."""
         return (a - b).norm(dim=-1)
+
+
+def judge_probs(judge: object, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{attribute: probabilities [B, V]}`` from a :class:`Judge`, or from any callable returning
+    ``{attribute: logits}`` (a bare classifier network, a test double)."""
+    if isinstance(judge, Judge):
+        return judge.judge(images).probs
+    out = judge(images)  # type: ignore[operator]
+    if not isinstance(out, dict):
+        raise TypeError("a judge must be a tedigan Judge or return {attribute: logits [B, num_values]}")
+    return {a: v.float().softmax(dim=1) for a, v in out.items()}
+
+
+def values_of(judge: object) -> dict[str, list[str]] | None:
+    """The judge's ``attribute_values`` (None when it does not name its values)."""
+    values = getattr(judge, "attribute_values", None)
+    return {a: list(v) for a, v in values.items()} if isinstance(values, dict) and values else None
