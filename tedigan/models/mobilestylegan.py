@@ -546,14 +546,9 @@ class MobileStyleGANMapping(nn.Module):
         self, ws: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
     ) -> torch.Tensor:
         """``w_avg + psi * (ws - w_avg)`` on all sites, or on the first ``truncation_cutoff`` only."""
-        if truncation_psi == 1:
-            return ws
-        avg = self.w_avg.to(ws.dtype)
-        if truncation_cutoff is None:
-            return avg.lerp(ws, truncation_psi)
-        ws = ws.clone()
-        ws[:, :truncation_cutoff] = avg.lerp(ws[:, :truncation_cutoff], truncation_psi)
-        return ws
+        from tedigan.models.stylegan2 import truncate
+
+        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
 
     def forward(
         self,

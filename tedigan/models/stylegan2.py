@@ -196,6 +196,20 @@ class DiscriminatorConfig(_NetworkConfig):
 # ------------------------------------------------------------------------------------------------
 
 
+def truncate(
+    ws: torch.Tensor, w_avg: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
+) -> torch.Tensor:
+    """The truncation trick: ``w_avg + psi * (ws - w_avg)`` on all W+ layers, or the first ``truncation_cutoff``."""
+    if truncation_psi == 1:
+        return ws
+    avg = w_avg.to(ws.dtype)
+    if truncation_cutoff is None:
+        return avg.lerp(ws, truncation_psi)
+    ws = ws.clone()
+    ws[:, :truncation_cutoff] = avg.lerp(ws[:, :truncation_cutoff], truncation_psi)
+    return ws
+
+
 class MappingNetwork(nn.Module):
     """z -> pixel norm -> ``n_mlp`` dense lrelu layers (lr_mul 0.01) -> w, broadcast to ``num_ws``.
 
@@ -234,14 +248,7 @@ class MappingNetwork(nn.Module):
         self, ws: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
     ) -> torch.Tensor:
         """``w_avg + psi * (ws - w_avg)`` on all layers, or only the first ``truncation_cutoff``."""
-        if truncation_psi == 1:
-            return ws
-        avg = self.w_avg.to(ws.dtype)
-        if truncation_cutoff is None:
-            return avg.lerp(ws, truncation_psi)
-        ws = ws.clone()
-        ws[:, :truncation_cutoff] = avg.lerp(ws[:, :truncation_cutoff], truncation_psi)
-        return ws
+        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
 
     def forward(
         self,
