@@ -18,8 +18,11 @@ import torch
 from tedigan.convert.rosinality import kernel_1d_from_2d, load_rosinality, main
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
+# the repo's own copies (random-weight state dicts; tests/fixtures) first, then the shared fixtures
+_LOCAL = Path(__file__).resolve().parent / "fixtures"
+_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 FIXTURES = Path(
-    os.environ.get("TEDIGAN_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures")
+    os.environ.get("TEDIGAN_FIXTURES", _LOCAL if (_LOCAL / "stylegan_interop").is_dir() else _SHARED)
 )
 INTEROP = FIXTURES / "stylegan_interop"
 NAMES = ["rosinality_sg2_32", "rosinality_swagan_32"]
