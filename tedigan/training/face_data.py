@@ -1,0 +1,187 @@
+"""The generated face data set: seeds → W+ codes → photo-real faces, judged and captioned.
+
+``python -m tedigan.training.face_data --num 10000 --out data/faces256`` renders faces with the FFHQ
+generator (MobileStyleGAN; research / non-commercial weights), a share of them style-mixed so the codes cover
+W+ and not only W, lets the *training* judge (face-api: expression, age, gender) label them, and writes ten
+captions per face from the face vocabulary (:mod:`tedigan.data.faces`). The folder is a tedigan image
+folder (``make_dataset("folder", root)`` reads images and captions) plus what the later stages need:
+
+- ``images/ID.png``, ``captions.jsonl`` (``file_name``, ``captions``), ``metadata.jsonl`` (per face: split,
+  seed, mixing, labels, the judge's age and probabilities);
+- ``codes.safetensors``: ``ws`` ``[N, 23, 512]`` (float16), the true W+ code of every face, for the
+  encoder's latent loss;
+- ``vocabulary.json`` (the face vocabulary) and ``info.json`` (settings, speed), written last.
+
+Sample *i* depends only on ``(seed, i)``; splits are index ranges (80/10/10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tedigan.data.avatars import split_ranges
+from tedigan.data.faces import FACE_VOCABULARY, age_group, face_captions
+from tedigan.data.io import to_pil
+from tedigan.fs import atomic_write, atomic_write_text
+
+__all__ = ["build_face_dataset", "main"]
+
+
+def _codes(G, seeds: list[int], psi: float, mixing_prob: float) -> tuple:
+    """W+ codes of ``seeds`` (NVlabs' seed convention), each style-mixed with probability ``mixing_prob`` with
+    the code of seed + 10⁹ from a random crossover site on (a share of the sites from a second face). Each
+    face's draws come from its own seed, so a face does not depend on the batch it was made in."""
+    from tedigan.editing.mixing import seed_latents
+
+    ws = seed_latents(G, seeds, psi)
+    draws = [np.random.RandomState((s + 2 * 10**9) % 2**32) for s in seeds]
+    mixed = np.array([d.random_sample() < mixing_prob for d in draws])
+    cut = np.array([d.randint(1, G.num_ws) if m else G.num_ws for d, m in zip(draws, mixed)])
+    if mixed.any():
+        other = seed_latents(G, [s + 10**9 for s in seeds], psi)
+        sites = torch.arange(G.num_ws)[None, :, None] >= torch.from_numpy(cut)[:, None, None]
+        ws = torch.where(sites.to(ws.device), other, ws)
+    return ws, cut
+
+
+def build_face_dataset(
+    out: str | Path,
+    num: int,
+    resolution: int = 256,
+    seed: int = 0,
+    psi: float = 0.8,
+    mixing_prob: float = 0.5,
+    batch_size: int = 8,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Render, judge and caption ``num`` faces into ``out`` (see the module docs); returns ``out``."""
+    from safetensors.torch import save_file
+
+    from tedigan.models.faceapi import FaceApiJudge
+    from tedigan.models.mobilestylegan import MobileStyleGAN
+
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "info.json").unlink(missing_ok=True)  # a rebuilt folder is unfinished until info.json is back
+    G = MobileStyleGAN.from_package(device=device, resolution=resolution)
+    judge = FaceApiJudge.from_package(heads=("expression", "age_gender")).to(device)
+    splits = split_ranges(num)
+    split_of = {i: name for name, r in splits.items() for i in r}
+    rows, codes = [], []
+    start = time.perf_counter()
+    for lo in tqdm(range(0, num, batch_size), desc="faces", unit="batch", disable=not progress):
+        idx = list(range(lo, min(num, lo + batch_size)))
+        seeds = [seed * 10**7 + i for i in idx]
+        with torch.no_grad():
+            ws, cut = _codes(G, seeds, psi, mixing_prob)
+            images = G.synthesis(ws, resolution=resolution).clamp(-1, 1)
+            verdict = judge.judge(images)
+        expr = verdict.probs["expression"].cpu()
+        gender = verdict.probs["gender"].cpu()
+        ages = verdict.values["age"].cpu()
+        for k, (i, img) in enumerate(zip(idx, to_pil(images.float().cpu()))):
+            sid = f"{i:06d}"
+            atomic_write(out / "images" / f"{sid}.png", lambda tmp, img=img: img.save(tmp))
+            labels = {
+                "expression": judge.attribute_values["expression"][int(expr[k].argmax())],
+                "gender": judge.attribute_values["gender"][int(gender[k].argmax())],
+                "age_group": age_group(float(ages[k])),
+            }
+            rows.append(
+                {
+                    "id": sid,
+                    "file_name": f"images/{sid}.png",
+                    "split": split_of[i],
+                    "seed": seeds[k],
+                    "mixed_from_site": int(cut[k]) if int(cut[k]) < G.num_ws else None,
+                    "attributes": labels,
+                    "age": round(float(ages[k]), 2),
+                    "expression_probs": [round(float(p), 4) for p in expr[k]],
+                    "gender_probs": [round(float(p), 4) for p in gender[k]],
+                    "captions": face_captions(labels, f"{seed}:{i}"),
+                }
+            )
+        codes.append(ws.detach().to(torch.float16).cpu())
+    seconds = time.perf_counter() - start
+    ws_all = torch.cat(codes).contiguous()
+    atomic_write(out / "codes.safetensors", lambda tmp: save_file({"ws": ws_all}, str(tmp)))
+    atomic_write_text(out / "metadata.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    captions = "".join(
+        json.dumps({"file_name": r["file_name"], "captions": r["captions"]}) + "\n" for r in rows
+    )
+    atomic_write_text(out / "captions.jsonl", captions)
+    FACE_VOCABULARY.save(out)
+    counts = {a: {} for a in ("expression", "gender", "age_group")}
+    for r in rows:
+        for a, v in r["attributes"].items():
+            counts[a][v] = counts[a].get(v, 0) + 1
+    info = {
+        "num": num,
+        "resolution": resolution,
+        "seed": seed,
+        "truncation_psi": psi,
+        "mixing_prob": mixing_prob,
+        "generator": "MobileStyleGAN (random-face 2021.7.21.1; FFHQ; research / non-commercial)",
+        "judge": "face-api 1.7.15 expression + age/gender",
+        "splits": {k: [r.start, r.stop] for k, r in splits.items()},
+        "labels": counts,
+        "seconds": round(seconds, 1),
+        "seconds_per_image": round(seconds / max(1, num), 4),
+    }
+    return atomic_write_text(out / "info.json", json.dumps(info, indent=2) + "\n").parent
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tedigan.training.face_data",
+        description="Render, judge and caption generated FFHQ faces for the face stages (research / "
+        "non-commercial generator weights).",
+        epilog="example: python -m tedigan.training.face_data --num 10000 --out data/faces256",
+    )
+    parser.add_argument("--num", type=int, required=True, help="number of faces")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--resolution", type=int, default=256, choices=(64, 128, 256, 512, 1024))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--psi", type=float, default=0.8, help="truncation (default 0.8)")
+    parser.add_argument("--mixing-prob", type=float, default=0.5, help="share of style-mixed codes")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--overwrite", action="store_true", help="render again into an existing data set")
+    args = parser.parse_args(argv)
+    if not 1 <= args.num <= 10**7 or not 0 <= args.mixing_prob <= 1 or not 0 <= args.psi <= 2:
+        parser.error("--num must be >= 1, --mixing-prob in [0, 1], --psi in [0, 2]")
+    if (args.out / "info.json").exists() and not args.overwrite:
+        parser.exit(
+            2, f"tedigan.training.face_data: error: {args.out} already holds a data set (--overwrite)\n"
+        )
+    from tedigan.assets import MissingWeightsError
+
+    try:
+        build_face_dataset(
+            args.out,
+            args.num,
+            args.resolution,
+            args.seed,
+            args.psi,
+            args.mixing_prob,
+            args.batch,
+            args.device,
+        )
+    except MissingWeightsError as err:
+        parser.exit(2, f"tedigan.training.face_data: error: {err}\n")
+    info = json.loads((args.out / "info.json").read_text())
+    print(f"{args.num} faces -> {args.out} ({info['seconds_per_image']:.3f} s/face); labels {info['labels']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The face vocabulary and caption grammar, and the generated face data set (skipped without random-face
+and the face-api weights)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from tedigan import assets
+from tedigan.data import make_dataset, vocabulary_for
+from tedigan.data.faces import AGE_GROUPS, EXPRESSIONS, FACE_VOCABULARY, GENDERS, age_group, face_captions
+
+
+def test_face_captions_read_back_exactly():
+    for expr, gender, (age, _) in itertools.product(EXPRESSIONS, GENDERS, AGE_GROUPS):
+        labels = {"expression": expr, "gender": gender, "age_group": age}
+        caps = face_captions(labels, f"t:{expr}:{gender}:{age}")
+        assert len(caps) == 10 and len(set(caps)) > 1
+        for cap in caps:
+            assert FACE_VOCABULARY.read(cap).values == labels, cap
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("make her smile", {"expression": "happy"}),
+        ("stop frowning", {"expression": "neutral"}),
+        ("an older man", {"age_group": "old", "gender": "male"}),
+        ("she should look scared", {"expression": "fearful"}),
+        ("not angry any more", {"expression": "neutral"}),
+        ("a little girl", {"age_group": "child", "gender": "female"}),
+        ("the sky is blue", {}),
+    ],
+)
+def test_face_prompts(text, expected):
+    assert FACE_VOCABULARY.read(text).values == expected
+
+
+def test_age_groups():
+    assert [age_group(a) for a in (4, 20, 40, 70)] == ["child", "young", "middle_aged", "old"]
+
+
+def _available() -> bool:
+    try:
+        assets.mobilestylegan_ir_dir()
+        assets.npm_model_dir("@vladmandic/face-api")
+        return True
+    except assets.MissingWeightsError:
+        return False
+
+
+@pytest.mark.skipif(not _available(), reason="random-face or the face-api weights are not installed")
+def test_face_dataset_is_a_captioned_folder_with_codes(tmp_path):
+    from tedigan.training.face_data import build_face_dataset
+
+    out = build_face_dataset(tmp_path / "faces", num=3, resolution=64, batch_size=2, progress=False)
+    info = json.loads((out / "info.json").read_text())
+    assert info["num"] == 3 and sum(info["labels"]["gender"].values()) == 3
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["000000", "000001", "000002"]
+    for r in rows:
+        assert all(FACE_VOCABULARY.read(c).values == r["attributes"] for c in r["captions"])
+    ws = load_file(str(out / "codes.safetensors"))["ws"]
+    assert tuple(ws.shape) == (3, 23, 512)
+    ds = make_dataset("folder", out, resolution=32)
+    assert len(ds) == 3 and ds[0]["image"].shape == (3, 32, 32) and len(ds[0]["captions"]) == 10
+    assert vocabulary_for("folder", out).domain == "faces"
+    # face i depends on (seed, i) only, not on the batch it was made in (up to float rounding)
+    import numpy as np
+    from PIL import Image
+
+    again = build_face_dataset(tmp_path / "again", num=2, resolution=64, batch_size=1, progress=False)
+    a, b = (np.asarray(Image.open(d / "images" / "000001.png")).astype(int) for d in (out, again))
+    assert np.abs(a - b).max() <= 1
+    rows_again = [json.loads(line) for line in (again / "metadata.jsonl").read_text().splitlines()]
+    assert rows_again[1]["mixed_from_site"] == rows[1]["mixed_from_site"]
