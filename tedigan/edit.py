@@ -9,6 +9,7 @@ instance-level optimisation (pixel + LPIPS to the source outside the edited regi
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,12 +22,16 @@ examples:
   python -m tedigan.edit --image face.png --text "she wears sunglasses" --steps 30 --grid
   python -m tedigan.edit --image photo.jpg --align --text "a bald man" --out bald.png
   python -m tedigan.edit --latent codes.safetensors --index 1 --text "blond hair" --out blond.png
+  python -m tedigan.edit --image photos/ --text "blond hair" --text "remove the glasses" --out edited/
+  python -m tedigan.edit --image photos/ --prompts prompts.txt --out edited/
   python -m tedigan.edit --image face.png --text "pink hair" --strength 0.6
   python -m tedigan.edit --image face.png --text "pink hair" --layers 0,1,2,3 --out pink.png --overwrite
 
 writes OUT (default: <image name>_edited.png in the current folder), upscaled by --scale for viewing,
-and with --grid a source | reconstruction | edit strip next to it (OUT with _grid). An existing file is
-never replaced without --overwrite, and an input never.
+and with --grid a source | reconstruction | edit strip next to it (OUT with _grid). With a folder of images,
+several --text or a --prompts file, OUT is a folder of <image>__<prompt>.png (one model load, a progress
+bar; every input and prompt is checked before the first edit). An existing file is never replaced without
+--overwrite, and an input never.
 """
 
 
@@ -37,12 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES + cli.vocabulary_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--image", default=None, help="input face image (any format PIL reads)")
+    parser.add_argument(
+        "--image",
+        default=None,
+        help="input face image (any format PIL reads), or a folder of them (batch edit)",
+    )
     parser.add_argument(
         "--latent", default=None, help="instead of --image: W+ codes saved by python -m tedigan.invert"
     )
     parser.add_argument("--index", type=int, default=0, help="with --latent: which of its codes (default 0)")
-    parser.add_argument("--text", required=True, help='what to change, e.g. "blond hair" or "with glasses"')
+    parser.add_argument(
+        "--text",
+        action="append",
+        default=None,
+        help='what to change, e.g. "blond hair" (repeat for several edits of each image)',
+    )
+    parser.add_argument("--prompts", default=None, help="a text file of prompts, one per line (batch edit)")
     parser.add_argument("--out", default=None, help="output image path (default <image>_edited.png)")
     parser.add_argument(
         "--strength",
@@ -81,12 +96,82 @@ def _read_latents(path: Path, index: int):
     return codes[index : index + 1]
 
 
+def _slug(text: str, limit: int = 40) -> str:
+    keep = "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
+    return "_".join(part for part in keep.split("_") if part)[:limit] or "edit"
+
+
+def _batch(args, prompts: list[str]) -> int:
+    """Every image (a file or a folder of them) × every prompt, one model load, into the folder --out."""
+    from tqdm.auto import tqdm
+
+    from tedigan.data.folder import scan_images
+    from tedigan.pipeline import STRENGTH_RANGE
+
+    cli.check_common_args(args)
+    if args.latent is not None or args.grid:
+        raise cli.UsageError("a batch edit takes --image (a file or folder), not --latent or --grid")
+    if args.image is None:
+        raise cli.UsageError("give --image FILE or a folder of images")
+    lo, hi = STRENGTH_RANGE
+    if not lo <= args.strength <= hi:
+        raise cli.UsageError(f"--strength must be in {lo:g}..{hi:g}, got {args.strength}")
+    src = Path(args.image)
+    sources = [src / p for p in scan_images(src)] if src.is_dir() else [src]
+    if not sources:
+        raise cli.UsageError(f"--image {src} holds no images")
+    out = Path(args.out) if args.out else Path(f"{src.stem}_edited")
+    if out.exists() and not out.is_dir():
+        raise cli.UsageError(f"--out {out} is a file: a batch edit writes into a folder")
+    slugs = [_slug(p) for p in prompts]
+    if len(set(slugs)) != len(slugs):
+        raise cli.UsageError("two prompts give the same file name: make them differ in letters or digits")
+    jobs = [(s, p, out / f"{s.stem}__{slug}.png") for s in sources for p, slug in zip(prompts, slugs)]
+    if len({j[2] for j in jobs}) != len(jobs):
+        raise cli.UsageError("two images share a name (stem): their edits would overwrite each other")
+    cli.check_outputs([j[2] for j in jobs], sources, args.overwrite)
+    images = {s: load_image(s) for s in sources}  # every input is readable before the first edit
+    layers = cli.parse_layers(args.layers)
+    pipe = cli.load_pipeline(args)
+    if layers is None:
+        for p in prompts:
+            pipe.read_prompt(p)  # every prompt is understood before the first edit
+    steps = args.steps if args.steps is not None else pipe.info.get("edit_steps", 0)
+    out.mkdir(parents=True, exist_ok=True)
+    written, start = [], time.perf_counter()
+    for s, p, path in tqdm(jobs, desc="edits", unit="edit", disable=len(jobs) < 2):
+        result = pipe.edit(
+            images[s], p, steps=steps, strength=args.strength, layers=layers, seed=args.seed, align=args.align
+        )
+        cli.save_image(cli.upscale(result.images[0], args.scale), path)
+        written.append(str(path))
+    seconds = time.perf_counter() - start
+    line = f"{len(written)} edit(s) of {len(sources)} image(s) x {len(prompts)} prompt(s) ({seconds:.1f} s) -> {out}/"
+    return cli.finish({"out": written, "prompts": prompts, "seconds": round(seconds, 3)}, args.json, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> int:
         from tedigan.pipeline import STRENGTH_RANGE
 
+        prompts = list(args.text or [])
+        if args.prompts is not None:
+            try:
+                lines = Path(args.prompts).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as err:
+                raise cli.UsageError(
+                    f"--prompts {args.prompts}: cannot read it as UTF-8 text ({err})"
+                ) from None
+            prompts += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        if not prompts:
+            raise cli.UsageError('empty text: say what to change, e.g. --text "blond hair"')
+        for prompt in prompts:
+            cli.check_text(prompt, 'say what to change, e.g. --text "blond hair"')
+        if args.image is not None and Path(args.image).is_dir() or len(prompts) > 1:
+            return _batch(args, prompts)
+        args.text = prompts[0]
         if (args.image is None) == (args.latent is None):
             raise cli.UsageError(
                 "give --image FILE or --latent CODES (from python -m tedigan.invert), one of them"

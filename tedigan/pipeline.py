@@ -554,6 +554,38 @@ class TediGANPipeline:
 
     # ------------------------------------------------------------------------------------------------ calls
 
+    def __call__(
+        self,
+        prompt: str | None = None,
+        image: Any = None,
+        *,
+        latents: torch.Tensor | None = None,
+        num_images: int = 1,
+        generator: torch.Generator | None = None,
+        output_type: str = "pil",
+        **kwargs: Any,
+    ) -> TediGANOutput:
+        """The diffusers-style call: ``pipe("blond hair", image=face)`` edits (``image=`` or ``latents=``), and
+        ``pipe("a smiling man", num_images=4)`` (or ``sketch=`` / ``label=``) generates. ``generator`` (a
+        ``torch.Generator``) draws the seed, so repeated calls continue its stream as in diffusers;
+        ``output_type="pt"`` gives ``images`` as a float tensor ``[B, 3, H, W]`` in [0, 1] instead of PIL
+        images. Other keyword arguments go to :meth:`edit` / :meth:`generate`."""
+        if output_type not in ("pil", "pt"):
+            raise PipelineError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        if generator is not None:
+            if "seed" in kwargs:
+                raise PipelineError("give either generator= or seed=, not both")
+            kwargs["seed"] = int(torch.randint(0, MAX_SEED, (1,), generator=generator).item())
+        if image is not None or latents is not None:
+            out = self.edit(image, prompt, latents=latents, **kwargs)
+        else:
+            out = self.generate(prompt, num_images=num_images, **kwargs)
+        if output_type == "pt":
+            with torch.no_grad():
+                pt = self.generator.synthesis(out.latents.to(self.device, self.dtype), noise_mode="const")
+            out.images = ((pt.float().clamp(-1, 1) + 1) / 2).cpu()  # type: ignore[assignment]
+        return out
+
     @torch.no_grad()
     def invert(self, image: Any, *, align: bool = False) -> TediGANOutput:
         """Encode image(s) into W+ and reconstruct them."""
@@ -611,7 +643,7 @@ class TediGANPipeline:
         seed: int = 0,
         align: bool = False,
         optimization: OptimizationConfig | None = None,
-        progress: bool = False,
+        progress: bool = True,
     ) -> TediGANOutput:
         """Edit image(s) as ``prompt`` says: invert, take the prompt's layers from its text code
         (``strength`` 0..1 interpolates them, up to 2 extrapolates), then optionally refine for ``steps`` Adam
@@ -680,7 +712,7 @@ class TediGANPipeline:
         layers: Sequence[int] | None = None,
         steps: int | None = None,
         optimization: OptimizationConfig | None = None,
-        progress: bool = False,
+        progress: bool = True,
     ) -> TediGANOutput:
         """Text-to-image: ``num_images`` faces whose prompt layers come from the text code and whose other
         layers come from seeded random codes (diversity); any number up to ``MAX_IMAGES`` runs in chunks of

@@ -14,6 +14,7 @@ from tedigan import edit as edit_cli
 from tedigan import invert as invert_cli
 from tedigan.__main__ import COMMANDS
 from tedigan.__main__ import main as tedigan_main
+from tedigan.pipeline import PipelineError
 
 
 @pytest.fixture()
@@ -87,3 +88,44 @@ def test_the_tedigan_command(tiny_model_dir, faces, capsys):
     # installed as a console script by pyproject.toml; the module form works as well
     done = subprocess.run([sys.executable, "-m", "tedigan", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "invert" in done.stdout
+
+
+def test_diffusers_style_call(tiny_pipe, faces):
+    face = Image.open("f0.png")
+    a = tiny_pipe("blond hair", image=face)
+    assert torch.equal(a.latents, tiny_pipe.edit(face, "blond hair").latents)
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    x, y = (
+        tiny_pipe("pink hair", num_images=2, generator=g1),
+        tiny_pipe("pink hair", num_images=2, generator=g2),
+    )
+    assert torch.equal(x.latents, y.latents)  # the same generator state, the same faces
+    z = tiny_pipe("pink hair", num_images=2, generator=g1)  # the stream goes on: other faces
+    assert not torch.equal(x.latents, z.latents)
+    pt = tiny_pipe("pink hair", num_images=3, output_type="pt", seed=1).images
+    assert pt.shape == (3, 3, 16, 16) and float(pt.min()) >= 0 and float(pt.max()) <= 1
+    with pytest.raises(PipelineError, match="output_type"):
+        tiny_pipe("pink hair", output_type="np")
+
+
+def test_batch_edit_of_a_folder_and_several_prompts(tiny_model_dir, faces, capsys):
+    (faces / "photos").mkdir()
+    for name in ("f0.png", "f1.png"):
+        (faces / "photos" / name).write_bytes((faces / name).read_bytes())
+    (faces / "prompts.txt").write_text("blond hair\n# a comment\nremove the glasses\n")
+    model = ["--model", str(tiny_model_dir)]
+    argv = ["--image", "photos", "--prompts", "prompts.txt", "--text", "a beanie", "--out", "out", *model]
+    assert edit_cli.main(argv) == 0
+    names = sorted(p.name for p in (faces / "out").iterdir())
+    assert names == sorted(
+        f"{s}__{p}.png" for s in ("f0", "f1") for p in ("blond_hair", "remove_the_glasses", "a_beanie")
+    )
+    capsys.readouterr()
+    # a prompt the model cannot read is refused before the first edit: nothing is written
+    assert (
+        edit_cli.main(
+            ["--image", "photos", "--text", "blond hair", "--text", "qwerty", "--out", "o2", *model]
+        )
+        == 2
+    )
+    assert "does not understand" in capsys.readouterr().err and not (faces / "o2").exists()
