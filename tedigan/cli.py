@@ -260,6 +260,18 @@ def check_size(width: int, height: int, scale: int) -> None:
         )
 
 
+def save_gif(frames: list[Image.Image], path: Path, ms_per_frame: int = 80) -> Path:
+    """An animated GIF (loops), written atomically: the video format that needs nothing beyond Pillow."""
+    if not frames:
+        raise UsageError("no frames to write")
+    return atomic_write(
+        path,
+        lambda tmp: frames[0].save(
+            tmp, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0
+        ),
+    )
+
+
 def save_image(img: Image.Image, path: Path) -> Path:
     """Write ``img`` atomically (a temporary file renamed onto ``path``)."""
     return atomic_write(path, lambda tmp: img.save(tmp))

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tedigan import cli
-from tedigan.data.io import load_image
+from tedigan.data.io import load_image, to_pil
 
 EXAMPLES = """\
 examples:
   python -m tedigan.edit --image face.png --text "blond hair"
   python -m tedigan.edit --image face.png --text "she wears sunglasses" --steps 30 --grid
+  python -m tedigan.edit --image face.png --text "blond hair" --steps 60 --video blond.gif
   python -m tedigan.edit --image photo.jpg --align --text "a bald man" --out bald.png
   python -m tedigan.edit --latent codes.safetensors --index 1 --text "blond hair" --out blond.png
   python -m tedigan.edit --image photos/ --text "blond hair" --text "remove the glasses" --out edited/
@@ -69,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--grid", action="store_true", help="also write a source | reconstruction | edit strip"
     )
     parser.add_argument("--align", action="store_true", help="crop a photo around its face (MTCNN) first")
+    parser.add_argument(
+        "--video",
+        default=None,
+        help="with --steps: write the optimisation as an animated GIF (e.g. path.gif)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     cli.add_common_args(parser)
     return parser
@@ -186,7 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out.is_dir() or not out.name:
             raise cli.UsageError(f"--out {out} is a folder: give a file name such as {out / 'edited.png'}")
         grid = out.with_name(f"{out.stem}_grid{out.suffix}")
-        cli.check_outputs([out, grid] if args.grid else [out], [src], args.overwrite)
+        video = Path(args.video) if args.video else None
+        if video is not None and (video.suffix.lower() != ".gif" or (args.steps or 0) < 1):
+            raise cli.UsageError("--video needs a .gif path and --steps N > 0 (it shows the optimisation)")
+        cli.check_outputs([p for p in (out, grid if args.grid else None, video) if p], [src], args.overwrite)
         image = latents = None
         if args.latent is None:
             image = load_image(src)  # an unreadable image fails before the model loads
@@ -196,10 +205,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipe = cli.load_pipeline(args)
         cli.check_size(pipe.resolution * (3 if args.grid else 1), pipe.resolution, args.scale)
         steps = args.steps if args.steps is not None else pipe.info.get("edit_steps", 0)
+        frames: list = []
+        every = max(1, steps // 40)
+
+        def keep_frame(step: int, images) -> None:
+            if step % every == 0:
+                frames.append(cli.upscale(to_pil(images[:1].float().clamp(-1, 1).cpu())[0], args.scale))
+
         result = pipe.edit(
             image,
             args.text,
             latents=latents,
+            callback=keep_frame if video is not None else None,
             steps=steps,
             strength=args.strength,
             layers=layers,
@@ -209,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         cli.save_image(cli.upscale(result.images[0], args.scale), out)
         written = [str(out)]
+        if video is not None:
+            cli.save_gif([*frames, cli.upscale(result.images[0], args.scale)], video)
+            written.append(str(video))
         if args.grid:
             rec = pipe.decode(result.source_latents[:1])[0]
             cli.save_image(cli.strip([result.source_images[0], rec, result.images[0]], args.scale), grid)

@@ -25,6 +25,7 @@ examples:
   python -m tedigan.generate --label parts.png --out from_labels/
   python -m tedigan.generate --model faces --seeds 0-7 --resolution 256 --out faces/
   python -m tedigan.generate --model faces --seeds 0-3 --mix-seeds 10-13 --mix-layers 0-6 --out mixing/
+  python -m tedigan.generate --model faces --seeds 0-4 --interpolate 12 --resolution 128 --out walk/
 
 writes OUT/<index>.png (upscaled by --scale) and OUT/grid.png with the first 16 images in a row; any -n
 runs in chunks with a progress bar. --seeds writes OUT/seed0003.png per seed (and grid.png); --mix-seeds
@@ -71,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resolution", type=int, default=None, help="--model faces: output size, 64..1024 (default 256)"
     )
+    parser.add_argument(
+        "--interpolate",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --seeds: an animated GIF walking through the seeds in W, N frames per step",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     cli.add_common_args(parser)
     return parser
@@ -106,7 +114,13 @@ def _sample(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise cli.UsageError(f"--out {out} is a file: give a folder")
+    if args.interpolate is not None and (cols or not 1 <= args.interpolate <= 120 or len(seeds) < 2):
+        raise cli.UsageError(
+            "--interpolate N (1..120 frames a step) needs two or more --seeds and no --mix-seeds"
+        )
     paths = [out / "mixing.png"] if cols else [*(out / f"seed{s:04d}.png" for s in seeds), out / "grid.png"]
+    if args.interpolate is not None:
+        paths = [out / "interpolation.gif"]
     cli.check_outputs(paths, [], args.overwrite, what="--out")
     G, default_psi, what = cli.load_generator(args, args.resolution)
     psi = default_psi if args.psi is None else args.psi
@@ -128,7 +142,19 @@ def _sample(args: argparse.Namespace) -> int:
     for i in tqdm(range(0, len(rows), 8), desc="seeds", unit="batch", disable=len(rows) <= 8):
         images += render(seed_latents(G, rows[i : i + 8], psi))
     out.mkdir(parents=True, exist_ok=True)
-    if cols is None:
+    if args.interpolate is not None:
+        w = seed_latents(G, rows, psi)
+        w = torch.cat([w, w[:1]])  # and back to the first: a loop
+        t = torch.linspace(0, 1, args.interpolate + 1)[:-1].to(w)
+        path_ws = torch.cat(
+            [w[i : i + 1] + t[:, None, None] * (w[i + 1 : i + 2] - w[i : i + 1]) for i in range(len(rows))]
+        )
+        frames = []
+        for i in tqdm(range(0, len(path_ws), 8), desc="frames", unit="batch", disable=len(path_ws) <= 8):
+            frames += [cli.upscale(f, args.scale) for f in render(path_ws[i : i + 8])]
+        cli.save_gif(frames, out / "interpolation.gif")
+        written = [str(out / "interpolation.gif")]
+    elif cols is None:
         for seed, img in zip(seeds, images):
             cli.save_image(cli.upscale(img, args.scale), out / f"seed{seed:04d}.png")
         cli.save_image(cli.strip(images[:GRID_MAX], args.scale), out / "grid.png")

@@ -534,6 +534,7 @@ class TediGANPipeline:
         seed: int,
         optimization: OptimizationConfig | None,
         progress: bool,
+        callback: Any = None,
     ) -> Any:
         cfg = optimization or _edit_defaults()
         cfg = OptimizationConfig(
@@ -550,6 +551,7 @@ class TediGANPipeline:
             mask=mask,
             lpips=lpips,
             config=cfg,
+            callback=callback,
         )
 
     # ------------------------------------------------------------------------------------------------ calls
@@ -644,13 +646,15 @@ class TediGANPipeline:
         align: bool = False,
         optimization: OptimizationConfig | None = None,
         progress: bool = True,
+        callback: Any = None,
     ) -> TediGANOutput:
         """Edit image(s) as ``prompt`` says: invert, take the prompt's layers from its text code
         (``strength`` 0..1 interpolates them, up to 2 extrapolates), then optionally refine for ``steps`` Adam
         steps (0 = encoder-only edit; ``None``: ``optimization.steps`` when a config is given, else 0).
         ``layers`` overrides the layer map's choice. ``optimization`` sets the loss weights and learning rate;
         ``seed`` and ``progress`` of the call win over the config's. ``latents`` (W+ codes, e.g. saved by
-        ``invert``) replace the inversion: pass ``image=None``; the source is then their rendering."""
+        ``invert``) replace the inversion: pass ``image=None``; the source is then their rendering.
+        ``callback(step, images)`` sees every optimisation step's images in [-1, 1] (projection videos)."""
         start = time.perf_counter()
         # 1. check the arguments (before any work)
         if (image is None) == (latents is None):
@@ -685,7 +689,9 @@ class TediGANPipeline:
                 before = self.generator.synthesis(w_src, noise_mode="const")
                 after = self.generator.synthesis(w_edit, noise_mode="const")
                 keep = change_mask(before, after)
-            result = self._optimise(w_edit, x, w_edit, chosen, keep, steps, seed, optimization, progress)
+            result = self._optimise(
+                w_edit, x, w_edit, chosen, keep, steps, seed, optimization, progress, callback
+            )
             w_edit, images, losses = result.w, result.image, result.losses
         # 6. decode (checked: never a black image for a NaN)
         _checked_output(images, w_edit)

@@ -129,3 +129,24 @@ def test_batch_edit_of_a_folder_and_several_prompts(tiny_model_dir, faces, capsy
         == 2
     )
     assert "does not understand" in capsys.readouterr().err and not (faces / "o2").exists()
+
+
+def test_videos_of_an_optimised_edit_and_of_a_seed_walk(tiny_model_dir, faces, capsys):
+    model = ["--model", str(tiny_model_dir)]
+    argv = ["--image", "f0.png", "--text", "blond hair", "--steps", "3", "--video", "opt.gif", *model]
+    assert edit_cli.main(argv) == 0
+    gif = Image.open("opt.gif")
+    assert gif.n_frames == 4  # every step (3 steps: every one kept) and the result
+    assert (
+        edit_cli.main(["--image", "f0.png", "--text", "hat", "--video", "x.gif", "--out", "y.png", *model])
+        == 2
+    )
+    assert "--steps" in capsys.readouterr().err and not (faces / "x.gif").exists()
+    from tedigan import generate as generate_cli
+
+    assert (
+        generate_cli.main(["--seeds", "0-2", "--interpolate", "4", "--out", "walk", "--scale", "1", *model])
+        == 0
+    )
+    walk = Image.open(faces / "walk" / "interpolation.gif")
+    assert walk.n_frames == 12 and walk.size == (16, 16)

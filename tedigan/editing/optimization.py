@@ -225,8 +225,10 @@ def optimize_latent(
     clip_text: Any = None,
     identity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     config: OptimizationConfig | None = None,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> OptimizationResult:
-    """Refine W+ codes with Adam (see the module docs for the losses).
+    """Refine W+ codes with Adam (see the module docs for the losses). ``callback(step, image)`` sees each
+    step's image (detached; e.g. the frames of a projection video).
 
     Args:
         G: generator with ``num_ws`` and ``synthesis(ws, noise_mode=...)``.
@@ -344,6 +346,8 @@ def optimize_latent(
             record = {k: float(v.detach()) for k, v in terms.items()}
             record.update(total=float(total.detach()), lr=lr)
             history.append(record)
+            if callback is not None:
+                callback(step, img.detach())
             if cfg.progress:
                 bar.set_postfix(loss=f"{record['total']:.4f}")
         bar.close()
