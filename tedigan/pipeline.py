@@ -190,6 +190,7 @@ class TediGANPipeline:
         self.vocabulary = vocabulary
         self.truncation_psi = float(truncation_psi)
         self.info = dict(info or {})
+        self.model_card: str | None = None  # the folder's README.md, kept by save_pretrained
         self._lpips: Any = None
         for name in ("encoder", "sketch_encoder", "label_encoder", "text_encoder"):
             part = getattr(self, name)
@@ -319,13 +320,16 @@ class TediGANPipeline:
         psi = index.get("truncation_psi", 0.7)
         if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not math.isfinite(psi):
             raise PipelineError(f"{index_file}: truncation_psi must be a number, got {psi!r}")
-        return cls(
+        pipe = cls(
             **parts,
             layer_map=layer_map,
             truncation_psi=psi,
             info=index.get("info") or {},
             vocabulary=vocabulary,
         )
+        card = folder / "README.md"
+        pipe.model_card = card.read_text(encoding="utf-8") if card.is_file() else None
+        return pipe
 
     @staticmethod
     def load_generator(
@@ -397,6 +401,8 @@ class TediGANPipeline:
         if self.layer_map is not None:
             self.layer_map.save(folder, plot=False)
             index["layer_map"] = LAYER_MAP_NAME
+        if self.model_card is not None:
+            (folder / "README.md").write_text(self.model_card, encoding="utf-8")
         (folder / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
         return replace_dir(folder, final)
 

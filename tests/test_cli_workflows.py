@@ -150,3 +150,18 @@ def test_videos_of_an_optimised_edit_and_of_a_seed_walk(tiny_model_dir, faces, c
     )
     walk = Image.open(faces / "walk" / "interpolation.gif")
     assert walk.n_frames == 12 and walk.size == (16, 16)
+
+
+def test_save_pretrained_keeps_the_model_card_and_normal_permissions(tmp_path):
+    import stat
+
+    from tedigan.pipeline import TediGANPipeline
+
+    pipe = TediGANPipeline.from_pretrained(torch_dtype="auto")  # the shipped model, fp16 as saved
+    assert pipe.model_card and "avatars32" in pipe.model_card
+    out = pipe.save_pretrained(tmp_path / "copy")
+    assert (out / "README.md").read_text() == pipe.model_card
+    again = TediGANPipeline.from_pretrained(out, torch_dtype="auto")
+    assert again.dtype == torch.float16  # the dtype is kept through save and load
+    mode = stat.S_IMODE(out.stat().st_mode)
+    assert mode & stat.S_IRGRP and mode & stat.S_IROTH  # a normal folder, not a private temporary one
