@@ -420,11 +420,8 @@ class TediGANPipeline:
         out = []
         for item in items:
             if isinstance(item, torch.Tensor):
-                t = _image_tensor(item, channels)
-                h, w = t.shape[-2:]
-                side = min(h, w)
-                t = t[..., (h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
-                if side != self.resolution:
+                t = _center_square(_image_tensor(item, channels))
+                if t.shape[-1] != self.resolution:
                     t = F.interpolate(t, size=(self.resolution,) * 2, mode="bilinear", antialias=True)
                 out.append(t.to(self.device, self.dtype))
                 continue
@@ -448,10 +445,8 @@ class TediGANPipeline:
                 raise PipelineError(
                     f"a label map must be integer class ids [H, W], got {t.dtype} {tuple(t.shape)}"
                 )
-            h, w = t.shape[-2:]
-            side = min(h, w)
-            t = t[..., (h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
-            if side != self.resolution:
+            t = _center_square(t)
+            if t.shape[-1] != self.resolution:
                 t = F.interpolate(t[:, None].float(), size=(self.resolution,) * 2, mode="nearest")[
                     :, 0
                 ].long()
@@ -602,7 +597,13 @@ class TediGANPipeline:
         w = self.encoder(x)
         rec = self.generator.synthesis(w, noise_mode="const")
         _checked_output(rec, w)
-        return TediGANOutput(_pils(rec), w, [], _pils(x), w, None, [], time.perf_counter() - start)
+        return TediGANOutput(
+            images=_pils(rec),
+            latents=w,
+            source_images=_pils(x),
+            source_latents=w,
+            seconds=time.perf_counter() - start,
+        )
 
     def _latents(self, latents: Any) -> torch.Tensor:
         """Check W+ codes against the generator: ``[B, num_ws, w_dim]`` (or one ``[num_ws, w_dim]``), finite."""
@@ -702,14 +703,14 @@ class TediGANPipeline:
         # 6. decode (checked: never a black image for a NaN)
         _checked_output(images, w_edit)
         return TediGANOutput(
-            _pils(images),
-            w_edit.detach(),
-            chosen,
-            _pils(x),
-            w_src,
-            w_text,
-            losses,
-            time.perf_counter() - start,
+            images=_pils(images),
+            latents=w_edit.detach(),
+            layers=chosen,
+            source_images=_pils(x),
+            source_latents=w_src,
+            text_latents=w_text,
+            losses=losses,
+            seconds=time.perf_counter() - start,
         )
 
     def generate(
@@ -757,7 +758,11 @@ class TediGANPipeline:
                     images = self.generator.synthesis(source_w, noise_mode="const")
                 _checked_output(images, source_w)
                 return TediGANOutput(
-                    _pils(images), source_w, [], source, source_w, None, [], time.perf_counter() - start
+                    images=_pils(images),
+                    latents=source_w,
+                    source_images=source,
+                    source_latents=source_w,
+                    seconds=time.perf_counter() - start,
                 )
         if prompt is None:
             raise PipelineError("empty text: give a prompt (or a sketch= / label= input)")
@@ -803,8 +808,23 @@ class TediGANPipeline:
             pils.extend(_pils(images))
             codes.append(w.detach())
         return TediGANOutput(
-            pils, torch.cat(codes), chosen, source, source_w, w_text, losses, time.perf_counter() - start
+            images=pils,
+            latents=torch.cat(codes),
+            layers=chosen,
+            source_images=source,
+            source_latents=source_w,
+            text_latents=w_text,
+            losses=losses,
+            seconds=time.perf_counter() - start,
         )
+
+
+def _center_square(t: torch.Tensor) -> torch.Tensor:
+    """The centred square crop of ``[..., H, W]`` (side ``min(H, W)``), as files are cropped on load."""
+    h, w = t.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return t[..., top : top + side, left : left + side]
 
 
 def _image_tensor(item: torch.Tensor, channels: int) -> torch.Tensor:
