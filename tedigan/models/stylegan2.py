@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -576,9 +576,7 @@ class Generator(PretrainedModule):
         elif config.arch == "stylegan1":
             self.synthesis = AdaINSynthesisNetwork(config)
         else:
-            from tedigan.models.swagan import WaveletSynthesisNetwork
-
-            self.synthesis = WaveletSynthesisNetwork(config)
+            self.synthesis = _registered(config.arch).synthesis(config)
 
     @property
     def num_ws(self) -> int:
@@ -711,6 +709,36 @@ class DiscriminatorEpilogue(nn.Module):
         return self.out(self.fc(x.flatten(1)))
 
 
+@dataclass
+class ArchParts:
+    """What an architecture family outside this file (e.g. :mod:`tedigan.models.swagan`) supplies:
+    ``synthesis(config) -> nn.Module`` and ``discriminator(D, config, channels)``, which adds D's blocks
+    ``b{r}``, its epilogue ``b4`` and sets ``D.dwt`` (the input transform, or None)."""
+
+    synthesis: Any
+    discriminator: Any
+
+
+#: arch -> its parts; families register themselves (``tedigan.models`` imports them), so this file never
+#: imports them back
+_ARCH_PARTS: dict[str, ArchParts] = {}
+
+
+def register_arch(name: str, parts: ArchParts) -> None:
+    if name not in ARCHS:
+        raise ValueError(f"unknown architecture {name!r}: add it to ARCHS first")
+    _ARCH_PARTS[name] = parts
+
+
+def _registered(name: str) -> ArchParts:
+    if name not in _ARCH_PARTS:
+        import tedigan.models  # noqa: F401  (the package imports every family, which registers it)
+    try:
+        return _ARCH_PARTS[name]
+    except KeyError:
+        raise ValueError(f"architecture {name!r} is not available (its module did not register)") from None
+
+
 class Discriminator(PretrainedModule):
     """Residual StyleGAN2 discriminator (or SWAGAN's wavelet discriminator); returns logits ``[B, 1]``."""
 
@@ -720,27 +748,9 @@ class Discriminator(PretrainedModule):
         super().__init__(config)
         ch = config.channels_per_resolution()
         self.block_resolutions = [r for r in config.feature_resolutions if r > 4]
-        if config.arch == "swagan":
-            from tedigan.models.swagan import (
-                HaarTransform,
-                WaveletDiscriminatorBlock,
-                WaveletDiscriminatorEpilogue,
-            )
-
-            self.dwt = HaarTransform()
-            for i, r in enumerate(self.block_resolutions):
-                block = WaveletDiscriminatorBlock(
-                    ch[r], ch[r // 2], config.img_channels, i == 0, config.blur_kernel
-                )
-                self.add_module(f"b{r}", block)
-            self.b4 = WaveletDiscriminatorEpilogue(
-                ch[4],
-                config.img_channels,
-                config.mbstd_group_size,
-                config.mbstd_num_channels,
-                config.blur_kernel,
-                downsample=bool(self.block_resolutions),
-            )
+        if config.arch in _ARCH_PARTS:
+            # another family's discriminator body: its blocks b{r}, epilogue b4 and input transform (dwt)
+            _registered(config.arch).discriminator(self, config, ch)
         else:
             self.dwt = None
             for i, r in enumerate(self.block_resolutions):

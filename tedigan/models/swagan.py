@@ -23,7 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from tedigan.models.layers import Downsample, EqualConv2d, upfirdn2d
-from tedigan.models.stylegan2 import DiscriminatorEpilogue, GeneratorConfig, SynthesisNetwork
+from tedigan.models.stylegan2 import (
+    ArchParts,
+    DiscriminatorEpilogue,
+    GeneratorConfig,
+    SynthesisNetwork,
+    register_arch,
+)
 
 
 def haar_kernels() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -170,3 +176,24 @@ __all__ = [
     "haar_kernels",
     "iwt_reference",
 ]
+
+
+def _discriminator_body(D: nn.Module, config, ch: dict[int, int]) -> None:
+    """SWAGAN's discriminator: the Haar transform of the input, wavelet blocks and epilogue."""
+    D.dwt = HaarTransform()
+    for i, r in enumerate(D.block_resolutions):
+        D.add_module(
+            f"b{r}",
+            WaveletDiscriminatorBlock(ch[r], ch[r // 2], config.img_channels, i == 0, config.blur_kernel),
+        )
+    D.b4 = WaveletDiscriminatorEpilogue(
+        ch[4],
+        config.img_channels,
+        config.mbstd_group_size,
+        config.mbstd_num_channels,
+        config.blur_kernel,
+        downsample=bool(D.block_resolutions),
+    )
+
+
+register_arch("swagan", ArchParts(synthesis=WaveletSynthesisNetwork, discriminator=_discriminator_body))
