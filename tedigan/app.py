@@ -37,23 +37,19 @@ def _pipe(model: str | None):
     return _PIPES[key]
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from tedigan.cli import _user_errors as cli_errors
-
-    return cli_errors()
-
-
 def _guard(fn):
     """Run ``fn``; a user error becomes ``gr.Error`` (one line in the page, never a stack trace)."""
     import functools
 
     import gradio as gr
 
+    from tedigan import cli
+
     @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except _user_errors() as err:
+        except cli.user_errors() as err:
             raise gr.Error(
                 str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             ) from None

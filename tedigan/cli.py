@@ -35,7 +35,8 @@ class UsageError(ValueError):
     """A bad command-line argument."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that are the user's to fix (one line, exit 2), not bugs."""
     from tedigan.pipeline import PipelineError
 
     return (UsageError, PipelineError, ImageLoadError, MissingWeightsError, FileNotFoundError)
@@ -287,7 +288,7 @@ def run(main: Callable[[], int], prog: str) -> int:
     """Call ``main``; user errors -> one line on stderr and exit status 2."""
     try:
         return main()
-    except _user_errors() as err:
+    except user_errors() as err:
         if os.environ.get("TEDIGAN_DEBUG"):
             raise
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
