@@ -139,7 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not 1 <= args.num <= 10_000:
         parser.error("--num must be in 1..10000")
-    args.seed, args.scale, args.steps, args.overwrite = 0, 1, None, True
     try:
         G, _, what = cli.load_generator(args, args.resolution if args.model in cli.NAMED_GENERATORS else None)
         judges: dict[str, Judge] = {
