@@ -77,3 +77,29 @@ def test_face_dataset_is_a_captioned_folder_with_codes(tmp_path):
     assert np.abs(a - b).max() <= 1
     rows_again = [json.loads(line) for line in (again / "metadata.jsonl").read_text().splitlines()]
     assert rows_again[1]["mixed_from_site"] == rows[1]["mixed_from_site"]
+
+
+@pytest.mark.skipif(not _available(), reason="random-face or the face-api weights are not installed")
+def test_face_dataset_resumes_from_its_chunks(tmp_path, monkeypatch):
+    from tedigan.training import face_data
+
+    out = face_data.build_face_dataset(
+        tmp_path / "f", num=3, resolution=64, batch_size=2, chunk=2, progress=False
+    )
+    before = {n: (out / n).read_bytes() for n in ("metadata.jsonl", "captions.jsonl", "codes.safetensors")}
+    # a build killed in its second chunk: that chunk's marker and the finished files are missing
+    (out / "parts" / "0000002.jsonl").unlink()
+    (out / "info.json").unlink()
+    rendered = []
+    real = face_data._render_chunk
+    monkeypatch.setattr(
+        face_data, "_render_chunk", lambda G, j, idx, *a: rendered.append(idx) or real(G, j, idx, *a)
+    )
+    face_data.build_face_dataset(out, num=3, resolution=64, batch_size=2, chunk=2, progress=False)
+    assert rendered == [[2]]
+    assert json.loads((out / "info.json").read_text())["num"] == 3
+    for name, data in before.items():
+        if name != "codes.safetensors":  # float rounding may differ in the codes' last bit, never the rows
+            assert (out / name).read_bytes() == data, name
+    with pytest.raises(ValueError, match="made with"):
+        face_data.build_face_dataset(out, num=3, resolution=64, psi=0.5, chunk=2, progress=False)

@@ -10,7 +10,8 @@ folder (``make_dataset("folder", root)`` reads images and captions) plus what th
   seed, mixing, labels, the judge's age and probabilities);
 - ``codes.safetensors``: ``ws`` ``[N, 23, 512]`` (float16), the true W+ code of every face, for the
   encoder's latent loss;
-- ``vocabulary.json`` (the face vocabulary) and ``info.json`` (settings, speed), written last.
+- ``vocabulary.json`` (the face vocabulary) and ``info.json`` (settings, speed), written last;
+- ``parts/``: the resumable chunks the files above are merged from (a killed build goes on where it stopped).
 
 Sample *i* depends only on ``(seed, i)``; splits are index ranges (80/10/10).
 """
@@ -52,43 +53,22 @@ def _codes(G, seeds: list[int], psi: float, mixing_prob: float) -> tuple:
     return ws, cut
 
 
-def build_face_dataset(
-    out: str | Path,
-    num: int,
-    resolution: int = 256,
-    seed: int = 0,
-    psi: float = 0.8,
-    mixing_prob: float = 0.5,
-    batch_size: int = 8,
-    device: str = "cpu",
-    progress: bool = True,
-) -> Path:
-    """Render, judge and caption ``num`` faces into ``out`` (see the module docs); returns ``out``."""
-    from safetensors.torch import save_file
-
-    from tedigan.models.faceapi import FaceApiJudge
-    from tedigan.models.mobilestylegan import MobileStyleGAN
-
-    out = Path(out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "info.json").unlink(missing_ok=True)  # a rebuilt folder is unfinished until info.json is back
-    G = MobileStyleGAN.from_package(device=device, resolution=resolution)
-    judge = FaceApiJudge.from_package(heads=("expression", "age_gender")).to(device)
-    splits = split_ranges(num)
-    split_of = {i: name for name, r in splits.items() for i in r}
+def _render_chunk(
+    G, judge, idx: list[int], seed: int, psi: float, mixing_prob: float, batch_size: int, out: Path, bar
+) -> tuple[list[dict], torch.Tensor]:
+    """Render, judge and caption faces ``idx`` (images written as they come); returns rows and W+ codes."""
     rows, codes = [], []
-    start = time.perf_counter()
-    for lo in tqdm(range(0, num, batch_size), desc="faces", unit="batch", disable=not progress):
-        idx = list(range(lo, min(num, lo + batch_size)))
-        seeds = [seed * 10**7 + i for i in idx]
+    for lo in range(0, len(idx), batch_size):
+        batch = idx[lo : lo + batch_size]
+        seeds = [seed * 10**7 + i for i in batch]
         with torch.no_grad():
             ws, cut = _codes(G, seeds, psi, mixing_prob)
-            images = G.synthesis(ws, resolution=resolution).clamp(-1, 1)
+            images = G.synthesis(ws, resolution=G.resolution).clamp(-1, 1)
             verdict = judge.judge(images)
         expr = verdict.probs["expression"].cpu()
         gender = verdict.probs["gender"].cpu()
         ages = verdict.values["age"].cpu()
-        for k, (i, img) in enumerate(zip(idx, to_pil(images.float().cpu()))):
+        for k, (i, img) in enumerate(zip(batch, to_pil(images.float().cpu()))):
             sid = f"{i:06d}"
             atomic_write(out / "images" / f"{sid}.png", lambda tmp, img=img: img.save(tmp))
             labels = {
@@ -100,7 +80,6 @@ def build_face_dataset(
                 {
                     "id": sid,
                     "file_name": f"images/{sid}.png",
-                    "split": split_of[i],
                     "seed": seeds[k],
                     "mixed_from_site": int(cut[k]) if int(cut[k]) < G.num_ws else None,
                     "attributes": labels,
@@ -111,7 +90,87 @@ def build_face_dataset(
                 }
             )
         codes.append(ws.detach().to(torch.float16).cpu())
-    seconds = time.perf_counter() - start
+        bar.update(len(batch))
+    return rows, torch.cat(codes)
+
+
+def build_face_dataset(
+    out: str | Path,
+    num: int,
+    resolution: int = 256,
+    seed: int = 0,
+    psi: float = 0.8,
+    mixing_prob: float = 0.5,
+    batch_size: int = 8,
+    device: str = "cpu",
+    progress: bool = True,
+    chunk: int = 256,
+) -> Path:
+    """Render, judge and caption ``num`` faces into ``out`` (see the module docs); returns ``out``.
+
+    Work is kept in chunks of ``chunk`` faces under ``out/parts/`` (rows + codes, written atomically once a
+    chunk is whole), so a killed build resumes where it stopped: call it again with the same settings. Other
+    settings than those the parts were made with are refused (start a new folder, or remove ``parts/``)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from tedigan.models.faceapi import FaceApiJudge
+    from tedigan.models.mobilestylegan import MobileStyleGAN
+
+    out = Path(out)
+    parts = out / "parts"
+    settings = {
+        "resolution": resolution,
+        "seed": seed,
+        "truncation_psi": psi,
+        "mixing_prob": mixing_prob,
+        "chunk": chunk,
+    }
+    if (parts / "settings.json").exists():
+        made = json.loads((parts / "settings.json").read_text())
+        if made != settings:
+            raise ValueError(
+                f"{parts} was made with {made}, not {settings}: use those settings to resume, or another folder"
+            )
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "info.json").unlink(missing_ok=True)  # a rebuilt folder is unfinished until info.json is back
+    atomic_write_text(parts / "settings.json", json.dumps(settings) + "\n")
+
+    def part(lo: int) -> tuple[Path, Path]:
+        return parts / f"{lo:07d}.safetensors", parts / f"{lo:07d}.jsonl"
+
+    chunks = [list(range(lo, min(num, lo + chunk))) for lo in range(0, num, chunk)]
+    todo = [
+        c
+        for c in chunks
+        if not all(f.exists() for f in part(c[0])) or len(_read_rows(part(c[0])[1])) != len(c)
+    ]
+    G = judge = None
+    bar = tqdm(total=num, initial=num - sum(map(len, todo)), desc="faces", unit="face", disable=not progress)
+    for idx in todo:
+        if G is None:
+            G = MobileStyleGAN.from_package(device=device, resolution=resolution)
+            judge = FaceApiJudge.from_package(heads=("expression", "age_gender")).to(device)
+        start = time.perf_counter()
+        rows, ws = _render_chunk(G, judge, idx, seed, psi, mixing_prob, batch_size, out, bar)
+        meta = {"seconds": f"{time.perf_counter() - start:.3f}"}
+        codes_file, rows_file = part(idx[0])
+        atomic_write(
+            codes_file,
+            lambda tmp, ws=ws, meta=meta: save_file({"ws": ws.contiguous()}, str(tmp), metadata=meta),
+        )
+        atomic_write_text(rows_file, "".join(json.dumps(r) + "\n" for r in rows))  # the chunk's marker, last
+    bar.close()
+
+    splits = split_ranges(num)
+    split_of = {i: name for name, r in splits.items() for i in r}
+    rows, codes, seconds = [], [], 0.0
+    for idx in chunks:
+        codes_file, rows_file = part(idx[0])
+        with safe_open(str(codes_file), "pt") as fh:
+            codes.append(fh.get_tensor("ws")[: len(idx)])
+            seconds += float(fh.metadata()["seconds"])
+        rows += [{**r, "split": split_of[int(r["id"])]} for r in _read_rows(rows_file)[: len(idx)]]
     ws_all = torch.cat(codes).contiguous()
     atomic_write(out / "codes.safetensors", lambda tmp: save_file({"ws": ws_all}, str(tmp)))
     atomic_write_text(out / "metadata.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
@@ -140,6 +199,10 @@ def build_face_dataset(
     return atomic_write_text(out / "info.json", json.dumps(info, indent=2) + "\n").parent
 
 
+def _read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tedigan.training.face_data",
@@ -155,10 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mixing-prob", type=float, default=0.5, help="share of style-mixed codes")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--chunk", type=int, default=256, help="faces per resumable chunk (default 256)")
     parser.add_argument("--overwrite", action="store_true", help="render again into an existing data set")
     args = parser.parse_args(argv)
     if not 1 <= args.num <= 10**7 or not 0 <= args.mixing_prob <= 1 or not 0 <= args.psi <= 2:
         parser.error("--num must be >= 1, --mixing-prob in [0, 1], --psi in [0, 2]")
+    if args.chunk < 1:
+        parser.error("--chunk must be >= 1")
     if (args.out / "info.json").exists() and not args.overwrite:
         parser.exit(
             2, f"tedigan.training.face_data: error: {args.out} already holds a data set (--overwrite)\n"
@@ -175,8 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.mixing_prob,
             args.batch,
             args.device,
+            chunk=args.chunk,
         )
-    except MissingWeightsError as err:
+    except (MissingWeightsError, ValueError) as err:
         parser.exit(2, f"tedigan.training.face_data: error: {err}\n")
     info = json.loads((args.out / "info.json").read_text())
     print(f"{args.num} faces -> {args.out} ({info['seconds_per_image']:.3f} s/face); labels {info['labels']}")
