@@ -97,7 +97,7 @@ timed "layer analysis -> $OUT/layer_analysis" "$OUT/layer_analysis/layer_map.jso
     --classifier "$OUT/classifier/model" --encoder "$OUT/inversion/encoder" --data-root "$DATA" --split val \
     --pairs "$PAIRS" --out "$OUT/layer_analysis" --overwrite
 timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
-  python -m tedigan.pipeline --stages "$OUT" --out "$OUT/pipeline" --fp16 --overwrite --vocabulary avatars
+  python -m tedigan.training.assemble --stages "$OUT" --out "$OUT/pipeline" --fp16 --overwrite --vocabulary avatars
 # shellcheck disable=SC2086
 timed "benchmark -> $OUT/benchmark" "$OUT/benchmark/benchmark.json" \
   python -m tedigan.evaluation.edit_benchmark --model "$OUT/pipeline" --out "$OUT/benchmark" --data-root "$DATA" \

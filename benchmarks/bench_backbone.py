@@ -6,8 +6,8 @@ Measures, in one run and side by side for each selected ``arch`` at the same sta
 - ``G fwd+bwd``   generator forward (training inputs: style mixing, random noise) + backward of a fixed
                   upstream gradient into the parameters;
 - ``D fwd+bwd``   discriminator forward + backward of ``logits.sum()`` into the parameters;
-- ``train iter``  one training step without the lazy regularisers, exactly as
-                  :func:`tedigan.training.generator.train` runs it: D main step (non-saturating logistic
+- ``train iter``  one training step without the lazy regularisers: the stage's own phases
+                  (:class:`tedigan.training.generator.GanStep`): D main step (non-saturating logistic
                   loss on augmented reals and fakes, Adam step), G main step (non-saturating loss through
                   the frozen D, Adam step) and the EMA update of ``G_ema``;
 - ``R1 step``     the lazy R1 step of D (penalty on the un-augmented reals, double backward, Adam step);
@@ -41,7 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -51,23 +51,10 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tedigan.config import STAGE_CONFIGS, load_config  # noqa: E402
-from tedigan.losses.gan import (  # noqa: E402
-    PathLengthRegularizer,
-    d_logistic_loss,
-    g_nonsaturating_loss,
-    path_lengths,
-    r1_loss,
-    r1_penalty,
-)
 from tedigan.models.stylegan2 import Discriminator, Generator  # noqa: E402
 from tedigan.training.augment import DiffAugment  # noqa: E402
-from tedigan.training.generator import (  # noqa: E402
-    GeneratorForward,
-    ema_beta,
-    lazy_adam,
-    sample_inputs,
-    update_ema,
-)
+from tedigan.training.generator import GanStep, GeneratorForward  # noqa: E402
+from tedigan.training.loop import lazy_adam  # noqa: E402
 
 ARCHS = ("stylegan2", "stylegan1", "swagan")
 MATMUL_N = 1024  # peak matmul: float32 [N, N] @ [N, N]
@@ -197,29 +184,26 @@ class Peak:
 
 
 class ArchBench:
-    """G, D, optimisers and the measured closures for one arch, mirroring the generator stage's step."""
+    """G, D, optimisers and the measured closures for one arch: the generator stage's own step
+    (:class:`tedigan.training.generator.GanStep`), phase by phase, at ``batch`` images and one micro-batch."""
 
     def __init__(self, cfg, batch: int, device: torch.device, augment: bool, seed: int) -> None:
         torch.manual_seed(seed)
+        cfg = replace(cfg, train=replace(cfg.train, batch_size=batch, grad_accum=1))
         self.cfg, self.batch, self.device = cfg, batch, device
-        lc = cfg.loss
-        self.lc = lc
+        self.lc = lc = cfg.loss
         self.G = Generator(cfg.generator).to(device)
         self.D = Discriminator(cfg.discriminator).to(device)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.G_fwd = GeneratorForward(self.G, fused_modconv=cfg.fused_modconv)
-        self.G_opt = lazy_adam(
-            self.G.parameters(), cfg.train.lr, lc.pl_interval if lc.pl_weight > 0 else None
-        )
-        self.D_opt = lazy_adam(
+        G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        G_opt = lazy_adam(self.G.parameters(), cfg.train.lr, lc.pl_interval if lc.pl_weight > 0 else None)
+        D_opt = lazy_adam(
             self.D.parameters(), cfg.d_lr or cfg.train.lr, lc.r1_interval if lc.r1_gamma > 0 else None
         )
-        self.pl_reg = PathLengthRegularizer(lc.pl_decay).to(device)
         a = cfg.augment
-        self.augment = DiffAugment(a.policy, a.translation_ratio, a.cutout_ratio, a.p) if augment else None
-        self.rng = torch.Generator().manual_seed(seed * 7919 + 1)
-        self.pl_batch = max(1, batch // lc.pl_batch_shrink)
-        self.beta = ema_beta(batch, 100_000, cfg.ema_kimg, cfg.ema_rampup)
+        aug = DiffAugment(a.policy, a.translation_ratio, a.cutout_ratio, a.p) if augment else None
+        rng = torch.Generator().manual_seed(seed * 7919 + 1)
+        self.G_fwd = GeneratorForward(self.G, fused_modconv=cfg.fused_modconv)
+        self.gan = GanStep(cfg, self.G_fwd, self.D, G_opt, D_opt, G_ema, rng, aug)
         g = torch.Generator().manual_seed(seed + 1)
         res, ch = cfg.generator.resolution, cfg.generator.img_channels
         self.reals = (torch.rand(batch, ch, res, res, generator=g) * 2 - 1).to(device)
@@ -235,12 +219,6 @@ class ArchBench:
         params = [*self.G.parameters(), *self.D.parameters()]
         return all(bool(torch.isfinite(p).all()) for p in params)
 
-    def _aug(self, x: torch.Tensor) -> torch.Tensor:
-        return self.augment(x, self.rng) if self.augment is not None else x
-
-    def _inputs(self, batch: int) -> dict:
-        return sample_inputs(self.G, batch, self.rng, self.device, self.lc.style_mixing_prob)
-
     # -- the six measured functions; each returns the number of images it processed
 
     @torch.no_grad()
@@ -253,7 +231,7 @@ class ArchBench:
 
     def g_forward_backward(self) -> int:
         self.G.requires_grad_(True)
-        img, _ = self.G_fwd(**self._inputs(self.batch))
+        img, _ = self.G_fwd(**self.gan._inputs(self.batch))
         img.backward(self.img_grad)
         self.G.zero_grad(set_to_none=True)
         return self.batch
@@ -265,44 +243,18 @@ class ArchBench:
         return self.batch
 
     def train_iter(self) -> int:
-        # D main: logistic loss on (augmented) reals and fakes
-        self.G.requires_grad_(False)
-        self.D.requires_grad_(True)
-        inputs = self._inputs(self.batch)
-        with torch.no_grad():
-            fake, _ = self.G_fwd(**inputs)
-        real_logits, fake_logits = self.D(self._aug(self.reals)), self.D(self._aug(fake))
-        d_logistic_loss(real_logits, fake_logits).backward()
-        self.D_opt.step()
-        self.D_opt.zero_grad(set_to_none=True)
-        # G main: non-saturating loss through the frozen D
-        self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
-        fake, _ = self.G_fwd(**self._inputs(self.batch), update_w_avg=True)
-        g_nonsaturating_loss(self.D(self._aug(fake))).backward()
-        self.G_opt.step()
-        self.G_opt.zero_grad(set_to_none=True)
-        update_ema(self.G_ema, self.G, self.beta)
+        self.gan.d_main([self.reals])
+        self.gan.g_main()
+        self.gan.ema(100_000 // self.batch)
         return self.batch
 
     def r1_step(self) -> int:
-        self.D.requires_grad_(True)
-        real = self.reals.detach().requires_grad_(True)
-        penalty = r1_penalty(self.D(self._aug(real)), real)
-        (r1_loss(penalty, self.lc.r1_gamma) * self.lc.r1_interval).backward()
-        self.D_opt.step()
-        self.D_opt.zero_grad(set_to_none=True)
+        self.gan.d_r1([self.reals])
         return self.batch
 
     def pl_step(self) -> int:
-        self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
-        fake, ws = self.G_fwd(**self._inputs(self.pl_batch))
-        penalty = self.pl_reg(path_lengths(fake, ws, self.rng))
-        (penalty * (self.lc.pl_weight * self.lc.pl_interval)).backward()
-        self.G_opt.step()
-        self.G_opt.zero_grad(set_to_none=True)
-        return self.pl_batch
+        self.gan.g_pl()
+        return self.gan.pl_batch
 
     def functions(self) -> dict[str, Callable[[], int]]:
         return dict(

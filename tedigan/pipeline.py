@@ -22,13 +22,12 @@ and LPIPS losses to the source *outside the region the mix changed* (a mask meas
 ``G(inverted)``), the encoder regulariser ``‖w − E(G(w))‖²`` and the distance to the mixed code on the
 selected layers, so the edit stays while the rest of the face moves back towards the source.
 
-``python -m tedigan.pipeline --stages outputs/avatars32 --out DIR`` assembles a pipeline folder from the
-stage outputs of ``train_all.sh``.
+This module does inference only; a pipeline folder is assembled from the stage outputs of ``train_all.sh``
+by :mod:`tedigan.training.assemble` (``python -m tedigan.training.assemble --stages OUT --out DIR``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -70,23 +69,13 @@ INDEX_NAME = "model_index.json"
 LAYER_MAP_NAME = "layer_map.json"
 
 #: component name -> (class, required)
-_COMPONENTS: dict[str, tuple[type, bool]] = {
+COMPONENTS: dict[str, tuple[type, bool]] = {
     "generator": (Generator, True),
     "encoder": (Encoder, True),
     "text_encoder": (TextEncoder, False),
     "sketch_encoder": (Encoder, False),
     "label_encoder": (Encoder, False),
     "classifier": (AttributeClassifier, False),
-}
-
-#: where train_all.sh leaves each component under its output folder
-_STAGE_PATHS = {
-    "generator": "generator/generator",
-    "encoder": "inversion/encoder",
-    "text_encoder": "text/text_encoder",
-    "sketch_encoder": "inversion_sketch/sketch_encoder",
-    "label_encoder": "inversion_label/label_encoder",
-    "classifier": "classifier/model",
 }
 
 
@@ -216,7 +205,7 @@ class TediGANPipeline:
 
     def components(self) -> dict[str, torch.nn.Module]:
         """The loaded components by name (optional ones only when present)."""
-        return {n: getattr(self, n) for n in _COMPONENTS if getattr(self, n) is not None}
+        return {n: getattr(self, n) for n in COMPONENTS if getattr(self, n) is not None}
 
     @property
     def dtype(self) -> torch.dtype:
@@ -260,13 +249,13 @@ class TediGANPipeline:
             where = "the shipped default model" if path is None else "model folder"
             raise PipelineError(
                 f"{where} {folder} does not exist: pass a folder written by TediGANPipeline.save_pretrained "
-                "or `python -m tedigan.pipeline` (train one with `bash train_all.sh`)"
+                "or `python -m tedigan.training.assemble` (train one with `bash train_all.sh`)"
             )
         index_file = folder / INDEX_NAME
         if not index_file.is_file():
             raise PipelineError(
                 f"{folder} has no {INDEX_NAME}: it is not a pipeline folder (for train_all.sh outputs run "
-                f"`python -m tedigan.pipeline --stages {folder} --out MODEL_DIR`)"
+                f"`python -m tedigan.training.assemble --stages {folder} --out MODEL_DIR`)"
             )
         try:
             index = json.loads(index_file.read_text())
@@ -282,14 +271,14 @@ class TediGANPipeline:
             )
         parts: dict[str, Any] = {}
         for name, sub in index.get("components", {}).items():
-            if name not in _COMPONENTS:
+            if name not in COMPONENTS:
                 warnings.warn(
                     f"{index_file}: skipping component {name!r}, which this tedigan does not know "
-                    f"(known: {sorted(_COMPONENTS)})",
+                    f"(known: {sorted(COMPONENTS)})",
                     stacklevel=2,
                 )
                 continue
-            klass = _COMPONENTS[name][0]
+            klass = COMPONENTS[name][0]
             if not isinstance(sub, str) or not (folder / sub).is_dir():
                 raise PipelineError(f"{index_file} names {name} in {sub}/, which is missing from {folder}")
             try:
@@ -298,7 +287,7 @@ class TediGANPipeline:
                 )
             except (ComponentLoadError, FileNotFoundError, ValueError) as err:
                 raise PipelineError(f"{name}: {err}") from None
-        for name, (_, required) in _COMPONENTS.items():
+        for name, (_, required) in COMPONENTS.items():
             if required and name not in parts:
                 raise PipelineError(
                     f"{folder} has no {name}: a pipeline needs at least a generator and encoder"
@@ -350,28 +339,6 @@ class TediGANPipeline:
             return Generator.from_pretrained(folder / str(sub), map_location=device), psi
         except (ComponentLoadError, FileNotFoundError, ValueError) as err:
             raise PipelineError(f"generator: {err}") from None
-
-    @classmethod
-    def from_stages(
-        cls, out_dir: str | Path, device: str | torch.device = "cpu", vocabulary: Vocabulary | None = None
-    ) -> TediGANPipeline:
-        """Build from the stage folders ``train_all.sh`` writes under ``out_dir`` (missing optional parts
-        are left out), with the data domain's ``vocabulary``."""
-        out_dir = Path(out_dir)
-        parts: dict[str, Any] = {}
-        for name, rel in _STAGE_PATHS.items():
-            sub = out_dir / rel
-            if (sub / "model.safetensors").is_file():
-                parts[name] = _COMPONENTS[name][0].from_pretrained(sub, map_location=device)
-            elif _COMPONENTS[name][1]:
-                stage = rel.split("/")[0]
-                raise PipelineError(f"{sub} is missing: run the {stage} stage first (bash train_all.sh)")
-        layer_map = None
-        if (out_dir / "layer_analysis" / LAYER_MAP_NAME).is_file():
-            from tedigan.editing.layer_analysis import LayerMap
-
-            layer_map = LayerMap.load(out_dir / "layer_analysis")
-        return cls(**parts, layer_map=layer_map, vocabulary=vocabulary)
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write every component (``dtype``, e.g. ``torch.float16``, shrinks the files), the layer map and
@@ -903,48 +870,3 @@ def _align_face(img: Image.Image) -> Image.Image:
     x0, y0, x1, y1 = boxes[0]
     cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 1.6
     return img.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
-
-
-# ---------------------------------------------------------------------------------------------------- CLI
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tedigan.pipeline",
-        description="Assemble a pipeline folder from the stage outputs of train_all.sh.",
-        epilog="example: python -m tedigan.pipeline --stages outputs/avatars32 --out my_model --fp16",
-    )
-    parser.add_argument("--stages", required=True, help="train_all.sh output folder (OUT)")
-    parser.add_argument("--out", required=True, help="pipeline folder to write")
-    parser.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
-    parser.add_argument("--truncation-psi", type=float, default=0.7, help="default truncation of generate()")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    parser.add_argument(
-        "--vocabulary",
-        default=None,
-        help="the domain's vocabulary: a built-in name (avatars) or a vocabulary.json (default: none; "
-        "prompts are then not checked and take the W+ layers their text code moves most)",
-    )
-    args = parser.parse_args(argv)
-    out_dir = Path(args.out)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not args.overwrite:
-        parser.exit(2, f"tedigan.pipeline: error: {out_dir} exists: pass --overwrite to replace it\n")
-    if not (math.isfinite(args.truncation_psi) and PSI_RANGE[0] <= args.truncation_psi <= PSI_RANGE[1]):
-        parser.exit(2, f"tedigan.pipeline: error: --truncation-psi must be in {PSI_RANGE}\n")
-    try:
-        from tedigan.data import builtin_vocabulary
-
-        vocabulary = builtin_vocabulary(args.vocabulary) if args.vocabulary else None
-        pipe = TediGANPipeline.from_stages(args.stages, vocabulary=vocabulary)
-    except (PipelineError, ComponentLoadError, FileNotFoundError, ValueError) as err:
-        parser.exit(2, f"tedigan.pipeline: error: {' '.join(str(err).split())}\n")
-    pipe.truncation_psi = args.truncation_psi
-    pipe.info = {"trained_by": "train_all.sh", "stages": str(args.stages)}
-    out = pipe.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"pipeline ({', '.join(pipe.components())}) -> {out} ({size / 1e6:.1f} MB)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

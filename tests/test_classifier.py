@@ -77,3 +77,12 @@ def test_tiny_training_stage_learns_saves_and_resumes(tmp_path):
     report2 = train(cfg2, resume="latest")
     assert report2["step"] == 28
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-24", "checkpoint-28"]
+
+
+def test_stage_resumes_bit_exactly(tmp_path, monkeypatch):
+    from resume_check import assert_resumes_exactly
+
+    from tedigan.training.classifier import ClassifierStage, train
+
+    cfg = _tiny_cfg(tmp_path, **{"train.max_steps": 6, "train.checkpoint_every": 3, "train.grad_accum": 2})
+    assert_resumes_exactly(train, cfg, ClassifierStage, 4, ["model"], monkeypatch)

@@ -356,3 +356,11 @@ def test_dlib_identity_is_the_offline_default(tmp_path):
     assert loss.shape == (2,) and (loss > 0).all()
     loss.sum().backward()
     assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+
+
+def test_stage_resumes_bit_exactly(g_dir, blobs, tmp_path, monkeypatch):
+    from resume_check import assert_resumes_exactly
+
+    over = {"train.max_steps": 4, "train.checkpoint_every": 2, "train.grad_accum": 2, "loss.r1_interval": 2}
+    cfg = _cfg(blobs, "folder", g_dir, tmp_path / "exact", **over)
+    assert_resumes_exactly(stage.train, cfg, stage.InversionStage, 3, ["encoder"], monkeypatch)

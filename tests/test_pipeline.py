@@ -19,6 +19,7 @@ from tedigan import generate as generate_cli
 from tedigan.data.io import ImageLoadError
 from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
 from tedigan.pipeline import INDEX_NAME, PipelineError, PromptNotUnderstood, TediGANPipeline, change_mask
+from tedigan.training.assemble import from_stages
 
 RES = 16  # num_ws = 6 (the conftest's tiny pipeline)
 HAIR_LAYERS = [4, 5]
@@ -187,14 +188,14 @@ def test_from_stages_reads_a_train_all_folder(pipe, tmp_path):
     pipe.encoder.save_pretrained(out / "inversion" / "encoder")
     pipe.text_encoder.save_pretrained(out / "text" / "text_encoder")
     pipe.layer_map.save(out / "layer_analysis", plot=False)
-    built = TediGANPipeline.from_stages(out)
+    built = from_stages(out)
     assert set(built.components()) == {"generator", "encoder", "text_encoder"}
     assert built.layer_map.layers == pipe.layer_map.layers
     with pytest.raises(PipelineError, match="run the generator stage"):
-        TediGANPipeline.from_stages(tmp_path / "empty")
+        from_stages(tmp_path / "empty")
     pipe.generator.save_pretrained(tmp_path / "half" / "generator" / "generator")
     with pytest.raises(PipelineError, match="run the inversion stage"):
-        TediGANPipeline.from_stages(tmp_path / "half")
+        from_stages(tmp_path / "half")
 
 
 # ------------------------------------------------------------------------------------------------ CLIs

@@ -25,6 +25,7 @@ from tedigan import pipeline as pipeline_mod
 from tedigan.convert import nvlabs, rosinality
 from tedigan.editing import layer_analysis
 from tedigan.pipeline import PipelineError, TediGANPipeline
+from tedigan.training import assemble
 from tedigan.training import generator as gen_stage
 from tedigan.training.checkpoint import CheckpointError, CheckpointManager, DivergenceError
 from tedigan.training.loop import stage_complete
@@ -611,7 +612,7 @@ def test_other_clis_never_replace_finished_outputs(work, tiny_model_dir, capsys)
     (work / "lm" / "layer_map.json").write_text("{}")
     before = _snapshot(work)
     cases = [
-        (pipeline_mod.main, ["--stages", str(work), "--out", "pipe"], "exists"),
+        (assemble.main, ["--stages", str(work), "--out", "pipe"], "exists"),
         (
             layer_analysis.main,
             ["--generator", "g", "--classifier", "c", "--out", "lm"],

@@ -380,3 +380,10 @@ def test_light_bert_equals_transformers():
         ha, hb = ml(**a).last_hidden_state, mh(**a).last_hidden_state
     valid = a["attention_mask"].bool()
     assert (ha - hb)[valid].abs().max() < 2e-5
+
+
+def test_stage_resumes_bit_exactly(tiny_run, monkeypatch):
+    from resume_check import assert_resumes_exactly
+
+    cfg = _stage_cfg(tiny_run, **{"train.output_dir": str(tiny_run["root"] / "exact"), "train.grad_accum": 2})
+    assert_resumes_exactly(stage.train, cfg, stage.TextStage, 4, ["text_encoder"], monkeypatch)

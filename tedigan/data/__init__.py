@@ -102,15 +102,19 @@ def make_dataset(
 
 
 def builtin_vocabulary(name: str) -> Vocabulary:
-    """A vocabulary tedigan ships, by domain name (``"avatars"``), or one read from a ``vocabulary.json``
-    path or the folder holding it."""
+    """A vocabulary tedigan ships, by domain name (``"avatars"``, ``"faces"``), or one read from a
+    ``vocabulary.json`` path or the folder holding it."""
     if name == "avatars":
         from .avatars import AVATAR_VOCABULARY
 
         return AVATAR_VOCABULARY
+    if name == "faces":
+        from .faces import FACE_VOCABULARY
+
+        return FACE_VOCABULARY
     if os.path.exists(name):
         return Vocabulary.load(name)
-    raise VocabularyError(f"unknown vocabulary {name!r}: use 'avatars' or a vocabulary.json path")
+    raise VocabularyError(f"unknown vocabulary {name!r}: use 'avatars', 'faces' or a vocabulary.json path")
 
 
 def vocabulary_for(kind: str, root: str | os.PathLike) -> Vocabulary | None:

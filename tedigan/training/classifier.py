@@ -13,24 +13,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from tedigan.config import ClassifierStageConfig, ConfigError, save_config
+from tedigan.config import ClassifierStageConfig, ConfigError
 from tedigan.data import collate_samples
 from tedigan.data.avatars import ATTRIBUTES, AvatarDataset
 from tedigan.models.classifier import AttributeClassifier
 from tedigan.training.loop import (
-    CheckpointManager,
-    DivergenceGuard,
     GeneratorState,
     ResumableSampler,
-    ensure_data,
-    finish_stage,
-    make_accelerator,
+    Stage,
+    Trainer,
     save_image_grid,
-    start_final_save,
     warmup_cosine,
 )
 
@@ -78,108 +72,114 @@ def evaluate(model: AttributeClassifier, loader: DataLoader, accelerator) -> tup
     return report, grid
 
 
+class ClassifierStage(Stage):
+    name = kind = "classifier"
+
+    def __init__(self, cfg: ClassifierStageConfig) -> None:
+        self.cfg = cfg
+
+    def setup(self, t: Trainer) -> dict:
+        cfg, tc, acc = self.cfg, self.cfg.train, t.accelerator
+        root = Path(cfg.data.root)
+        model_cfg = cfg.model
+        if not model_cfg.heads:
+            model_cfg.heads = {name: list(values) for name, values in ATTRIBUTES.items()}
+        model_cfg.resolution = cfg.data.resolution
+        self.heads = list(model_cfg.heads)
+        train_ds = AvatarDataset(root, split=cfg.data.train_split, resolution=cfg.data.resolution)
+        val_ds = AvatarDataset(root, split=cfg.data.val_split, resolution=cfg.data.resolution)
+        self.sampler = ResumableSampler(len(train_ds), seed=tc.seed)
+        train_loader = DataLoader(
+            train_ds,
+            batch_size=tc.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.data.num_workers,
+            drop_last=True,
+            collate_fn=collate_samples,
+        )
+        val_loader = DataLoader(
+            val_ds,
+            batch_size=max(tc.batch_size, 64),
+            num_workers=cfg.data.num_workers,
+            collate_fn=collate_samples,
+        )
+        model = AttributeClassifier(model_cfg)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        # linear warm-up over 5% of the steps, cosine decay to 5%
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(tc.max_steps // 20, tc.max_steps, 0.05)
+        )
+        self.model, self.optimizer, self.loader, self.val_loader, self.scheduler = acc.prepare(
+            model, optimizer, train_loader, val_loader, scheduler
+        )
+        self.gen = torch.Generator().manual_seed(tc.seed)  # augmentation shifts: checkpointed, exact resume
+        self.samples_per_step = tc.batch_size * tc.grad_accum * acc.num_processes
+        self.report: tuple[int, dict, torch.Tensor] | None = None
+        return {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "rng": GeneratorState(self.gen),
+        }
+
+    def start(self, t: Trainer, step: int) -> None:
+        self.sampler.start = step * self.samples_per_step
+        self.data = t.batches(self.loader)
+
+    def train_step(self, t: Trainer, step: int) -> None:
+        acc, model = t.accelerator, self.model
+        for _ in range(self.cfg.train.grad_accum):
+            batch = next(self.data)
+            with acc.accumulate(model):
+                logits = model(random_shift(batch["image"], self.cfg.augment_shift, self.gen))
+                target = batch["attributes"]
+                loss = torch.stack(
+                    [F.cross_entropy(logits[n], target[:, j]) for j, n in enumerate(self.heads)]
+                ).sum()
+                t.track("loss", loss)
+                acc.backward(loss)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad()
+            for j, n in enumerate(self.heads):
+                t.track(f"train_acc/{n}", (logits[n].detach().argmax(1) == target[:, j]).float().mean())
+
+    def log_row(self, t: Trainer, step: int) -> dict:
+        return {"lr": self.scheduler.get_last_lr()[0]}
+
+    def postfix(self, row: dict) -> dict:
+        return {"loss": f"{row['loss']:.3f}"}
+
+    def evaluate(self, t: Trainer, step: int) -> dict:
+        report, wrong = evaluate(self.model, self.val_loader, t.accelerator)
+        self.report = (step, report, wrong)
+        return {f"val_acc/{k}": v for k, v in report["accuracy"].items()}
+
+    def components(self, t: Trainer) -> dict:
+        return {"model": t.accelerator.unwrap_model(self.model)}
+
+    def finish(self, t: Trainer, step: int, summary: dict) -> dict:
+        if self.report is None or self.report[0] != step:
+            self.evaluate(t, step)
+        _, report, wrong = self.report
+        report.update(step=step, split=self.cfg.data.val_split, data_root=str(self.cfg.data.root))
+        summary["eval"] = report
+        out = t.out
+        if t.is_main:
+            self.components(t)["model"].save_pretrained(out / "model", extra={"eval": report})
+            (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+            if len(wrong):
+                save_image_grid(wrong, out / "misclassified.png", nrow=8)
+            t.accelerator.print(
+                "classifier held-out accuracy: "
+                + ", ".join(f"{k}={v:.4f}" for k, v in report["accuracy"].items())
+                + f" -> {out / 'model'}"
+            )
+        return {"step": step, "model": str(out / "model")}
+
+
 def train(cfg: ClassifierStageConfig, resume: str | None = None) -> dict:
     """Train, evaluate on the validation split, save ``<output_dir>/model``; returns the eval report."""
-    tc = cfg.train
-    out = Path(tc.output_dir)
-    # a checkpoint that cannot be resumed is refused before anything is written
-    CheckpointManager(out, tc.checkpoints_total_limit).resolve(resume, report=False)
-    accelerator = make_accelerator(tc)
-    set_seed(tc.seed)
     if cfg.data.kind != "avatars":
         raise ConfigError("stage classifier needs attribute labels: set data.kind=avatars")
-    root = ensure_data(cfg.data, accelerator)
-
-    model_cfg = cfg.model
-    if not model_cfg.heads:
-        model_cfg.heads = {name: list(values) for name, values in ATTRIBUTES.items()}
-    model_cfg.resolution = cfg.data.resolution
-    if accelerator.is_main_process:
-        save_config(cfg, out / "config.yaml", stage="classifier")
-    accelerator.init_trackers("classifier")
-
-    train_ds = AvatarDataset(root, split=cfg.data.train_split, resolution=cfg.data.resolution)
-    val_ds = AvatarDataset(root, split=cfg.data.val_split, resolution=cfg.data.resolution)
-    sampler = ResumableSampler(len(train_ds), seed=tc.seed)
-    train_loader = DataLoader(
-        train_ds,
-        batch_size=tc.batch_size,
-        sampler=sampler,
-        num_workers=cfg.data.num_workers,
-        drop_last=True,
-        collate_fn=collate_samples,
-    )
-    val_loader = DataLoader(
-        val_ds,
-        batch_size=max(tc.batch_size, 64),
-        num_workers=cfg.data.num_workers,
-        collate_fn=collate_samples,
-    )
-
-    model = AttributeClassifier(model_cfg)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    # linear warm-up over 5% of the steps, cosine decay to 5%
-    lr_lambda = warmup_cosine(tc.max_steps // 20, tc.max_steps, 0.05)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-    model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, val_loader, scheduler
-    )
-    gen = torch.Generator().manual_seed(tc.seed)  # augmentation shifts: checkpointed, exact resume
-    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "rng": GeneratorState(gen)}
-    ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    step = ckpt.restore(accelerator, resume, state)
-    per_step = tc.batch_size * tc.grad_accum * accelerator.num_processes
-    sampler.start = step * per_step
-    guard = DivergenceGuard("classifier", accelerator.device)
-
-    data = iter(train_loader)
-    bar = tqdm(total=tc.max_steps, initial=step, desc="classifier", disable=not accelerator.is_main_process)
-    heads = list(model_cfg.heads)
-    while step < tc.max_steps:
-        for _ in range(tc.grad_accum):
-            batch = next(data)
-            with accelerator.accumulate(model):
-                images = random_shift(batch["image"], cfg.augment_shift, gen)
-                logits = model(images)
-                losses = [F.cross_entropy(logits[n], batch["attributes"][:, j]) for j, n in enumerate(heads)]
-                loss = torch.stack(losses).sum()
-                guard(step, "loss", loss)
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-        step += 1
-        bar.update(1)
-        if step % tc.log_every == 0 or step == tc.max_steps:
-            acc = {
-                f"train_acc/{n}": (logits[n].argmax(1) == batch["attributes"][:, j]).float().mean().item()
-                for j, n in enumerate(heads)
-            }
-            accelerator.log({"loss": loss.item(), "lr": scheduler.get_last_lr()[0], **acc}, step=step)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        if step % tc.eval_every == 0 and step < tc.max_steps:
-            report, _ = evaluate(model, val_loader, accelerator)
-            accelerator.log({f"val_acc/{k}": v for k, v in report["accuracy"].items()}, step=step)
-        if step % tc.checkpoint_every == 0 or step == tc.max_steps:
-            guard.flush(step)
-            ckpt.save(accelerator, step, state)
-    bar.close()
-
-    report, wrong = evaluate(model, val_loader, accelerator)
-    report.update(step=step, split=cfg.data.val_split, data_root=str(root))
-    accelerator.log({f"val_acc/{k}": v for k, v in report["accuracy"].items()}, step=step)
-    model_raw = accelerator.unwrap_model(model)
-    start_final_save(out, "classifier", {"model": model_raw}, accelerator)
-    if accelerator.is_main_process:
-        model_raw.save_pretrained(out / "model", extra={"eval": report})
-        (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
-        if len(wrong):
-            save_image_grid(wrong, out / "misclassified.png", nrow=8)
-        finish_stage(out, "classifier", {"step": step, "model": str(out / "model")})
-        accelerator.print(
-            "classifier held-out accuracy: "
-            + ", ".join(f"{k}={v:.4f}" for k, v in report["accuracy"].items())
-            + f" -> {out / 'model'}"
-        )
-    accelerator.end_training()
-    return report
+    return Trainer(cfg, ClassifierStage(cfg), resume).run()["eval"]

@@ -28,17 +28,13 @@ from __future__ import annotations
 
 import copy
 import math
-import time
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
-from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
-from tedigan.config import GeneratorStageConfig, save_config
+from tedigan.config import GeneratorStageConfig
 from tedigan.data import make_dataset
 from tedigan.losses.gan import (
     PathLengthRegularizer,
@@ -51,24 +47,22 @@ from tedigan.losses.gan import (
 from tedigan.models.stylegan2 import Discriminator, Generator
 from tedigan.training.augment import DiffAugment
 from tedigan.training.loop import (
-    CheckpointManager,
-    DivergenceGuard,
     GeneratorState,
     ResumableSampler,
-    ensure_data,
-    finish_stage,
-    make_accelerator,
+    Stage,
+    Trainer,
+    lazy_adam,
     no_sync,
     save_image_grid,
-    start_final_save,
 )
 
 __all__ = [
+    "GanStep",
     "GeneratorForward",
+    "GeneratorStage",
     "TrainingImages",
     "build_networks",
     "ema_beta",
-    "lazy_adam",
     "sample_inputs",
     "train",
     "update_ema",
@@ -129,18 +123,6 @@ def build_networks(cfg: GeneratorStageConfig) -> tuple[Generator, Discriminator]
     return Generator(cfg.generator), Discriminator(cfg.discriminator)
 
 
-def lazy_adam(
-    params, lr: float, interval: int | None, betas: tuple[float, float] = (0.0, 0.99), eps: float = 1e-8
-) -> torch.optim.Adam:
-    """Adam for a network regularised every ``interval`` steps: lr·c and β^c with ``c = k/(k+1)``.
-
-    The regularisation step is an extra optimiser step, so the effective momentum/lr per main step would
-    otherwise grow by (k+1)/k (StyleGAN2, appendix B).
-    """
-    c = interval / (interval + 1) if interval else 1.0
-    return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=eps)
-
-
 def ema_beta(batch: int, cur_nimg: int, ema_kimg: float, rampup: float | None) -> float:
     """Per-step EMA decay for a half-life of ``ema_kimg`` thousand images, ramped up over early training."""
     ema_nimg = ema_kimg * 1000
@@ -182,11 +164,6 @@ def sample_inputs(
     return inputs
 
 
-def _set_requires_grad(model: nn.Module, flag: bool) -> None:
-    for p in model.parameters():
-        p.requires_grad_(flag)
-
-
 @torch.no_grad()
 def _render_samples(G_ema: Generator, z: torch.Tensor, psi: float, chunk: int = 64) -> torch.Tensor:
     G_ema.eval()
@@ -205,226 +182,246 @@ def _training_images(cfg: GeneratorStageConfig) -> TrainingImages:
     return TrainingImages(dataset, cache=cache)
 
 
+def _no_track(name: str, value: torch.Tensor) -> None:
+    pass
+
+
+class GanStep:
+    """One training step of the GAN, phase by phase: what the stage runs and ``benchmarks/`` time.
+
+    ``G_fwd``/``D`` may be wrapped by ``accelerator.prepare`` (``accelerator`` None: plain ``backward``, no
+    distributed sync). Every random number comes from ``rng``; ``track(name, value)`` receives the losses.
+    """
+
+    def __init__(
+        self,
+        cfg: GeneratorStageConfig,
+        G_fwd: nn.Module,
+        D: nn.Module,
+        G_opt: torch.optim.Optimizer,
+        D_opt: torch.optim.Optimizer,
+        G_ema: Generator,
+        rng: torch.Generator,
+        augment: DiffAugment | None = None,
+        accelerator=None,
+        track: Callable[[str, torch.Tensor], None] = _no_track,
+        num_processes: int = 1,
+    ) -> None:
+        self.cfg, self.lc = cfg, cfg.loss
+        self.G_fwd, self.D, self.G_opt, self.D_opt, self.G_ema = G_fwd, D, G_opt, D_opt, G_ema
+        self.rng, self.augment, self.accelerator, self.track = rng, augment, accelerator, track
+        unwrap = accelerator.unwrap_model if accelerator is not None else (lambda m: m)
+        self.G: Generator = unwrap(G_fwd).G
+        self.device = self.G.mapping.w_avg.device
+        self.pl_reg = PathLengthRegularizer(self.lc.pl_decay).to(self.device)
+        self.accum, self.batch = cfg.train.grad_accum, cfg.train.batch_size
+        self.pl_batch = max(1, self.batch // self.lc.pl_batch_shrink)
+        self.global_batch = self.batch * self.accum * num_processes
+        self.r1_on, self.pl_on = self.lc.r1_gamma > 0, self.lc.pl_weight > 0
+        self.beta = 0.0
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is not None:
+            self.accelerator.backward(loss)
+        else:
+            loss.backward()
+
+    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+        return self.augment(x, self.rng) if self.augment is not None else x
+
+    def _inputs(self, batch: int) -> dict:
+        return sample_inputs(self.G, batch, self.rng, self.device, self.lc.style_mixing_prob)
+
+    @staticmethod
+    def _step(opt: torch.optim.Optimizer) -> None:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def d_main(self, reals: list[torch.Tensor]) -> None:
+        """D: logistic loss on (augmented) reals and fakes; one micro-batch per entry of ``reals``."""
+        self.G_fwd.requires_grad_(False)
+        self.D.requires_grad_(True)
+        for i, real in enumerate(reals):
+            inputs = self._inputs(self.batch)
+            with torch.no_grad():
+                fake, _ = self.G_fwd(**inputs)
+            with no_sync(self.accelerator, self.D, i == len(reals) - 1):
+                real_logits, fake_logits = self.D(self._aug(real)), self.D(self._aug(fake))
+                loss_d = d_logistic_loss(real_logits, fake_logits)
+                self._backward(loss_d / len(reals))
+            self.track("loss/D", loss_d)
+            self.track("D/real", real_logits.mean())
+            self.track("D/fake", fake_logits.mean())
+        self._step(self.D_opt)
+
+    def d_r1(self, reals: list[torch.Tensor]) -> None:
+        """D, lazy R1: gradient penalty w.r.t. the un-augmented reals, weighted by the interval."""
+        self.D.requires_grad_(True)
+        for i, real in enumerate(reals):
+            leaf = real.detach().requires_grad_(True)
+            with no_sync(self.accelerator, self.D, i == len(reals) - 1):
+                penalty = r1_penalty(self.D(self._aug(leaf)), leaf)
+                self._backward(r1_loss(penalty, self.lc.r1_gamma) * self.lc.r1_interval / len(reals))
+            self.track("loss/r1", penalty.mean())
+        self._step(self.D_opt)
+
+    def g_main(self) -> None:
+        """G: non-saturating loss through the frozen D."""
+        self.G_fwd.requires_grad_(True)
+        self.D.requires_grad_(False)
+        for i in range(self.accum):
+            with no_sync(self.accelerator, self.G_fwd, i == self.accum - 1):
+                fake, _ = self.G_fwd(**self._inputs(self.batch), update_w_avg=True)
+                loss_g = g_nonsaturating_loss(self.D(self._aug(fake)))
+                self._backward(loss_g / self.accum)
+            self.track("loss/G", loss_g)
+        self._step(self.G_opt)
+
+    def g_pl(self) -> None:
+        """G, lazy path-length regularisation on a batch shrunk by ``pl_batch_shrink``."""
+        self.G_fwd.requires_grad_(True)
+        self.D.requires_grad_(False)
+        scale = self.lc.pl_weight * self.lc.pl_interval / self.accum
+        for i in range(self.accum):
+            with no_sync(self.accelerator, self.G_fwd, i == self.accum - 1):
+                fake, ws = self.G_fwd(**self._inputs(self.pl_batch))
+                penalty = self.pl_reg(path_lengths(fake, ws, self.rng))
+                self._backward(penalty * scale)
+            self.track("loss/pl", penalty)
+        self._step(self.G_opt)
+
+    def ema(self, step: int) -> None:
+        """``G_ema`` after ``step`` steps (StyleGAN2-ADA's half-life with ramp-up)."""
+        self.beta = ema_beta(
+            self.global_batch, step * self.global_batch, self.cfg.ema_kimg, self.cfg.ema_rampup
+        )
+        update_ema(self.G_ema, self.G, self.beta)
+
+    def __call__(self, reals: list[torch.Tensor], step: int) -> None:
+        """Step ``step`` (0-based): D main, R1 (lazy), G main, path length (lazy), EMA."""
+        self.G_fwd.train()
+        self.D.train()
+        self.d_main(reals)
+        if self.r1_on and step % self.lc.r1_interval == 0:
+            self.d_r1(reals)
+        self.g_main()
+        if self.pl_on and step % self.lc.pl_interval == 0:
+            self.g_pl()
+        self.ema(step + 1)
+
+
+class GeneratorStage(Stage):
+    name = kind = "generator"
+    per_phase_accumulation = True
+
+    def __init__(self, cfg: GeneratorStageConfig) -> None:
+        self.cfg = cfg
+
+    def setup(self, t: Trainer) -> dict:
+        cfg, tc, acc = self.cfg, self.cfg.train, t.accelerator
+        self.images = _training_images(cfg)
+        a = cfg.augment
+        use_augment = a.enabled if a.enabled is not None else len(self.images) < a.auto_below
+        augment = DiffAugment(a.policy, a.translation_ratio, a.cutout_ratio, a.p) if use_augment else None
+        self.sampler = ResumableSampler(len(self.images), seed=tc.seed)
+        loader = DataLoader(
+            self.images,
+            batch_size=tc.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.data.num_workers,
+            drop_last=True,
+        )
+        G, D = build_networks(cfg)
+        G_ema = copy.deepcopy(G).eval().requires_grad_(False).to(t.device)
+        lc = cfg.loss
+        G_opt = lazy_adam(G.parameters(), tc.lr, lc.pl_interval if lc.pl_weight > 0 else None)
+        D_opt = lazy_adam(D.parameters(), cfg.d_lr or tc.lr, lc.r1_interval if lc.r1_gamma > 0 else None)
+        G_fwd = GeneratorForward(G, fused_modconv=cfg.fused_modconv)
+        G_fwd, D, G_opt, D_opt, self.loader = acc.prepare(G_fwd, D, G_opt, D_opt, loader)
+        rng = torch.Generator().manual_seed(tc.seed * 7919 + 1)  # every training-time random number
+        self.gan = GanStep(cfg, G_fwd, D, G_opt, D_opt, G_ema, rng, augment, acc, t.track, acc.num_processes)
+        self.samples_per_step = self.gan.global_batch
+        self.sample_z = torch.randn(
+            cfg.num_samples, self.gan.G.z_dim, generator=torch.Generator().manual_seed(cfg.sample_seed)
+        )
+        self.nrow = max(1, int(math.sqrt(cfg.num_samples)))
+        return {
+            "G": G_fwd,
+            "D": D,
+            "G_opt": G_opt,
+            "D_opt": D_opt,
+            "G_ema": G_ema,
+            "pl": self.gan.pl_reg,
+            "rng": GeneratorState(rng),
+        }
+
+    def start(self, t: Trainer, step: int) -> None:
+        self.sampler.start = step * self.samples_per_step
+        self.data = t.batches(self.loader)
+
+    def train_step(self, t: Trainer, step: int) -> None:
+        self.gan([next(self.data).to(t.device) for _ in range(self.gan.accum)], step)
+
+    def log_row(self, t: Trainer, step: int) -> dict:
+        return {
+            "pl_mean": float(self.gan.pl_reg.pl_mean),
+            "ema_beta": self.gan.beta,
+            "kimg": step * self.samples_per_step / 1000,
+            "augment": float(self.gan.augment is not None),
+        }
+
+    def postfix(self, row: dict) -> dict:
+        return {"D": f"{row['loss/D']:.3f}", "G": f"{row['loss/G']:.3f}", "ips": f"{row['img_per_sec']:.1f}"}
+
+    def save_samples(self, t: Trainer, step: int) -> None:
+        if not t.is_main:
+            return
+        samples = t.out / "samples"
+        grid = _render_samples(self.gan.G_ema, self.sample_z, self.cfg.sample_truncation_psi)
+        save_image_grid(grid, samples / f"step-{step}.png", nrow=self.nrow)
+        if step == 0:
+            n = min(len(self.images), self.cfg.num_samples)
+            save_image_grid(
+                torch.stack([self.images[i] for i in range(n)]), samples / "reals.png", nrow=self.nrow
+            )
+
+    def checkpoint_extra(self, step: int) -> dict:
+        return {"kimg": step * self.samples_per_step / 1000}
+
+    def components(self, t: Trainer) -> dict:
+        return {"generator": self.gan.G_ema, "discriminator": t.accelerator.unwrap_model(self.gan.D)}
+
+    def finish(self, t: Trainer, step: int, summary: dict) -> dict:
+        out = t.out
+        summary.update(
+            kimg=step * self.samples_per_step / 1000,
+            augment=self.gan.augment is not None,
+            num_train_images=len(self.images),
+            generator=str(out / "generator"),
+            discriminator=str(out / "discriminator"),
+            samples=str(out / "samples" / f"step-{step}.png"),
+        )
+        if t.is_main:
+            extra = {
+                "stage": "generator",
+                "step": step,
+                "kimg": summary["kimg"],
+                "data_root": self.cfg.data.root,
+            }
+            comps = self.components(t)
+            comps["generator"].save_pretrained(out / "generator", extra=extra)
+            comps["discriminator"].save_pretrained(out / "discriminator", extra=extra)
+            t.accelerator.print(
+                f"generator: {step} steps ({summary['kimg']:.1f} kimg) -> {out / 'generator'}, "
+                f"samples in {out / 'samples'}"
+            )
+        return {k: summary[k] for k in ("step", "kimg", "generator", "discriminator")}
+
+
 def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:
     """Train G/D; save ``G_ema`` to ``<output_dir>/generator`` and D to ``<output_dir>/discriminator``.
 
     ``resume``: ``"latest"`` or a ``checkpoint-N`` folder. Returns a summary (steps, kimg, img/s, the
     last logged losses and the output paths).
     """
-    tc, lc = cfg.train, cfg.loss
-    out = Path(tc.output_dir)
-    # a checkpoint that cannot be resumed is refused before anything is written
-    CheckpointManager(out, tc.checkpoints_total_limit).resolve(resume, report=False)
-    # gradient accumulation is per phase (see the module docstring): accelerate itself runs with 1
-    accelerator = make_accelerator(replace(tc, grad_accum=1))
-    device = accelerator.device
-    set_seed(tc.seed)
-    ensure_data(cfg.data, accelerator)
-    if accelerator.is_main_process:
-        save_config(cfg, out / "config.yaml", stage="generator")
-    accelerator.init_trackers("generator")
-
-    images = _training_images(cfg)
-    use_augment = (
-        cfg.augment.enabled if cfg.augment.enabled is not None else len(images) < cfg.augment.auto_below
-    )
-    augment = (
-        DiffAugment(
-            cfg.augment.policy, cfg.augment.translation_ratio, cfg.augment.cutout_ratio, cfg.augment.p
-        )
-        if use_augment
-        else None
-    )
-    sampler = ResumableSampler(len(images), seed=tc.seed)
-    loader = DataLoader(
-        images, batch_size=tc.batch_size, sampler=sampler, num_workers=cfg.data.num_workers, drop_last=True
-    )
-
-    G, D = build_networks(cfg)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False).to(device)
-    r1_on, pl_on = lc.r1_gamma > 0, lc.pl_weight > 0
-    G_opt = lazy_adam(G.parameters(), tc.lr, lc.pl_interval if pl_on else None)
-    D_opt = lazy_adam(D.parameters(), cfg.d_lr or tc.lr, lc.r1_interval if r1_on else None)
-    G_fwd = GeneratorForward(G, fused_modconv=cfg.fused_modconv)
-    G_fwd, D, G_opt, D_opt, loader = accelerator.prepare(G_fwd, D, G_opt, D_opt, loader)
-    pl_reg = PathLengthRegularizer(lc.pl_decay).to(device)
-    rng = torch.Generator().manual_seed(tc.seed * 7919 + 1)  # every training-time random number
-    state = {
-        "G": G_fwd,
-        "D": D,
-        "G_opt": G_opt,
-        "D_opt": D_opt,
-        "G_ema": G_ema,
-        "pl": pl_reg,
-        "rng": GeneratorState(rng),
-    }
-
-    ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    step = ckpt.restore(accelerator, resume, state)
-    guard = DivergenceGuard("generator", device)
-    accum, batch = tc.grad_accum, tc.batch_size
-    global_batch = batch * accum * accelerator.num_processes
-    sampler.start = step * global_batch
-    G_raw: Generator = accelerator.unwrap_model(G_fwd).G
-
-    sample_z = torch.randn(
-        cfg.num_samples, G_raw.z_dim, generator=torch.Generator().manual_seed(cfg.sample_seed)
-    )
-    samples_dir = out / "samples"
-    nrow = max(1, int(math.sqrt(cfg.num_samples)))
-
-    def save_samples(at: int) -> None:
-        if accelerator.is_main_process:
-            grid = _render_samples(G_ema, sample_z, cfg.sample_truncation_psi)
-            save_image_grid(grid, samples_dir / f"step-{at}.png", nrow=nrow)
-
-    data = iter(loader)
-    if step == 0:
-        save_samples(0)
-        if accelerator.is_main_process:
-            save_image_grid(
-                torch.stack([images[i] for i in range(min(len(images), cfg.num_samples))]),
-                samples_dir / "reals.png",
-                nrow=nrow,
-            )
-
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
-
-    def track(name: str, value: torch.Tensor) -> None:
-        # summed on the device; read back only when logging (no per-step GPU sync)
-        value = value.detach().float()
-        guard(step, name, value)
-        sums[name] = sums[name] + value if name in sums else value
-        counts[name] = counts.get(name, 0) + 1
-
-    bar = tqdm(total=tc.max_steps, initial=step, desc="generator", disable=not accelerator.is_main_process)
-    window_t, window_steps, t_start, start_step = time.perf_counter(), 0, time.perf_counter(), step
-    last_logged: dict[str, float] = {}
-    mixing = lc.style_mixing_prob
-    pl_batch = max(1, batch // lc.pl_batch_shrink)
-
-    while step < tc.max_steps:
-        G_fwd.train()
-        D.train()
-        # ---- D main: logistic loss on (augmented) reals and fakes
-        _set_requires_grad(G_fwd, False)
-        _set_requires_grad(D, True)
-        reals = [next(data).to(device) for _ in range(accum)]
-        for i, real in enumerate(reals):
-            inputs = sample_inputs(G_raw, batch, rng, device, mixing)
-            with torch.no_grad():
-                fake, _ = G_fwd(**inputs)
-            with no_sync(accelerator, D, i == accum - 1):
-                real_in = augment(real, rng) if augment else real
-                fake_in = augment(fake, rng) if augment else fake
-                real_logits, fake_logits = D(real_in), D(fake_in)
-                loss_d = d_logistic_loss(real_logits, fake_logits)
-                accelerator.backward(loss_d / accum)
-            track("loss/D", loss_d)
-            track("D/real", real_logits.mean())
-            track("D/fake", fake_logits.mean())
-        D_opt.step()
-        D_opt.zero_grad(set_to_none=True)
-
-        # ---- D R1 (lazy): gradient penalty w.r.t. the un-augmented reals, weighted by the interval
-        if r1_on and step % lc.r1_interval == 0:
-            for i, real in enumerate(reals):
-                real_leaf = real.detach().requires_grad_(True)
-                with no_sync(accelerator, D, i == accum - 1):
-                    logits = D(augment(real_leaf, rng) if augment else real_leaf)
-                    penalty = r1_penalty(logits, real_leaf)
-                    accelerator.backward(r1_loss(penalty, lc.r1_gamma) * lc.r1_interval / accum)
-                track("loss/r1", penalty.mean())
-            D_opt.step()
-            D_opt.zero_grad(set_to_none=True)
-
-        # ---- G main: non-saturating loss through the (frozen) D
-        _set_requires_grad(G_fwd, True)
-        _set_requires_grad(D, False)
-        for i in range(accum):
-            inputs = sample_inputs(G_raw, batch, rng, device, mixing)
-            with no_sync(accelerator, G_fwd, i == accum - 1):
-                fake, _ = G_fwd(**inputs, update_w_avg=True)
-                fake_logits = D(augment(fake, rng) if augment else fake)
-                loss_g = g_nonsaturating_loss(fake_logits)
-                accelerator.backward(loss_g / accum)
-            track("loss/G", loss_g)
-        G_opt.step()
-        G_opt.zero_grad(set_to_none=True)
-
-        # ---- G path length (lazy)
-        if pl_on and step % lc.pl_interval == 0:
-            for i in range(accum):
-                inputs = sample_inputs(G_raw, pl_batch, rng, device, mixing)
-                with no_sync(accelerator, G_fwd, i == accum - 1):
-                    fake, ws = G_fwd(**inputs)
-                    lengths = path_lengths(fake, ws, rng)
-                    penalty = pl_reg(lengths)
-                    accelerator.backward(penalty * (lc.pl_weight * lc.pl_interval / accum))
-                track("loss/pl", penalty)
-            G_opt.step()
-            G_opt.zero_grad(set_to_none=True)
-
-        # ---- EMA generator
-        step += 1
-        beta = ema_beta(global_batch, step * global_batch, cfg.ema_kimg, cfg.ema_rampup)
-        update_ema(G_ema, G_raw, beta)
-        window_steps += 1
-        bar.update(1)
-
-        if step % tc.log_every == 0 or step == tc.max_steps or step % tc.checkpoint_every == 0:
-            guard.flush(step)
-        if step % tc.log_every == 0 or step == tc.max_steps:
-            elapsed = time.perf_counter() - window_t
-            row = {k: (sums[k] / counts[k]).item() for k in sums}
-            row.update(
-                pl_mean=float(pl_reg.pl_mean),
-                ema_beta=beta,
-                kimg=step * global_batch / 1000,
-                img_per_sec=window_steps * global_batch / max(elapsed, 1e-9),
-                augment=float(augment is not None),
-            )
-            accelerator.log(row, step=step)
-            last_logged = row
-            bar.set_postfix(
-                D=f"{row['loss/D']:.3f}", G=f"{row['loss/G']:.3f}", ips=f"{row['img_per_sec']:.1f}"
-            )
-            sums.clear()
-            counts.clear()
-            window_t, window_steps = time.perf_counter(), 0
-        if step % tc.sample_every == 0 or step == tc.max_steps:
-            save_samples(step)
-        if step % tc.checkpoint_every == 0 or step == tc.max_steps:
-            ckpt.save(accelerator, step, state, extra={"kimg": step * global_batch / 1000})
-    bar.close()
-
-    wall = time.perf_counter() - t_start
-    trained = step - start_step
-    summary = {
-        "step": step,
-        "kimg": step * global_batch / 1000,
-        "img_per_sec": trained * global_batch / wall if trained else None,
-        "augment": augment is not None,
-        "num_train_images": len(images),
-        "last": last_logged,
-        "generator": str(out / "generator"),
-        "discriminator": str(out / "discriminator"),
-        "samples": str(samples_dir / f"step-{step}.png"),
-    }
-    D_raw = accelerator.unwrap_model(D)
-    start_final_save(out, "generator", {"generator": G_ema, "discriminator": D_raw}, accelerator)
-    if accelerator.is_main_process:
-        extra = {"stage": "generator", "step": step, "kimg": summary["kimg"], "data_root": cfg.data.root}
-        G_ema.save_pretrained(out / "generator", extra=extra)
-        D_raw.save_pretrained(out / "discriminator", extra=extra)
-        finish_stage(
-            out, "generator", {k: summary[k] for k in ("step", "kimg", "generator", "discriminator")}
-        )
-        accelerator.print(
-            f"generator: {step} steps ({summary['kimg']:.1f} kimg) -> {out / 'generator'}, "
-            f"samples in {samples_dir}"
-        )
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return summary
+    return Trainer(cfg, GeneratorStage(cfg), resume).run()

@@ -33,42 +33,37 @@ from __future__ import annotations
 
 import colorsys
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from tedigan import metrics
-from tedigan.config import ConfigError, InversionStageConfig, save_config
+from tedigan.config import ConfigError, InversionStageConfig
 from tedigan.data import make_dataset
 from tedigan.losses.gan import d_logistic_loss, g_nonsaturating_loss, r1_loss, r1_penalty
 from tedigan.losses.perceptual import LPIPS
 from tedigan.models.encoder import Encoder
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
 from tedigan.training.loop import (
-    CheckpointManager,
-    DivergenceGuard,
     GeneratorState,
     ResumableSampler,
-    ensure_data,
-    finish_stage,
-    make_accelerator,
+    Stage,
+    Trainer,
+    lazy_adam,
     no_sync,
     save_image_grid,
-    start_final_save,
     warmup_cosine,
 )
 
 __all__ = [
     "ENCODER_DIRS",
     "InversionLoss",
+    "InversionStage",
     "PairedSamples",
     "colorize_labels",
     "evaluate",
@@ -283,273 +278,254 @@ def _visible(x: torch.Tensor, modality: str, num_classes: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------ train
 
 
-def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
-    """Train the encoder; save it to ``<output_dir>/<encoder|sketch_encoder|label_encoder>``, evaluate it on
-    the validation split (``eval.json``). ``resume``: ``"latest"`` or a ``checkpoint-N`` folder."""
-    tc, lc, modality = cfg.train, cfg.loss, cfg.modality
-    out = Path(tc.output_dir)
-    # a checkpoint that cannot be resumed is refused before anything is written
-    CheckpointManager(out, tc.checkpoints_total_limit).resolve(resume, report=False)
-    accelerator = make_accelerator(replace(tc, grad_accum=1))  # accumulation per phase, as in the GAN stage
-    device = accelerator.device
-    set_seed(tc.seed)
-    ensure_data(cfg.data, accelerator)
-    G = load_frozen_generator(cfg.generator_path, device)
-    res = G.resolution
-    if cfg.data.resolution != res:
-        accelerator.print(f"data.resolution {cfg.data.resolution} -> {res} (the generator's resolution)")
-        cfg = replace(cfg, data=replace(cfg.data, resolution=res))
+class InversionStage(Stage):
+    kind = "inversion"
+    per_phase_accumulation = True  # the encoder and D alternate, as in the GAN stage
 
-    train_base = _dataset(cfg, cfg.data.train_split, res)
-    val_ds = _dataset(cfg, cfg.data.val_split, res)
-    num_classes = _label_classes(cfg, train_base) if modality == "label" else 0
-    in_ch = {"image": G.img_channels, "sketch": 1, "label": num_classes}[modality]
-    enc_cfg = replace(
-        cfg.encoder, resolution=res, num_ws=G.num_ws, w_dim=G.w_dim, modality=modality, in_channels=in_ch
-    )
-    cfg = replace(cfg, encoder=enc_cfg)
+    def __init__(self, cfg: InversionStageConfig) -> None:
+        self.cfg = cfg
+        self.name = f"inversion-{cfg.modality}"
 
-    # generated pairs exist for images only (see the module docstring)
-    gen_ratio = cfg.generated_ratio if modality == "image" else 0.0
-    n_gen = round(tc.batch_size * gen_ratio)
-    n_real = tc.batch_size - n_gen
-    notes = []
-    if modality != "image":
-        notes.append(f"latent loss and generated images off: no generated ({modality}, w) pairs")
-    use_latent = lc.latent > 0 and n_gen > 0
-    use_adv = lc.adversarial > 0 and n_real > 0
-    if lc.adversarial > 0 and not use_adv:
-        notes.append("adversarial loss off: no real images in a batch (generated_ratio = 1)")
-    notes.append("identity loss " + (f"on (weight {lc.identity})" if lc.identity > 0 else "off (weight 0)"))
-    if accelerator.is_main_process:
-        save_config(cfg, out / "config.yaml", stage="inversion")
-    accelerator.init_trackers("inversion")
-
-    nbytes = len(train_base) * (3 + 1) * res * res * 4
-    cache = cfg.cache_images and cfg.data.num_workers == 0 and nbytes <= CACHE_BUDGET_BYTES
-    train_ds = PairedSamples(train_base, modality, cache=cache)
-    if len(train_ds) == 0 or len(val_ds) == 0:
-        raise ConfigError(f"empty split in {cfg.data.root}: train {len(train_ds)}, val {len(val_ds)} images")
-
-    E = Encoder(enc_cfg)
-    E.set_w_avg(G.mapping.w_avg)
-    D, d_source = _discriminator(cfg, G)
-    lpips = LPIPS("vgg").to(device)  # always built: the final evaluation measures LPIPS too
-    identity = None
-    if lc.identity > 0:
-        from tedigan.losses.identity import FaceIdentity
-
-        identity = FaceIdentity(cfg.identity_weights, kind=cfg.identity_net).to(device)
-    loss_fn = InversionLoss(G, lpips if lc.lpips > 0 else None, lc, identity, cfg.fused_modconv)
-    accelerator.print(
-        f"inversion ({modality}): encoder {sum(p.numel() for p in E.parameters()) / 1e6:.2f} M params, "
-        f"D {d_source}; batch {n_real} real + {n_gen} generated; " + "; ".join(notes)
-    )
-
-    E_opt = torch.optim.Adam(E.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
-    c = lc.r1_interval / (lc.r1_interval + 1) if lc.r1_gamma > 0 else 1.0  # lazy-R1 Adam correction
-    D_opt = torch.optim.Adam(D.parameters(), lr=(cfg.d_lr or tc.lr) * c, betas=(0.0, 0.99**c))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        E_opt, warmup_cosine(cfg.lr_warmup_steps, cfg.train.max_steps, cfg.lr_min_ratio)
-    )
-    loader = None
-    sampler = ResumableSampler(len(train_ds), seed=tc.seed)
-    if n_real > 0:
-        loader = DataLoader(
-            train_ds, batch_size=n_real, sampler=sampler, num_workers=cfg.data.num_workers, drop_last=True
+    def setup(self, t: Trainer) -> dict:
+        cfg, acc, device = self.cfg, t.accelerator, t.device
+        tc, lc, modality = cfg.train, cfg.loss, cfg.modality
+        G = self.G = load_frozen_generator(cfg.generator_path, device)
+        res = G.resolution
+        if cfg.data.resolution != res:
+            acc.print(f"data.resolution {cfg.data.resolution} -> {res} (the generator's resolution)")
+            cfg = replace(cfg, data=replace(cfg.data, resolution=res))
+        train_base = _dataset(cfg, cfg.data.train_split, res)
+        self.val_ds = _dataset(cfg, cfg.data.val_split, res)
+        self.num_classes = _label_classes(cfg, train_base) if modality == "label" else 0
+        in_ch = {"image": G.img_channels, "sketch": 1, "label": self.num_classes}[modality]
+        enc_cfg = replace(
+            cfg.encoder, resolution=res, num_ws=G.num_ws, w_dim=G.w_dim, modality=modality, in_channels=in_ch
         )
-    E, D, E_opt, D_opt, scheduler = accelerator.prepare(E, D, E_opt, D_opt, scheduler)
-    if loader is not None:
-        loader = accelerator.prepare(loader)
-    rng = torch.Generator().manual_seed(tc.seed * 7919 + 3)  # generated codes: checkpointed, exact resume
-    state = {
-        "E": E,
-        "D": D,
-        "E_opt": E_opt,
-        "D_opt": D_opt,
-        "scheduler": scheduler,
-        "rng": GeneratorState(rng),
-    }
+        self.cfg = t.cfg = cfg = replace(cfg, encoder=enc_cfg)
 
-    ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    resume_path = ckpt.resolve(resume)
-    if resume_path is not None:
-        saved = ckpt.read_state(resume_path)
+        # generated pairs exist for images only (see the module docstring)
+        gen_ratio = cfg.generated_ratio if modality == "image" else 0.0
+        self.n_gen = n_gen = round(tc.batch_size * gen_ratio)
+        self.n_real = n_real = tc.batch_size - n_gen
+        notes = self.notes = []
+        if modality != "image":
+            notes.append(f"latent loss and generated images off: no generated ({modality}, w) pairs")
+        self.use_latent = lc.latent > 0 and n_gen > 0
+        self.use_adv = lc.adversarial > 0 and n_real > 0
+        if lc.adversarial > 0 and not self.use_adv:
+            notes.append("adversarial loss off: no real images in a batch (generated_ratio = 1)")
+        notes.append(
+            "identity loss " + (f"on (weight {lc.identity})" if lc.identity > 0 else "off (weight 0)")
+        )
+
+        nbytes = len(train_base) * (3 + 1) * res * res * 4
+        cache = cfg.cache_images and cfg.data.num_workers == 0 and nbytes <= CACHE_BUDGET_BYTES
+        train_ds = PairedSamples(train_base, modality, cache=cache)
+        if len(train_ds) == 0 or len(self.val_ds) == 0:
+            raise ConfigError(
+                f"empty split in {cfg.data.root}: train {len(train_ds)}, val {len(self.val_ds)} images"
+            )
+        E = Encoder(enc_cfg)
+        E.set_w_avg(G.mapping.w_avg)
+        D, d_source = _discriminator(cfg, G)
+        self.lpips = LPIPS("vgg").to(device)  # always built: the final evaluation measures LPIPS too
+        self.identity = None
+        if lc.identity > 0:
+            from tedigan.losses.identity import FaceIdentity
+
+            self.identity = FaceIdentity(cfg.identity_weights, kind=cfg.identity_net).to(device)
+        self.loss_fn = InversionLoss(
+            G, self.lpips if lc.lpips > 0 else None, lc, self.identity, cfg.fused_modconv
+        )
+        acc.print(
+            f"inversion ({modality}): encoder {sum(p.numel() for p in E.parameters()) / 1e6:.2f} M params, "
+            f"D {d_source}; batch {n_real} real + {n_gen} generated; " + "; ".join(notes)
+        )
+        E_opt = torch.optim.Adam(E.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
+        D_opt = lazy_adam(D.parameters(), cfg.d_lr or tc.lr, lc.r1_interval if lc.r1_gamma > 0 else None)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            E_opt, warmup_cosine(cfg.lr_warmup_steps, tc.max_steps, cfg.lr_min_ratio)
+        )
+        self.sampler = ResumableSampler(len(train_ds), seed=tc.seed)
+        self.loader = None
+        if n_real > 0:
+            loader = DataLoader(
+                train_ds,
+                batch_size=n_real,
+                sampler=self.sampler,
+                num_workers=cfg.data.num_workers,
+                drop_last=True,
+            )
+            self.loader = acc.prepare(loader)
+        self.E, self.D, self.E_opt, self.D_opt, self.scheduler = acc.prepare(E, D, E_opt, D_opt, scheduler)
+        self.E_raw: Encoder = acc.unwrap_model(self.E)
+        self.rng = torch.Generator().manual_seed(tc.seed * 7919 + 3)  # generated codes: checkpointed
+        self.samples_per_step = tc.batch_size * tc.grad_accum * acc.num_processes
+
+        # fixed validation samples for grids and the quick held-out numbers in the log
+        items = [PairedSamples(self.val_ds, modality)[i] for i in range(min(cfg.num_grid, len(self.val_ds)))]
+        self.grid_x = torch.stack([it["input"] for it in items])
+        self.grid_y = torch.stack([it["image"] for it in items])
+        self.grid_w = sample_codes(
+            G, cfg.num_grid, torch.Generator().manual_seed(tc.seed + 99), lc.style_mixing_prob
+        )
+        return {
+            "E": self.E,
+            "D": self.D,
+            "E_opt": self.E_opt,
+            "D_opt": self.D_opt,
+            "scheduler": self.scheduler,
+            "rng": GeneratorState(self.rng),
+        }
+
+    def check_resume(self, t: Trainer, saved: dict) -> None:
+        modality = self.cfg.modality
         if saved.get("modality", modality) != modality:  # before loading: the weights would not fit
             raise ConfigError(
-                f"{resume_path} is a {saved['modality']} encoder run, not {modality}: "
+                f"{t.ckpt.resolve(t.resume, report=False)} is a {saved['modality']} encoder run, not {modality}: "
                 "use another train.output_dir per modality"
             )
-    step = ckpt.restore(accelerator, str(resume_path) if resume_path else None, state)
-    guard = DivergenceGuard(f"inversion-{modality}", device)
-    accum = tc.grad_accum
-    sampler.start = step * n_real * accum * accelerator.num_processes
-    E_raw: Encoder = accelerator.unwrap_model(E)
 
-    # fixed validation samples for grids and the quick val numbers in the log
-    grid_items = [PairedSamples(val_ds, modality)[i] for i in range(min(cfg.num_grid, len(val_ds)))]
-    grid_x = torch.stack([it["input"] for it in grid_items])
-    grid_y = torch.stack([it["image"] for it in grid_items])
-    grid_w = sample_codes(G, cfg.num_grid, torch.Generator().manual_seed(tc.seed + 99), lc.style_mixing_prob)
-    samples_dir = out / "samples"
+    def start(self, t: Trainer, step: int) -> None:
+        self.sampler.start = step * self.n_real * self.cfg.train.grad_accum * t.accelerator.num_processes
+        self.data = t.batches(self.loader) if self.loader is not None else None
+        self.E.train()
+        self.D.train()
 
-    @torch.no_grad()
-    def quick_eval(at: int, save: bool) -> dict[str, float]:
-        E_raw.eval()
-        rec = G.synthesis(E_raw(grid_x.to(device)), noise_mode="const").clamp(-1, 1).cpu()
-        row = {
-            "val/mse": F.mse_loss(rec, grid_y).item(),
-            "val/lpips": lpips(rec.to(device), grid_y.to(device)).mean().item(),
-        }
-        if modality == "image":
-            row["val/latent_mse"] = F.mse_loss(E_raw(G.synthesis(grid_w, noise_mode="const")), grid_w).item()
-        E_raw.train()
-        if save and accelerator.is_main_process:
-            cols = (
-                [grid_y, rec]
-                if modality == "image"
-                else [_visible(grid_x, modality, num_classes), grid_y, rec]
-            )
-            tiles = torch.stack(cols, dim=1).flatten(0, 1)
-            save_image_grid(tiles, samples_dir / f"step-{at}.png", nrow=len(cols) * 4)
-        return row
-
-    if step == 0:
-        quick_eval(0, save=True)
-
-    data = iter(loader) if loader is not None else None
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
-
-    def track(name: str, value: torch.Tensor | float) -> None:
-        if torch.is_tensor(value):
-            guard(step, name, value)
-        sums[name] = sums.get(name, 0.0) + float(value.detach().float() if torch.is_tensor(value) else value)
-        counts[name] = counts.get(name, 0) + 1
-
-    bar = tqdm(
-        total=tc.max_steps,
-        initial=step,
-        desc=f"inversion-{modality}",
-        disable=not accelerator.is_main_process,
-    )
-    t_start, start_step, window_t, window_steps = time.perf_counter(), step, time.perf_counter(), 0
-    last_logged: dict[str, float] = {}
-    E.train()
-    D.train()
-    while step < tc.max_steps:
+    def train_step(self, t: Trainer, step: int) -> None:
+        cfg, lc, acc, device = self.cfg, self.cfg.loss, t.accelerator, t.device
+        accum, E, D, G = cfg.train.grad_accum, self.E, self.D, self.G
         # ---- encoder: reconstruction (+ latent, adversarial, identity) losses through the frozen G
         D.requires_grad_(False)
         reals, fakes = [], []
         for i in range(accum):
             xs, ys, w_true = [], [], None
-            if data is not None:
-                batch = next(data)
+            if self.data is not None:
+                batch = next(self.data)
                 xs.append(batch["input"].to(device))
                 ys.append(batch["image"].to(device))
                 reals.append(ys[-1])
-            if n_gen > 0:
-                w_true = sample_codes(G, n_gen, rng, lc.style_mixing_prob)
+            if self.n_gen > 0:
+                w_true = sample_codes(G, self.n_gen, self.rng, lc.style_mixing_prob)
                 with torch.no_grad():
                     gen = G.synthesis(w_true, noise_mode="const", fused_modconv=cfg.fused_modconv)
                 xs.append(gen)
                 ys.append(gen)
             x, y = torch.cat(xs), torch.cat(ys)
-            with no_sync(accelerator, E, i == accum - 1), accelerator.autocast():
-                total, parts, rec = loss_fn(E, x, y, w_true if use_latent else None, D if use_adv else None)
-                accelerator.backward(total / accum)
-            fakes.append(rec[:n_real].detach())
-            track("loss/total", total)
+            with no_sync(acc, E, i == accum - 1), acc.autocast():
+                total, parts, rec = self.loss_fn(
+                    E, x, y, w_true if self.use_latent else None, D if self.use_adv else None
+                )
+                acc.backward(total / accum)
+            fakes.append(rec[: self.n_real].detach())
+            t.track("loss/total", total)
             for k, v in parts.items():
-                track(f"loss/{k}", v)
-        E_opt.step()
-        scheduler.step()
-        E_opt.zero_grad(set_to_none=True)
+                t.track(f"loss/{k}", v)
+        self.E_opt.step()
+        self.scheduler.step()
+        self.E_opt.zero_grad(set_to_none=True)
 
         # ---- discriminator: real images vs reconstructions of real images, lazy R1
-        if use_adv:
-            D.requires_grad_(True)
-            for i, (real, fake) in enumerate(zip(reals, fakes)):
-                with no_sync(accelerator, D, i == accum - 1), accelerator.autocast():
-                    real_logits, fake_logits = D(real), D(fake)
-                    loss_d = d_logistic_loss(real_logits, fake_logits)
-                    accelerator.backward(loss_d / accum)
-                track("loss/D", loss_d)
-            D_opt.step()
-            D_opt.zero_grad(set_to_none=True)
-            if lc.r1_gamma > 0 and step % lc.r1_interval == 0:
-                for i, real in enumerate(reals):
-                    leaf = real.detach().requires_grad_(True)
-                    with no_sync(accelerator, D, i == accum - 1):
-                        penalty = r1_penalty(D(leaf), leaf)
-                        accelerator.backward(r1_loss(penalty, lc.r1_gamma) * lc.r1_interval / accum)
-                    track("loss/r1", penalty.mean())
-                D_opt.step()
-                D_opt.zero_grad(set_to_none=True)
+        if not self.use_adv:
+            return
+        D.requires_grad_(True)
+        for i, (real, fake) in enumerate(zip(reals, fakes)):
+            with no_sync(acc, D, i == accum - 1), acc.autocast():
+                loss_d = d_logistic_loss(D(real), D(fake))
+                acc.backward(loss_d / accum)
+            t.track("loss/D", loss_d)
+        self.D_opt.step()
+        self.D_opt.zero_grad(set_to_none=True)
+        if lc.r1_gamma > 0 and step % lc.r1_interval == 0:
+            for i, real in enumerate(reals):
+                leaf = real.detach().requires_grad_(True)
+                with no_sync(acc, D, i == accum - 1):
+                    penalty = r1_penalty(D(leaf), leaf)
+                    acc.backward(r1_loss(penalty, lc.r1_gamma) * lc.r1_interval / accum)
+                t.track("loss/r1", penalty.mean())
+            self.D_opt.step()
+            self.D_opt.zero_grad(set_to_none=True)
 
-        step += 1
-        window_steps += 1
-        bar.update(1)
-        if step % tc.log_every == 0 or step == tc.max_steps:
-            elapsed = time.perf_counter() - window_t
-            row = {k: sums[k] / counts[k] for k in sums}
-            row.update(
-                lr=scheduler.get_last_lr()[0],
-                img_per_sec=window_steps
-                * tc.batch_size
-                * accum
-                * accelerator.num_processes
-                / max(elapsed, 1e-9),
-            )
-            if step % tc.eval_every == 0 or step % tc.sample_every == 0 or step == tc.max_steps:
-                row.update(quick_eval(step, save=step % tc.sample_every == 0 or step == tc.max_steps))
-            accelerator.log(row, step=step)
-            last_logged = row
-            bar.set_postfix(
-                loss=f"{row['loss/total']:.3f}", lpips=f"{row.get('loss/lpips', float('nan')):.3f}"
-            )
-            sums.clear()
-            counts.clear()
-            window_t, window_steps = time.perf_counter(), 0
-        elif step % tc.sample_every == 0:
-            quick_eval(step, save=True)
-        if step % tc.checkpoint_every == 0 or step == tc.max_steps:
-            guard.flush(step)
-            ckpt.save(accelerator, step, state, extra={"modality": modality})
-    bar.close()
+    def log_row(self, t: Trainer, step: int) -> dict:
+        return {"lr": self.scheduler.get_last_lr()[0]}
 
-    wall = time.perf_counter() - t_start
-    trained = step - start_step
-    enc_dir = out / ENCODER_DIRS[modality]
-    summary: dict[str, Any] = {
-        "step": step,
-        "modality": modality,
-        "img_per_sec": trained * tc.batch_size * accum / wall if trained else None,
-        "last": last_logged,
-        "notes": notes,
-        "encoder": str(enc_dir),
-        "samples": str(samples_dir / f"step-{step}.png"),
-    }
-    start_final_save(out, "inversion", {ENCODER_DIRS[modality]: E_raw}, accelerator)
-    if accelerator.is_main_process:
-        extra = {"stage": "inversion", "step": step, "generator": str(cfg.generator_path)}
-        E_raw.save_pretrained(enc_dir, extra=extra)
-        report = evaluate(cfg, E_raw, G, val_ds, lpips, identity, device)
-        report.update(step=step, split=cfg.data.val_split, data_root=str(cfg.data.root), encoder=str(enc_dir))
-        row = metrics.append_results(out / "metrics.jsonl", {"stage": "inversion", **report})
-        (out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
-        summary["eval"] = report
-        head = report["metrics"]
-        accelerator.print(
-            f"inversion ({modality}) held-out: MSE {head['recon_mse']['value']:.4f}, "
-            f"LPIPS {head['recon_lpips']['value']:.4f}"
-            + (f", attributes {head['recon_attributes']['value']:.3f}" if "recon_attributes" in head else "")
-            + f" -> {enc_dir}"
+    def postfix(self, row: dict) -> dict:
+        return {"loss": f"{row['loss/total']:.3f}", "lpips": f"{row.get('loss/lpips', float('nan')):.3f}"}
+
+    @torch.no_grad()
+    def _reconstruct(self, device) -> torch.Tensor:
+        self.E_raw.eval()
+        rec = self.G.synthesis(self.E_raw(self.grid_x.to(device)), noise_mode="const").clamp(-1, 1).cpu()
+        self.E_raw.train()
+        return rec
+
+    @torch.no_grad()
+    def evaluate(self, t: Trainer, step: int) -> dict:
+        rec = self._reconstruct(t.device)
+        row = {
+            "val/mse": F.mse_loss(rec, self.grid_y).item(),
+            "val/lpips": self.lpips(rec.to(t.device), self.grid_y.to(t.device)).mean().item(),
+        }
+        if self.cfg.modality == "image":
+            self.E_raw.eval()
+            codes = self.E_raw(self.G.synthesis(self.grid_w, noise_mode="const"))
+            row["val/latent_mse"] = F.mse_loss(codes, self.grid_w).item()
+            self.E_raw.train()
+        return row
+
+    def save_samples(self, t: Trainer, step: int) -> None:
+        if not t.is_main:
+            return
+        rec, modality = self._reconstruct(t.device), self.cfg.modality
+        cols = [self.grid_y, rec]
+        if modality != "image":
+            cols.insert(0, _visible(self.grid_x, modality, self.num_classes))
+        tiles = torch.stack(cols, dim=1).flatten(0, 1)
+        save_image_grid(tiles, t.out / "samples" / f"step-{step}.png", nrow=len(cols) * 4)
+
+    def checkpoint_extra(self, step: int) -> dict:
+        return {"modality": self.cfg.modality}
+
+    def components(self, t: Trainer) -> dict:
+        return {ENCODER_DIRS[self.cfg.modality]: self.E_raw}
+
+    def finish(self, t: Trainer, step: int, summary: dict) -> dict:
+        cfg, modality = self.cfg, self.cfg.modality
+        enc_dir = t.out / ENCODER_DIRS[modality]
+        summary.update(
+            modality=modality,
+            notes=self.notes,
+            encoder=str(enc_dir),
+            samples=str(t.out / "samples" / f"step-{step}.png"),
         )
-        finish_stage(out, "inversion", {"step": step, "modality": modality, "encoder": str(enc_dir)})
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return summary
+        if t.is_main:
+            extra = {"stage": "inversion", "step": step, "generator": str(cfg.generator_path)}
+            self.E_raw.save_pretrained(enc_dir, extra=extra)
+            report = evaluate(cfg, self.E_raw, self.G, self.val_ds, self.lpips, self.identity, t.device)
+            report.update(
+                step=step, split=cfg.data.val_split, data_root=str(cfg.data.root), encoder=str(enc_dir)
+            )
+            row = metrics.append_results(t.out / "metrics.jsonl", {"stage": "inversion", **report})
+            (t.out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
+            summary["eval"] = report
+            head = report["metrics"]
+            t.accelerator.print(
+                f"inversion ({modality}) held-out: MSE {head['recon_mse']['value']:.4f}, "
+                f"LPIPS {head['recon_lpips']['value']:.4f}"
+                + (
+                    f", attributes {head['recon_attributes']['value']:.3f}"
+                    if "recon_attributes" in head
+                    else ""
+                )
+                + f" -> {enc_dir}"
+            )
+        return {"step": step, "modality": modality, "encoder": str(enc_dir)}
+
+
+def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
+    """Train the encoder; save it to ``<output_dir>/<encoder|sketch_encoder|label_encoder>``, evaluate it on
+    the validation split (``eval.json``). ``resume``: ``"latest"`` or a ``checkpoint-N`` folder."""
+    return Trainer(cfg, InversionStage(cfg), resume).run()
 
 
 def evaluate(

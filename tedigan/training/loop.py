@@ -1,5 +1,9 @@
-"""Shared training-loop pieces for every stage, on top of accelerate.
+"""The one training loop of every stage, on top of accelerate, and the pieces it is made of.
 
+- ``Trainer`` + ``Stage``: the loop (accelerator, seed, data, config, trackers, resume, progress, metric
+  tracking without per-step device syncs, divergence checks, held-out evaluation, sample grids, checkpoints,
+  the final save with ``complete.json`` last). A stage is a small object that says what one step is, what its
+  checkpoint holds and what it writes at the end; ``tedigan/training/{generator,inversion,text,classifier}.py``.
 - ``make_accelerator``: ``Accelerator`` with mixed precision, gradient accumulation and trackers
   (``jsonl`` is built in: one JSON line per ``accelerator.log`` call in ``<output_dir>/metrics.jsonl``).
 - ``ResumableSampler``: an endless, seeded sample order that can restart at any position, so a run resumed
@@ -13,21 +17,24 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker, on_main_process
-from accelerate.utils import ProjectConfiguration
+from accelerate.utils import ProjectConfiguration, set_seed
 from torch.utils.data import Sampler
 from torchvision.utils import make_grid, save_image
+from tqdm.auto import tqdm
 
-from tedigan.config import TrainConfig
+from tedigan.config import TrainConfig, save_config
 from tedigan.fs import atomic_write_text
 from tedigan.training.checkpoint import (
     CheckpointManager,
@@ -44,8 +51,11 @@ __all__ = [
     "GeneratorState",
     "JSONLTracker",
     "ResumableSampler",
+    "Stage",
+    "Trainer",
     "ensure_data",
     "finish_stage",
+    "lazy_adam",
     "make_accelerator",
     "no_sync",
     "save_image_grid",
@@ -147,10 +157,22 @@ def warmup_cosine(warmup: int, total: int, floor: float) -> Callable[[int], floa
     return fn
 
 
-def no_sync(accelerator: Accelerator, model: torch.nn.Module, last: bool):
+def no_sync(accelerator: Accelerator | None, model: torch.nn.Module, last: bool):
     """Skip the gradient all-reduce on all but the ``last`` micro-batch of an accumulation (per network,
     unlike ``accelerator.accumulate`` whose counter is shared by every model)."""
-    return contextlib.nullcontext() if last else accelerator.no_sync(model)
+    return contextlib.nullcontext() if last or accelerator is None else accelerator.no_sync(model)
+
+
+def lazy_adam(
+    params, lr: float, interval: int | None, betas: tuple[float, float] = (0.0, 0.99), eps: float = 1e-8
+) -> torch.optim.Adam:
+    """Adam for a network regularised every ``interval`` steps: lr·c and β^c with ``c = k/(k+1)``.
+
+    The regularisation step is an extra optimiser step, so the effective momentum/lr per main step would
+    otherwise grow by (k+1)/k (StyleGAN2, appendix B).
+    """
+    c = interval / (interval + 1) if interval else 1.0
+    return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=eps)
 
 
 def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
@@ -230,3 +252,180 @@ def finish_stage(
     if accelerator is None or accelerator.is_main_process:
         atomic_write_text(out / COMPLETE_NAME, json.dumps(row, indent=2, default=str) + "\n")
     return out / COMPLETE_NAME
+
+
+# ------------------------------------------------------------------------------------------- the loop
+
+
+class Stage:
+    """What one training stage is to the :class:`Trainer`; subclasses override what they need.
+
+    Called in this order: ``setup`` (build data, models, optimisers; may replace ``trainer.cfg`` by the
+    resolved config that is saved as ``config.yaml``; returns the checkpointed objects), ``check_resume``
+    (the ``state.json`` of the checkpoint about to be loaded), ``start`` (after the restore: data positions),
+    then per step ``train_step`` and, on their steps, ``log_row`` / ``evaluate`` / ``save_samples`` /
+    ``checkpoint_extra``; at the end ``components`` (checked finite) and ``finish`` (on every process;
+    write only on the main one) whose return value goes into ``complete.json``.
+    """
+
+    name = "stage"  #: progress bar and divergence messages
+    kind = "stage"  #: the stage's name in config.yaml, the trackers and complete.json
+    #: True: the stage accumulates gradients per phase itself (``no_sync``); accelerate runs with 1
+    per_phase_accumulation = False
+    rate_key = "img_per_sec"  #: name of the throughput figure in the log and the summary
+    samples_per_step = 0  #: samples one step consumes on all processes (set in ``setup``)
+
+    def setup(self, t: Trainer) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def check_resume(self, t: Trainer, saved: dict) -> None:
+        pass
+
+    def start(self, t: Trainer, step: int) -> None:
+        pass
+
+    def train_step(self, t: Trainer, step: int) -> None:
+        raise NotImplementedError
+
+    def log_row(self, t: Trainer, step: int) -> dict[str, Any]:
+        return {}
+
+    def postfix(self, row: dict[str, Any]) -> dict[str, str]:
+        return {}
+
+    def evaluate(self, t: Trainer, step: int) -> dict[str, float]:
+        return {}
+
+    def save_samples(self, t: Trainer, step: int) -> None:
+        pass
+
+    def checkpoint_extra(self, step: int) -> dict[str, Any]:
+        return {}
+
+    def components(self, t: Trainer) -> dict[str, torch.nn.Module]:
+        raise NotImplementedError
+
+    def finish(self, t: Trainer, step: int, summary: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Trainer:
+    """Runs a :class:`Stage` for ``cfg.train.max_steps`` steps (resuming from ``resume``: ``"latest"`` or a
+    ``checkpoint-N`` folder) and returns its summary.
+
+    Losses reach the log through :meth:`track`: summed on the device and read back only on log steps, every
+    value checked by a :class:`DivergenceGuard`. Every ``log_every`` steps one row (means since the last row,
+    ``stage.log_row``, throughput) is logged; every ``eval_every`` steps ``stage.evaluate`` adds its held-out
+    numbers; every ``sample_every`` steps ``stage.save_samples``; every ``checkpoint_every`` steps a checkpoint
+    of the stage's objects. The last step does all four.
+    """
+
+    def __init__(self, cfg: Any, stage: Stage, resume: str | None = None) -> None:
+        tc = cfg.train
+        self.cfg, self.stage, self.resume = cfg, stage, resume
+        self.out = Path(tc.output_dir)
+        self.ckpt = CheckpointManager(self.out, tc.checkpoints_total_limit)
+        # a checkpoint that cannot be resumed is refused before anything is written
+        self.ckpt.resolve(resume, report=False)
+        self.accelerator = make_accelerator(replace(tc, grad_accum=1) if stage.per_phase_accumulation else tc)
+        self.device = self.accelerator.device
+        self.is_main = self.accelerator.is_main_process
+        self.guard = DivergenceGuard(stage.name, self.device)
+        self.step = 0
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    def track(self, name: str, value: torch.Tensor | float) -> None:
+        """Add one value of a logged quantity (its mean since the last log row is logged)."""
+        value = torch.as_tensor(value).detach().float()
+        self.guard(self.step, name, value)
+        self._sums[name] = self._sums[name] + value if name in self._sums else value
+        self._counts[name] = self._counts.get(name, 0) + 1
+
+    def aside(self):
+        """Run what is not a training step (data iterators, evaluation, samples) without moving the global
+        torch RNG: only training steps draw from it (dropout), so a resumed run draws what an uninterrupted
+        one draws."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        return torch.random.fork_rng(devices=devices)
+
+    @staticmethod
+    def batches(loader: Any) -> Iterator:
+        """An iterator over ``loader`` that is started now: a data loader draws its seed from the global RNG
+        at its first batch, which must happen in ``start`` (aside), not inside the first training step."""
+        it = iter(loader)
+        return itertools.chain([next(it)], it)
+
+    def _means(self) -> dict[str, float]:
+        row = {k: (self._sums[k] / self._counts[k]).item() for k in self._sums}
+        self._sums.clear()
+        self._counts.clear()
+        return row
+
+    def run(self) -> dict[str, Any]:
+        st, acc, tc = self.stage, self.accelerator, self.cfg.train
+        set_seed(tc.seed)
+        ensure_data(self.cfg.data, acc)
+        objects = st.setup(self)
+        if self.is_main:
+            save_config(self.cfg, self.out / "config.yaml", stage=st.kind)
+        acc.init_trackers(st.kind)
+        path = self.ckpt.resolve(self.resume)
+        if path is not None:
+            st.check_resume(self, self.ckpt.read_state(path))
+        step = self.ckpt.restore(acc, str(path) if path else None, objects)
+        with self.aside():
+            st.start(self, step)
+            if step == 0:
+                st.save_samples(self, 0)
+
+        bar = tqdm(total=tc.max_steps, initial=step, desc=st.name, disable=not self.is_main)
+        t_start = window_t = time.perf_counter()
+        start_step, window_steps, last_row = step, 0, {}
+        while step < tc.max_steps:
+            self.step = step
+            st.train_step(self, step)
+            step += 1
+            self.step = step
+            window_steps += 1
+            bar.update(1)
+            last = step == tc.max_steps
+            log_now, eval_now = last or step % tc.log_every == 0, last or step % tc.eval_every == 0
+            ckpt_now = last or step % tc.checkpoint_every == 0
+            if log_now or ckpt_now:
+                self.guard.flush(step)
+            if log_now:
+                row = self._means()
+                row.update(st.log_row(self, step))
+                elapsed = max(time.perf_counter() - window_t, 1e-9)
+                row[st.rate_key] = window_steps * st.samples_per_step / elapsed
+                if eval_now:
+                    with self.aside():
+                        row.update(st.evaluate(self, step))
+                acc.log(row, step=step)
+                last_row = row
+                bar.set_postfix(st.postfix(row))
+                window_t, window_steps = time.perf_counter(), 0
+            elif eval_now:
+                with self.aside():
+                    acc.log(st.evaluate(self, step), step=step)
+            if last or step % tc.sample_every == 0:
+                with self.aside():
+                    st.save_samples(self, step)
+            if ckpt_now:
+                self.ckpt.save(acc, step, objects, extra=st.checkpoint_extra(step))
+        bar.close()
+
+        wall = time.perf_counter() - t_start
+        trained = step - start_step
+        summary: dict[str, Any] = {
+            "step": step,
+            st.rate_key: trained * st.samples_per_step / wall if trained else None,
+            "last": last_row,
+        }
+        start_final_save(self.out, st.kind, st.components(self), acc)
+        complete = st.finish(self, step, summary)
+        finish_stage(self.out, st.kind, complete, acc)
+        acc.wait_for_everyone()
+        acc.end_training()
+        return summary

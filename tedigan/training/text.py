@@ -42,27 +42,22 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from accelerate.utils import set_seed
 from PIL import Image, ImageDraw, ImageFont
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from tedigan import metrics
-from tedigan.config import ConfigError, TextStageConfig, save_config
+from tedigan.config import ConfigError, TextStageConfig
 from tedigan.data import collate_samples, make_dataset, vocabulary_for
 from tedigan.metrics import text as text_metrics  # registers the text metrics
 from tedigan.models.encoder import Encoder
 from tedigan.models.stylegan2 import Generator
 from tedigan.models.text_encoder import TextEncoder
 from tedigan.training.loop import (
-    CheckpointManager,
-    DivergenceGuard,
     ResumableSampler,
-    ensure_data,
-    finish_stage,
-    make_accelerator,
-    start_final_save,
+    Stage,
+    Trainer,
     warmup_cosine,
 )
 
@@ -78,6 +73,7 @@ __all__ = [
     "layer_weights",
     "load_frozen_encoder",
     "render_caption_grid",
+    "TextStage",
     "text_code_loss",
     "train",
 ]
@@ -468,261 +464,216 @@ def render_caption_grid(
 # ------------------------------------------------------------------------------------------------ train
 
 
-def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
-    """Train the text encoder; save it to ``<output_dir>/text_encoder`` and evaluate it on held-out captions
-    (``eval.json``). ``resume``: ``"latest"`` or a ``checkpoint-N`` folder."""
-    tc, lc = cfg.train, cfg.loss
-    out = Path(tc.output_dir)
-    # a checkpoint that cannot be resumed is refused before anything is written
-    CheckpointManager(out, tc.checkpoints_total_limit).resolve(resume, report=False)
-    accelerator = make_accelerator(tc)
-    device = accelerator.device
-    main = accelerator.is_main_process
-    set_seed(tc.seed)
-    ensure_data(cfg.data, accelerator)
+class TextStage(Stage):
+    name = kind = "text"
+    rate_key = "pairs_per_sec"
 
-    E = load_frozen_encoder(cfg.encoder_path, device)
-    res, num_ws = E.config.resolution, E.config.num_ws
-    G, g_note = _load_generator(_generator_path(cfg), E, device)
-    clf, clf_note = _load_classifier(cfg.classifier_path, device)
-    frozen = cfg.text_encoder.freeze_backbone
-    T = TextEncoder(replace(cfg.text_encoder, num_ws=num_ws, w_dim=E.config.w_dim))
-    T.set_w_avg(E.w_avg)
-    T.to(device)
-    cfg = replace(cfg, text_encoder=T.config, data=replace(cfg.data, resolution=res))
-    weights = layer_weights(lc.layer_weights, num_ws).to(device)
-    if main:
-        save_config(cfg, out / "config.yaml", stage="text")
-    accelerator.init_trackers("text")
+    def __init__(self, cfg: TextStageConfig) -> None:
+        self.cfg = cfg
 
-    # ---- caches: E(x) for every image, the captions, and (frozen backbone) their sentence embeddings
-    train_ds = make_dataset(cfg.data.kind, cfg.data.root, split=cfg.data.train_split, resolution=res)
-    val_ds = make_dataset(cfg.data.kind, cfg.data.root, split=cfg.data.val_split, resolution=res)
-    if len(train_ds) == 0 or len(val_ds) == 0:
-        raise ConfigError(f"empty split in {cfg.data.root}: train {len(train_ds)}, val {len(val_ds)} images")
-    n_train = min(cfg.train_num or len(train_ds), len(train_ds))
-    n_val = min(cfg.eval_num or len(val_ds), len(val_ds))
-    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "cache"
-    enc_sha = _sha1_file(Path(cfg.encoder_path) / "model.safetensors")
-    caches: dict[str, PairCache] = {}
-    built: dict[str, dict[str, bool]] = {}
-    t0 = time.perf_counter()
-    for name, ds, split, n in (
-        ("train", train_ds, cfg.data.train_split, n_train),
-        ("val", val_ds, cfg.data.val_split, n_val),
-    ):
-        caches[name], built[name] = prepare_cache(cfg, name, split, ds, n, E, T, enc_sha, accelerator)
-    cache_s = time.perf_counter() - t0
-    tr, va = caches["train"], caches["val"]
-    # variance of the training codes (mean over elements): the unit of the normalised L2 term
-    code_var = tr.codes.double().var(dim=0).mean().item() if len(tr.codes) > 1 else 0.0
-    l2_scale = 1.0 / code_var if lc.normalize_l2 and code_var > 0 else 1.0
-    accelerator.print(
-        f"text: {n_train} train images / {tr.num_pairs} pairs ({len(tr.captions)} distinct captions), "
-        f"{n_val} held-out images / {va.num_pairs} pairs; caches ready in {cache_s:.1f} s ({cache_dir}); "
-        f"code variance {code_var:.4g}; backbone {'frozen (head only)' if frozen else 'fine-tuned'}; "
-        f"generator {g_note}; classifier {clf_note}"
-    )
+    def setup(self, t: Trainer) -> dict:
+        cfg, acc, device = self.cfg, t.accelerator, t.device
+        tc, lc = cfg.train, cfg.loss
+        E = load_frozen_encoder(cfg.encoder_path, device)
+        res, num_ws = E.config.resolution, E.config.num_ws
+        self.G, self.g_note = _load_generator(_generator_path(cfg), E, device)
+        self.clf, self.clf_note = _load_classifier(cfg.classifier_path, device)
+        self.frozen = frozen = cfg.text_encoder.freeze_backbone
+        T = self.T = TextEncoder(replace(cfg.text_encoder, num_ws=num_ws, w_dim=E.config.w_dim))
+        T.set_w_avg(E.w_avg)
+        T.to(device)
+        self.cfg = t.cfg = cfg = replace(cfg, text_encoder=T.config, data=replace(cfg.data, resolution=res))
+        self.weights = layer_weights(lc.layer_weights, num_ws).to(device)
 
-    # ---- model, optimiser, data
-    model = T.head if frozen else T
-    groups = [{"params": list(T.head.parameters()), "lr": tc.lr}]
-    if not frozen:
-        groups.append(
-            {"params": [p for p in T.backbone.parameters() if p.requires_grad], "lr": cfg.backbone_lr}
+        # ---- caches: E(x) for every image, the captions, and (frozen backbone) their sentence embeddings
+        train_ds = make_dataset(cfg.data.kind, cfg.data.root, split=cfg.data.train_split, resolution=res)
+        self.val_ds = val_ds = make_dataset(
+            cfg.data.kind, cfg.data.root, split=cfg.data.val_split, resolution=res
         )
-    optimizer = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(cfg.lr_warmup_steps, cfg.train.max_steps, cfg.lr_min_ratio)
-    )
-    sampler = ResumableSampler(tr.num_pairs, seed=tc.seed)
-    loader = DataLoader(CachedPairs(tr, frozen), batch_size=tc.batch_size, sampler=sampler, drop_last=True)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        if len(train_ds) == 0 or len(val_ds) == 0:
+            raise ConfigError(
+                f"empty split in {cfg.data.root}: train {len(train_ds)}, val {len(val_ds)} images"
+            )
+        n_train = min(cfg.train_num or len(train_ds), len(train_ds))
+        n_val = min(cfg.eval_num or len(val_ds), len(val_ds))
+        cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else t.out / "cache"
+        enc_sha = _sha1_file(Path(cfg.encoder_path) / "model.safetensors")
+        caches: dict[str, PairCache] = {}
+        self.built: dict[str, dict[str, bool]] = {}
+        t0 = time.perf_counter()
+        for name, ds, split, n in (
+            ("train", train_ds, cfg.data.train_split, n_train),
+            ("val", val_ds, cfg.data.val_split, n_val),
+        ):
+            caches[name], self.built[name] = prepare_cache(cfg, name, split, ds, n, E, T, enc_sha, acc)
+        self.cache_s = time.perf_counter() - t0
+        tr = caches["train"]
+        va = self.va = caches["val"]
+        # variance of the training codes (mean over elements): the unit of the normalised L2 term
+        self.code_var = code_var = tr.codes.double().var(dim=0).mean().item() if len(tr.codes) > 1 else 0.0
+        self.l2_scale = 1.0 / code_var if lc.normalize_l2 and code_var > 0 else 1.0
+        acc.print(
+            f"text: {n_train} train images / {tr.num_pairs} pairs ({len(tr.captions)} distinct captions), "
+            f"{n_val} held-out images / {va.num_pairs} pairs; caches ready in {self.cache_s:.1f} s ({cache_dir}); "
+            f"code variance {code_var:.4g}; backbone {'frozen (head only)' if frozen else 'fine-tuned'}; "
+            f"generator {self.g_note}; classifier {self.clf_note}"
+        )
 
-    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
-    ckpt = CheckpointManager(out, tc.checkpoints_total_limit)
-    step = ckpt.restore(accelerator, resume, state)
-    guard = DivergenceGuard("text", device)
-    sampler.start = step * tc.batch_size * tc.grad_accum * accelerator.num_processes
+        # ---- model, optimiser, data
+        model = T.head if frozen else T
+        groups = [{"params": list(T.head.parameters()), "lr": tc.lr}]
+        if not frozen:
+            groups.append(
+                {"params": [p for p in T.backbone.parameters() if p.requires_grad], "lr": cfg.backbone_lr}
+            )
+        optimizer = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(cfg.lr_warmup_steps, tc.max_steps, cfg.lr_min_ratio)
+        )
+        self.sampler = ResumableSampler(tr.num_pairs, seed=tc.seed)
+        loader = DataLoader(
+            CachedPairs(tr, frozen), batch_size=tc.batch_size, sampler=self.sampler, drop_last=True
+        )
+        self.model, self.optimizer, self.loader, self.scheduler = acc.prepare(
+            model, optimizer, loader, scheduler
+        )
+        self.samples_per_step = tc.batch_size * tc.grad_accum * acc.num_processes
 
-    # ---- held-out inputs: the fixed grid captions and the quick validation numbers
-    val_texts = va.pair_texts()
-    val_target = va.codes[va.pair_image].to(device)
-    first = [int(i) for i in (va.caption_rank == 0).nonzero().flatten()[: cfg.num_grid].tolist()]
-    grid_caps = [val_texts[i] for i in first]
-    grid_img_ids = [int(va.pair_image[i]) for i in first]
+        # ---- held-out inputs: the fixed grid captions and the quick validation numbers
+        self.val_texts = va.pair_texts()
+        self.val_target = va.codes[va.pair_image].to(device)
+        self.first = [int(i) for i in (va.caption_rank == 0).nonzero().flatten()[: cfg.num_grid].tolist()]
+        self.grid_caps = [self.val_texts[i] for i in self.first]
+        self.grid_img_ids = [int(va.pair_image[i]) for i in self.first]
+        self.center = T.w_avg.detach().to(device)
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
+
+    def start(self, t: Trainer, step: int) -> None:
+        self.sampler.start = step * self.samples_per_step
+        self.data = t.batches(self.loader)
+        self.model.train()
 
     @torch.no_grad()
-    def val_codes() -> torch.Tensor:
-        if frozen:
-            head = accelerator.unwrap_model(model)
+    def val_codes(self, t: Trainer) -> torch.Tensor:
+        va = self.va
+        if self.frozen:
+            head = t.accelerator.unwrap_model(self.model)
             head.eval()
-            emb = va.embeddings[va.pair_caption].to(device)
+            emb = va.embeddings[va.pair_caption].to(t.device)
             codes = torch.cat([head(emb[i : i + 4096]) for i in range(0, len(emb), 4096)])
             head.train()
             return codes
-        return T.encode_text(val_texts, batch_size=cfg.eval_batch_size)
+        return self.T.encode_text(self.val_texts, batch_size=self.cfg.eval_batch_size)
 
-    def quick_eval() -> dict[str, float]:
-        codes = val_codes()
+    def train_step(self, t: Trainer, step: int) -> None:
+        lc, acc, model = self.cfg.loss, t.accelerator, self.model
+        for _ in range(self.cfg.train.grad_accum):
+            batch = next(self.data)
+            with acc.accumulate(model), acc.autocast():
+                ws = model(batch["embedding"] if self.frozen else batch["text"])
+                target = batch["code"].to(ws.dtype)
+                total = ws.new_zeros(())
+                if lc.l2 > 0:
+                    l2 = text_code_loss(ws, target, self.weights) * self.l2_scale
+                    t.track("loss/l2", l2)
+                    total = total + lc.l2 * l2
+                if lc.contrastive > 0:
+                    nce = contrastive_loss(ws, target, lc.temperature, self.center, batch["image_id"])
+                    t.track("loss/contrastive", nce)
+                    total = total + lc.contrastive * nce
+                t.track("loss/total", total)
+                acc.backward(total)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+
+    def log_row(self, t: Trainer, step: int) -> dict:
+        return {"lr": self.scheduler.get_last_lr()[0]}
+
+    def postfix(self, row: dict) -> dict:
+        self.last_top1 = row.get("val/top1", getattr(self, "last_top1", float("nan")))
+        return {"loss": f"{row['loss/total']:.4f}", "top1": f"{self.last_top1:.3f}"}
+
+    def evaluate(self, t: Trainer, step: int) -> dict:
+        codes, va = self.val_codes(t), self.va
         ranks = text_metrics.retrieval_ranks(codes.cpu(), va.codes, va.pair_image)
-        l2 = text_code_loss(codes, val_target, weights).item()
+        l2 = text_code_loss(codes, self.val_target, self.weights).item()
         return {
             "val/l2": l2,
-            "val/l2_normalized": l2 / code_var if code_var > 0 else float("nan"),
+            "val/l2_normalized": l2 / self.code_var if self.code_var > 0 else float("nan"),
             "val/top1": (ranks < 1).float().mean().item(),
             "val/top5": (ranks < 5).float().mean().item(),
         }
 
     @torch.no_grad()
-    def grid_columns(codes: torch.Tensor) -> list[torch.Tensor]:
-        reals = torch.stack([val_ds[i]["image"] for i in grid_img_ids])
-        recon = G.synthesis(va.codes[grid_img_ids].to(device), noise_mode="const").cpu()
+    def _grid(self, t: Trainer, codes: torch.Tensor, path: Path) -> None:
+        G, device = self.G, t.device
+        reals = torch.stack([self.val_ds[i]["image"] for i in self.grid_img_ids])
+        recon = G.synthesis(self.va.codes[self.grid_img_ids].to(device), noise_mode="const").cpu()
         fake = G.synthesis(codes.to(device), noise_mode="const").cpu()
-        return [reals, recon, fake]
-
-    def save_samples(at: int) -> None:
-        if not (main and G is not None and grid_caps):
-            return
-        codes = val_codes()[first]
         render_caption_grid(
-            grid_columns(codes),
-            grid_caps,
-            out / "samples" / f"step-{at}.png",
-            headers=["real", "G(E(x))", "G(text)"],
+            [reals, recon, fake], self.grid_caps, path, headers=["real", "G(E(x))", "G(text)"]
         )
 
-    if step == 0:
-        save_samples(0)
+    def save_samples(self, t: Trainer, step: int) -> None:
+        if t.is_main and self.G is not None and self.grid_caps:
+            self._grid(t, self.val_codes(t)[self.first], t.out / "samples" / f"step-{step}.png")
 
-    # ---- training on cached tensors
-    data = iter(loader)
-    center = T.w_avg.detach().to(device)
-    sums: dict[str, float] = {}
-    counts = 0
-    bar = tqdm(total=tc.max_steps, initial=step, desc="text", disable=not main)
-    t_start, start_step, window_t, window_steps = time.perf_counter(), step, time.perf_counter(), 0
-    last_logged: dict[str, float] = {}
-    last_top1 = float("nan")
-    model.train()
-    while step < tc.max_steps:
-        for _ in range(tc.grad_accum):
-            batch = next(data)
-            with accelerator.accumulate(model), accelerator.autocast():
-                ws = model(batch["embedding"] if frozen else batch["text"])
-                target = batch["code"].to(ws.dtype)
-                parts: dict[str, torch.Tensor] = {}
-                total = ws.new_zeros(())
-                if lc.l2 > 0:
-                    parts["l2"] = text_code_loss(ws, target, weights) * l2_scale
-                    total = total + lc.l2 * parts["l2"]
-                if lc.contrastive > 0:
-                    parts["contrastive"] = contrastive_loss(
-                        ws, target, lc.temperature, center, batch["image_id"]
-                    )
-                    total = total + lc.contrastive * parts["contrastive"]
-                guard(step, "loss/total", total)
-                accelerator.backward(total)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            sums["loss/total"] = sums.get("loss/total", 0.0) + total.item()
-            for k, v in parts.items():
-                sums[f"loss/{k}"] = sums.get(f"loss/{k}", 0.0) + v.item()
-            counts += 1
-        step += 1
-        window_steps += 1
-        bar.update(1)
-        if step % tc.log_every == 0 or step == tc.max_steps:
-            elapsed = time.perf_counter() - window_t
-            row = {k: v / counts for k, v in sums.items()}
-            row.update(
-                lr=scheduler.get_last_lr()[0],
-                pairs_per_sec=window_steps
-                * tc.batch_size
-                * tc.grad_accum
-                * accelerator.num_processes
-                / elapsed,
-            )
-            if step % tc.eval_every == 0 or step == tc.max_steps:
-                row.update(quick_eval())
-            accelerator.log(row, step=step)
-            last_logged = row
-            last_top1 = row.get("val/top1", last_top1)
-            bar.set_postfix(loss=f"{row['loss/total']:.4f}", top1=f"{last_top1:.3f}")
-            sums.clear()
-            counts = 0
-            window_t, window_steps = time.perf_counter(), 0
-        elif step % tc.eval_every == 0:
-            accelerator.log(quick_eval(), step=step)
-        if step % tc.sample_every == 0 or step == tc.max_steps:
-            save_samples(step)
-        if step % tc.checkpoint_every == 0 or step == tc.max_steps:
-            guard.flush(step)
-            ckpt.save(accelerator, step, state)
-    bar.close()
+    def components(self, t: Trainer) -> dict:
+        if self.frozen:
+            self.T.head = t.accelerator.unwrap_model(self.model)
+        self.T.eval()
+        return {"text_encoder": self.T}
 
-    wall = time.perf_counter() - t_start
-    trained = step - start_step
-    if frozen:
-        T.head = accelerator.unwrap_model(model)
-    T.eval()
-    enc_dir = out / "text_encoder"
-    summary: dict[str, Any] = {
-        "step": step,
-        "pairs_per_sec": trained * tc.batch_size * tc.grad_accum / wall if trained else None,
-        "cache_seconds": round(cache_s, 2),
-        "cache_built": built,
-        "last": last_logged,
-        "text_encoder": str(enc_dir),
-    }
-    start_final_save(out, "text", {"text_encoder": T}, accelerator)
-    if main:
-        extra = {
-            "stage": "text",
-            "step": step,
-            "encoder": str(cfg.encoder_path),
-            "generator": str(_generator_path(cfg) or ""),
-        }
-        T.save_pretrained(enc_dir, extra=extra)
-        codes = val_codes().cpu()
-        report = evaluate(cfg, codes, va, G, clf, device)
-        report.update(
-            step=step,
-            split=cfg.data.val_split,
-            data_root=str(cfg.data.root),
-            text_encoder=str(enc_dir),
-            generator=g_note,
-            classifier=clf_note,
+    def finish(self, t: Trainer, step: int, summary: dict) -> dict:
+        cfg, enc_dir = self.cfg, t.out / "text_encoder"
+        summary.update(
+            cache_seconds=round(self.cache_s, 2), cache_built=self.built, text_encoder=str(enc_dir)
         )
-        row = metrics.append_results(out / "metrics.jsonl", {"stage": "text", **report})
-        (out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
-        if G is not None and grid_caps:
-            render_caption_grid(
-                grid_columns(codes[first]),
-                grid_caps,
-                out / "text_grid.png",
-                headers=["real", "G(E(x))", "G(text)"],
+        if t.is_main:
+            extra = {
+                "stage": "text",
+                "step": step,
+                "encoder": str(cfg.encoder_path),
+                "generator": str(_generator_path(cfg) or ""),
+            }
+            self.T.save_pretrained(enc_dir, extra=extra)
+            codes = self.val_codes(t).cpu()
+            report = evaluate(cfg, codes, self.va, self.G, self.clf, t.device)
+            report.update(
+                step=step,
+                split=cfg.data.val_split,
+                data_root=str(cfg.data.root),
+                text_encoder=str(enc_dir),
+                generator=self.g_note,
+                classifier=self.clf_note,
             )
-            summary["grid"] = str(out / "text_grid.png")
-        summary["eval"] = report
-        m = report["metrics"]
-        msg = (
-            f"text held-out: L2 {m['text_l2']['value']:.4g} (mean-code baseline "
-            f"{m['text_l2']['mean_code_baseline']:.4g}), retrieval top-1 {m['text_retrieval']['top1']:.3f} / "
-            f"top-5 {m['text_retrieval']['top5']:.3f} among {m['text_retrieval']['num_images']} images"
-        )
-        acc = m.get("text_attribute_accuracy", {})
-        if acc.get("value") is not None:
-            msg += (
-                f", attribute accuracy {acc['value']:.3f} (random codes {acc['random_codes']['value']:.3f}, "
-                f"inverted ceiling {acc['inverted_ceiling']['value']:.3f})"
+            row = metrics.append_results(t.out / "metrics.jsonl", {"stage": "text", **report})
+            (t.out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
+            if self.G is not None and self.grid_caps:
+                self._grid(t, codes[self.first], t.out / "text_grid.png")
+                summary["grid"] = str(t.out / "text_grid.png")
+            summary["eval"] = report
+            m = report["metrics"]
+            msg = (
+                f"text held-out: L2 {m['text_l2']['value']:.4g} (mean-code baseline "
+                f"{m['text_l2']['mean_code_baseline']:.4g}), retrieval top-1 {m['text_retrieval']['top1']:.3f} / "
+                f"top-5 {m['text_retrieval']['top5']:.3f} among {m['text_retrieval']['num_images']} images"
             )
-        accelerator.print(msg + f" -> {enc_dir}")
-        finish_stage(out, "text", {"step": step, "text_encoder": str(enc_dir)})
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return summary
+            acc = m.get("text_attribute_accuracy", {})
+            if acc.get("value") is not None:
+                msg += (
+                    f", attribute accuracy {acc['value']:.3f} (random codes {acc['random_codes']['value']:.3f}, "
+                    f"inverted ceiling {acc['inverted_ceiling']['value']:.3f})"
+                )
+            t.accelerator.print(msg + f" -> {enc_dir}")
+        return {"step": step, "text_encoder": str(enc_dir)}
+
+
+def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
+    """Train the text encoder; save it to ``<output_dir>/text_encoder`` and evaluate it on held-out captions
+    (``eval.json``). ``resume``: ``"latest"`` or a ``checkpoint-N`` folder."""
+    return Trainer(cfg, TextStage(cfg), resume).run()
 
 
 def evaluate(

@@ -1,0 +1,102 @@
+"""Assemble a pipeline folder from the stage outputs of ``train_all.sh``.
+
+The training folder layout is a contract between the stages and this module only: ``OUT/generator/generator``,
+``OUT/inversion/encoder``, ``OUT/text/text_encoder``, ``OUT/inversion_sketch/sketch_encoder``,
+``OUT/inversion_label/label_encoder``, ``OUT/classifier/model`` and ``OUT/layer_analysis/layer_map.json``. The
+pipeline itself (:mod:`tedigan.pipeline`) only reads pipeline folders.
+
+    python -m tedigan.training.assemble --stages outputs/avatars32 --out my_model --fp16 --vocabulary avatars
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tedigan.data.vocabulary import Vocabulary
+from tedigan.models.base import ComponentLoadError
+from tedigan.pipeline import COMPONENTS, LAYER_MAP_NAME, PSI_RANGE, PipelineError, TediGANPipeline
+
+__all__ = ["STAGE_PATHS", "from_stages", "main"]
+
+#: where train_all.sh leaves each component under its output folder
+STAGE_PATHS = {
+    "generator": "generator/generator",
+    "encoder": "inversion/encoder",
+    "text_encoder": "text/text_encoder",
+    "sketch_encoder": "inversion_sketch/sketch_encoder",
+    "label_encoder": "inversion_label/label_encoder",
+    "classifier": "classifier/model",
+}
+
+
+def from_stages(
+    out_dir: str | Path, device: str | torch.device = "cpu", vocabulary: Vocabulary | None = None
+) -> TediGANPipeline:
+    """A pipeline from the stage folders under ``out_dir`` (missing optional parts are left out), with the data
+    domain's ``vocabulary``."""
+    out_dir = Path(out_dir)
+    parts: dict[str, Any] = {}
+    for name, rel in STAGE_PATHS.items():
+        sub = out_dir / rel
+        cls, required = COMPONENTS[name]
+        if (sub / "model.safetensors").is_file():
+            parts[name] = cls.from_pretrained(sub, map_location=device)
+        elif required:
+            raise PipelineError(
+                f"{sub} is missing: run the {rel.split('/')[0]} stage first (bash train_all.sh)"
+            )
+    layer_map = None
+    if (out_dir / "layer_analysis" / LAYER_MAP_NAME).is_file():
+        from tedigan.editing.layer_analysis import LayerMap
+
+        layer_map = LayerMap.load(out_dir / "layer_analysis")
+    return TediGANPipeline(**parts, layer_map=layer_map, vocabulary=vocabulary)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tedigan.training.assemble",
+        description="Assemble a pipeline folder from the stage outputs of train_all.sh.",
+        epilog="example: python -m tedigan.training.assemble --stages outputs/avatars32 --out my_model --fp16",
+    )
+    parser.add_argument("--stages", required=True, help="train_all.sh output folder (OUT)")
+    parser.add_argument("--out", required=True, help="pipeline folder to write")
+    parser.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    parser.add_argument("--truncation-psi", type=float, default=0.7, help="default truncation of generate()")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument(
+        "--vocabulary",
+        default=None,
+        help="the domain's vocabulary: a built-in name (avatars, faces) or a vocabulary.json (default: none; "
+        "prompts are then not checked and take the W+ layers their text code moves most)",
+    )
+    args = parser.parse_args(argv)
+    prog = parser.prog
+    out_dir = Path(args.out)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not args.overwrite:
+        parser.exit(2, f"{prog}: error: {out_dir} exists: pass --overwrite to replace it\n")
+    if not (math.isfinite(args.truncation_psi) and PSI_RANGE[0] <= args.truncation_psi <= PSI_RANGE[1]):
+        parser.exit(2, f"{prog}: error: --truncation-psi must be in {PSI_RANGE}\n")
+    try:
+        from tedigan.data import builtin_vocabulary
+
+        vocabulary = builtin_vocabulary(args.vocabulary) if args.vocabulary else None
+        pipe = from_stages(args.stages, vocabulary=vocabulary)
+    except (PipelineError, ComponentLoadError, FileNotFoundError, ValueError) as err:
+        parser.exit(2, f"{prog}: error: {' '.join(str(err).split())}\n")
+    pipe.truncation_psi = args.truncation_psi
+    pipe.info = {"trained_by": "train_all.sh", "stages": str(args.stages)}
+    out = pipe.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"pipeline ({', '.join(pipe.components())}) -> {out} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
