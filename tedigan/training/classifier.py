@@ -21,7 +21,6 @@ from tedigan.data.avatars import ATTRIBUTES, AvatarDataset
 from tedigan.models.classifier import AttributeClassifier
 from tedigan.training.loop import (
     GeneratorState,
-    ResumableSampler,
     Stage,
     Trainer,
     save_image_grid,
@@ -88,15 +87,8 @@ class ClassifierStage(Stage):
         self.heads = list(model_cfg.heads)
         train_ds = AvatarDataset(root, split=cfg.data.train_split, resolution=cfg.data.resolution)
         val_ds = AvatarDataset(root, split=cfg.data.val_split, resolution=cfg.data.resolution)
-        self.sampler = ResumableSampler(len(train_ds), seed=tc.seed)
-        train_loader = DataLoader(
-            train_ds,
-            batch_size=tc.batch_size,
-            sampler=self.sampler,
-            num_workers=cfg.data.num_workers,
-            drop_last=True,
-            collate_fn=collate_samples,
-        )
+        workers = cfg.data.num_workers
+        self.data = t.loader(train_ds, tc.batch_size, num_workers=workers, collate_fn=collate_samples)
         val_loader = DataLoader(
             val_ds,
             batch_size=max(tc.batch_size, 64),
@@ -109,11 +101,10 @@ class ClassifierStage(Stage):
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_cosine(tc.max_steps // 20, tc.max_steps, 0.05)
         )
-        self.model, self.optimizer, self.loader, self.val_loader, self.scheduler = acc.prepare(
-            model, optimizer, train_loader, val_loader, scheduler
+        self.model, self.optimizer, self.val_loader, self.scheduler = acc.prepare(
+            model, optimizer, val_loader, scheduler
         )
         self.gen = torch.Generator().manual_seed(tc.seed)  # augmentation shifts: checkpointed, exact resume
-        self.samples_per_step = tc.batch_size * tc.grad_accum * acc.num_processes
         self.report: tuple[int, dict, torch.Tensor] | None = None
         return {
             "model": self.model,
@@ -121,10 +112,6 @@ class ClassifierStage(Stage):
             "scheduler": self.scheduler,
             "rng": GeneratorState(self.gen),
         }
-
-    def start(self, t: Trainer, step: int) -> None:
-        self.sampler.start = step * self.samples_per_step
-        self.data = t.batches(self.loader)
 
     def train_step(self, t: Trainer, step: int) -> None:
         acc, model = t.accelerator, self.model

@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from tedigan.config import GeneratorStageConfig
 from tedigan.data import make_dataset
@@ -48,7 +48,6 @@ from tedigan.models.stylegan2 import Discriminator, Generator
 from tedigan.training.augment import DiffAugment
 from tedigan.training.loop import (
     GeneratorState,
-    ResumableSampler,
     Stage,
     Trainer,
     lazy_adam,
@@ -323,21 +322,14 @@ class GeneratorStage(Stage):
         a = cfg.augment
         use_augment = a.enabled if a.enabled is not None else len(self.images) < a.auto_below
         augment = DiffAugment(a.policy, a.translation_ratio, a.cutout_ratio, a.p) if use_augment else None
-        self.sampler = ResumableSampler(len(self.images), seed=tc.seed)
-        loader = DataLoader(
-            self.images,
-            batch_size=tc.batch_size,
-            sampler=self.sampler,
-            num_workers=cfg.data.num_workers,
-            drop_last=True,
-        )
+        self.data = t.loader(self.images, tc.batch_size, num_workers=cfg.data.num_workers)
         G, D = build_networks(cfg)
         G_ema = copy.deepcopy(G).eval().requires_grad_(False).to(t.device)
         lc = cfg.loss
         G_opt = lazy_adam(G.parameters(), tc.lr, lc.pl_interval if lc.pl_weight > 0 else None)
         D_opt = lazy_adam(D.parameters(), cfg.d_lr or tc.lr, lc.r1_interval if lc.r1_gamma > 0 else None)
         G_fwd = GeneratorForward(G, fused_modconv=cfg.fused_modconv)
-        G_fwd, D, G_opt, D_opt, self.loader = acc.prepare(G_fwd, D, G_opt, D_opt, loader)
+        G_fwd, D, G_opt, D_opt = acc.prepare(G_fwd, D, G_opt, D_opt)
         rng = torch.Generator().manual_seed(tc.seed * 7919 + 1)  # every training-time random number
         self.gan = GanStep(cfg, G_fwd, D, G_opt, D_opt, G_ema, rng, augment, acc, t.track, acc.num_processes)
         self.samples_per_step = self.gan.global_batch
@@ -354,10 +346,6 @@ class GeneratorStage(Stage):
             "pl": self.gan.pl_reg,
             "rng": GeneratorState(rng),
         }
-
-    def start(self, t: Trainer, step: int) -> None:
-        self.sampler.start = step * self.samples_per_step
-        self.data = t.batches(self.loader)
 
     def train_step(self, t: Trainer, step: int) -> None:
         self.gan([next(self.data).to(t.device) for _ in range(self.gan.accum)], step)

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from tedigan import metrics
 from tedigan.config import ConfigError, InversionStageConfig
@@ -51,7 +51,6 @@ from tedigan.models.encoder import Encoder
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
 from tedigan.training.loop import (
     GeneratorState,
-    ResumableSampler,
     Stage,
     Trainer,
     lazy_adam,
@@ -346,21 +345,10 @@ class InversionStage(Stage):
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             E_opt, warmup_cosine(cfg.lr_warmup_steps, tc.max_steps, cfg.lr_min_ratio)
         )
-        self.sampler = ResumableSampler(len(train_ds), seed=tc.seed)
-        self.loader = None
-        if n_real > 0:
-            loader = DataLoader(
-                train_ds,
-                batch_size=n_real,
-                sampler=self.sampler,
-                num_workers=cfg.data.num_workers,
-                drop_last=True,
-            )
-            self.loader = acc.prepare(loader)
+        self.data = t.loader(train_ds, n_real, num_workers=cfg.data.num_workers) if n_real > 0 else None
         self.E, self.D, self.E_opt, self.D_opt, self.scheduler = acc.prepare(E, D, E_opt, D_opt, scheduler)
         self.E_raw: Encoder = acc.unwrap_model(self.E)
         self.rng = torch.Generator().manual_seed(tc.seed * 7919 + 3)  # generated codes: checkpointed
-        self.samples_per_step = tc.batch_size * tc.grad_accum * acc.num_processes
 
         # fixed validation samples for grids and the quick held-out numbers in the log
         items = [PairedSamples(self.val_ds, modality)[i] for i in range(min(cfg.num_grid, len(self.val_ds)))]
@@ -387,8 +375,6 @@ class InversionStage(Stage):
             )
 
     def start(self, t: Trainer, step: int) -> None:
-        self.sampler.start = step * self.n_real * self.cfg.train.grad_accum * t.accelerator.num_processes
-        self.data = t.batches(self.loader) if self.loader is not None else None
         self.E.train()
         self.D.train()
 

@@ -30,7 +30,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker, on_main_process
 from accelerate.utils import ProjectConfiguration, set_seed
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
@@ -50,6 +50,7 @@ __all__ = [
     "DivergenceGuard",
     "GeneratorState",
     "JSONLTracker",
+    "Batches",
     "ResumableSampler",
     "Stage",
     "Trainer",
@@ -257,12 +258,34 @@ def finish_stage(
 # ------------------------------------------------------------------------------------------- the loop
 
 
+class Batches:
+    """Training batches from :meth:`Trainer.loader`: ``next(batches)`` gives the next micro-batch."""
+
+    def __init__(self, loader: Any, sampler: ResumableSampler, per_step: int) -> None:
+        self.loader, self.sampler, self.per_step = loader, sampler, per_step
+        self._it: Iterator | None = None
+
+    def start(self, step: int) -> None:
+        """Position the order at ``step`` and start the loader now: it draws its seed from the global RNG at
+        its first batch, which must not happen inside a training step."""
+        self.sampler.start = step * self.per_step
+        it = iter(self.loader)
+        self._it = itertools.chain([next(it)], it)
+
+    def __iter__(self) -> Batches:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._it)
+
+
 class Stage:
     """What one training stage is to the :class:`Trainer`; subclasses override what they need.
 
     Called in this order: ``setup`` (build data, models, optimisers; may replace ``trainer.cfg`` by the
     resolved config that is saved as ``config.yaml``; returns the checkpointed objects), ``check_resume``
-    (the ``state.json`` of the checkpoint about to be loaded), ``start`` (after the restore: data positions),
+    (the ``state.json`` of the checkpoint about to be loaded), ``start`` (after the restore and the positioning
+    of every :meth:`Trainer.loader`),
     then per step ``train_step`` and, on their steps, ``log_row`` / ``evaluate`` / ``save_samples`` /
     ``checkpoint_extra``; at the end ``components`` (checked finite) and ``finish`` (on every process;
     write only on the main one) whose return value goes into ``complete.json``.
@@ -273,7 +296,8 @@ class Stage:
     #: True: the stage accumulates gradients per phase itself (``no_sync``); accelerate runs with 1
     per_phase_accumulation = False
     rate_key = "img_per_sec"  #: name of the throughput figure in the log and the summary
-    samples_per_step = 0  #: samples one step consumes on all processes (set in ``setup``)
+    #: samples one step consumes on all processes; 0: ``batch_size × grad_accum × processes``
+    samples_per_step = 0
 
     def setup(self, t: Trainer) -> dict[str, Any]:
         raise NotImplementedError
@@ -334,6 +358,7 @@ class Trainer:
         self.step = 0
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
+        self._batches: list[Batches] = []
 
     def track(self, name: str, value: torch.Tensor | float) -> None:
         """Add one value of a logged quantity (its mean since the last log row is logged)."""
@@ -349,12 +374,15 @@ class Trainer:
         devices = [self.device] if self.device.type == "cuda" else []
         return torch.random.fork_rng(devices=devices)
 
-    @staticmethod
-    def batches(loader: Any) -> Iterator:
-        """An iterator over ``loader`` that is started now: a data loader draws its seed from the global RNG
-        at its first batch, which must happen in ``start`` (aside), not inside the first training step."""
-        it = iter(loader)
-        return itertools.chain([next(it)], it)
+    def loader(self, dataset: Any, batch_size: int, **kwargs: Any) -> Batches:
+        """Endless training batches of ``dataset`` (``batch_size`` per micro-batch) in a seeded order that the
+        trainer positions on resume; ``kwargs`` go to the ``DataLoader`` (``num_workers``, ``collate_fn``)."""
+        sampler = ResumableSampler(len(dataset), seed=self.cfg.train.seed)
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **kwargs)
+        per_step = batch_size * self.cfg.train.grad_accum * self.accelerator.num_processes
+        batches = Batches(self.accelerator.prepare(loader), sampler, per_step)
+        self._batches.append(batches)
+        return batches
 
     def _means(self) -> dict[str, float]:
         row = {k: (self._sums[k] / self._counts[k]).item() for k in self._sums}
@@ -374,7 +402,10 @@ class Trainer:
         if path is not None:
             st.check_resume(self, self.ckpt.read_state(path))
         step = self.ckpt.restore(acc, str(path) if path else None, objects)
+        per_step = st.samples_per_step or tc.batch_size * tc.grad_accum * acc.num_processes
         with self.aside():
+            for batches in self._batches:
+                batches.start(step)
             st.start(self, step)
             if step == 0:
                 st.save_samples(self, 0)
@@ -398,7 +429,7 @@ class Trainer:
                 row = self._means()
                 row.update(st.log_row(self, step))
                 elapsed = max(time.perf_counter() - window_t, 1e-9)
-                row[st.rate_key] = window_steps * st.samples_per_step / elapsed
+                row[st.rate_key] = window_steps * per_step / elapsed
                 if eval_now:
                     with self.aside():
                         row.update(st.evaluate(self, step))
@@ -420,7 +451,7 @@ class Trainer:
         trained = step - start_step
         summary: dict[str, Any] = {
             "step": step,
-            st.rate_key: trained * st.samples_per_step / wall if trained else None,
+            st.rate_key: trained * per_step / wall if trained else None,
             "last": last_row,
         }
         start_final_save(self.out, st.kind, st.components(self), acc)

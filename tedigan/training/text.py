@@ -55,7 +55,6 @@ from tedigan.models.encoder import Encoder
 from tedigan.models.stylegan2 import Generator
 from tedigan.models.text_encoder import TextEncoder
 from tedigan.training.loop import (
-    ResumableSampler,
     Stage,
     Trainer,
     warmup_cosine,
@@ -530,14 +529,8 @@ class TextStage(Stage):
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_cosine(cfg.lr_warmup_steps, tc.max_steps, cfg.lr_min_ratio)
         )
-        self.sampler = ResumableSampler(tr.num_pairs, seed=tc.seed)
-        loader = DataLoader(
-            CachedPairs(tr, frozen), batch_size=tc.batch_size, sampler=self.sampler, drop_last=True
-        )
-        self.model, self.optimizer, self.loader, self.scheduler = acc.prepare(
-            model, optimizer, loader, scheduler
-        )
-        self.samples_per_step = tc.batch_size * tc.grad_accum * acc.num_processes
+        self.data = t.loader(CachedPairs(tr, frozen), tc.batch_size)
+        self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
 
         # ---- held-out inputs: the fixed grid captions and the quick validation numbers
         self.val_texts = va.pair_texts()
@@ -549,8 +542,6 @@ class TextStage(Stage):
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
 
     def start(self, t: Trainer, step: int) -> None:
-        self.sampler.start = step * self.samples_per_step
-        self.data = t.batches(self.loader)
         self.model.train()
 
     @torch.no_grad()
