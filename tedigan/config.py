@@ -54,7 +54,7 @@ def _check_lr(name: str, value: float | None) -> None:
 class DataConfig:
     """Where training images come from (see ``tedigan.data.make_dataset``)."""
 
-    kind: Literal["avatars", "folder", "hf", "mmceleba"] = "avatars"
+    kind: Literal["avatars", "faces", "folder", "hf", "mmceleba"] = "avatars"
     root: str = "data/avatars64"
     resolution: int = 64
     train_split: str = "train"

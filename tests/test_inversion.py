@@ -364,3 +364,61 @@ def test_stage_resumes_bit_exactly(g_dir, blobs, tmp_path, monkeypatch):
     over = {"train.max_steps": 4, "train.checkpoint_every": 2, "train.grad_accum": 2, "loss.r1_interval": 2}
     cfg = _cfg(blobs, "folder", g_dir, tmp_path / "exact", **over)
     assert_resumes_exactly(stage.train, cfg, stage.InversionStage, 3, ["encoder"], monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def coded_faces(G, tmp_path_factory) -> Path:
+    """A data set in the faces layout (images + their true W+ codes), made with the tiny generator."""
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("faces")
+    (root / "images").mkdir()
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(10, G.z_dim, generator=torch.Generator().manual_seed(0)))
+        images = G.synthesis(ws, noise_mode="const").clamp(-1, 1)
+    rows = []
+    for i, img in enumerate(images):
+        Image.fromarray(((img.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()).save(
+            root / f"images/{i:06d}.png"
+        )
+        split = "train" if i < 8 else "val"
+        labels = {"expression": "happy", "gender": "female", "age_group": "young"}
+        rows.append({"id": f"{i:06d}", "file_name": f"images/{i:06d}.png", "split": split, "attributes": labels,
+                     "captions": ["a smiling young woman"]})  # fmt: skip
+    save_file({"ws": ws.to(torch.float16).contiguous()}, str(root / "codes.safetensors"))
+    (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "info.json").write_text("{}")
+    return root
+
+
+def test_latent_only_training_on_stored_codes_never_runs_the_generator(
+    G, g_dir, coded_faces, tmp_path, monkeypatch
+):
+    from tedigan.data import make_dataset
+
+    ds = make_dataset("faces", coded_faces, split="val", resolution=RES)
+    assert len(ds) == 2 and ds[0]["w"].shape == (G.num_ws, G.w_dim) and ds[0]["labels"]["gender"] == "female"
+    over = {"loss.pixel": 0, "loss.lpips": 0, "loss.adversarial": 0, "loss.latent": 1, "generated_ratio": 0,
+            "train.max_steps": 12, "train.log_every": 4, "train.eval_every": 12, "train.lr": 0.003}  # fmt: skip
+    cfg = _cfg(coded_faces, "faces", g_dir, tmp_path / "run", **over)
+    calls = {"train": 0}
+    real = stage.InversionStage.train_step
+
+    def counting(self, t, step):
+        hook = self.G.synthesis.register_forward_pre_hook(
+            lambda *a: calls.__setitem__("train", calls["train"] + 1)
+        )
+        try:
+            return real(self, t, step)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(stage.InversionStage, "train_step", counting)
+    summary = stage.train(cfg)
+    assert calls["train"] == 0  # the encoder trained on the stored pairs alone
+    assert any("codes the data set stores" in n for n in summary["notes"])
+    latent = [r["loss/latent"] for r in _rows(tmp_path / "run") if "loss/latent" in r]
+    assert len(latent) == 3 and latent[-1] < latent[0], latent
+    state = json.loads((tmp_path / "run" / "checkpoints" / "checkpoint-12" / "objects.json").read_text())
+    assert "D" not in json.dumps(state).replace('"D_', "")  # no discriminator when no adversarial loss
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["metrics"]["recon_lpips"]["value"] > 0

@@ -31,7 +31,7 @@ from .io import (
 from .mmceleba import MMCelebAHQDataset, read_split_file
 from .vocabulary import VOCABULARY_NAME, Reading, Vocabulary, VocabularyError
 
-DATASET_KINDS = ("avatars", "folder", "hf", "mmceleba")
+DATASET_KINDS = ("avatars", "faces", "folder", "hf", "mmceleba")
 
 __all__ = [
     "DATASET_KINDS",
@@ -83,6 +83,7 @@ def make_dataset(
     """Build a data set by kind.
 
     - ``"avatars"``: :class:`~tedigan.data.avatars.AvatarDataset` (``root`` = the rendered data set);
+    - ``"faces"``: :class:`~tedigan.data.faces.GeneratedFaceDataset` (generated faces with their W+ codes);
     - ``"folder"``: :class:`ImageFolderDataset` (an image folder has no splits: ``split`` is ignored);
     - ``"hf"``: :class:`HFImageTextDataset` (``root`` = saved folder, local data or Hub id);
     - ``"mmceleba"``: :class:`MMCelebAHQDataset`.
@@ -92,6 +93,10 @@ def make_dataset(
     key = kind.lower().strip()
     if key == "avatars":
         return _avatar_class()(root, split=split, resolution=resolution, **kwargs)
+    if key == "faces":
+        from .faces import GeneratedFaceDataset
+
+        return GeneratedFaceDataset(root, split=split, resolution=resolution, **kwargs)
     if key == "folder":
         return ImageFolderDataset(root, resolution=resolution, **kwargs)
     if key == "hf":

@@ -4,17 +4,33 @@ Faces are judged, not rendered: the labels come from face judges (:mod:`tedigan.
 generated faces, so this module only knows words. :data:`FACE_VOCABULARY` reads prompts (``"make her smile"``,
 ``"stop frowning"``, ``"an older man"``); :func:`face_captions` writes ten captions per face from its labels,
 with synonyms and varied order, as Multi-Modal-CelebA-HQ has ten per image. :func:`age_group` bins an age in
-years into the vocabulary's groups.
+years into the vocabulary's groups. :class:`GeneratedFaceDataset` reads the face data set that
+:mod:`tedigan.training.face_data` makes (``make_dataset("faces", root, split=...)``).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
+from torch.utils.data import Dataset
+
+from tedigan.data.io import load_image, make_sample, to_tensor
 from tedigan.data.vocabulary import Vocabulary
 
-__all__ = ["AGE_GROUPS", "EXPRESSIONS", "FACE_VOCABULARY", "GENDERS", "age_group", "face_captions"]
+__all__ = [
+    "AGE_GROUPS",
+    "EXPRESSIONS",
+    "FACE_VOCABULARY",
+    "GENDERS",
+    "GeneratedFaceDataset",
+    "age_group",
+    "face_captions",
+]
 
 #: in the face-api expression net's order
 EXPRESSIONS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
@@ -145,3 +161,47 @@ def face_captions(labels: Mapping[str, str], seed: str | int, n: int = 10) -> li
             text = f"the face of {who}, {rng.choice(_ADJ[expr])}"
         out.append(text[0].upper() + text[1:] + ".")
     return out
+
+
+class GeneratedFaceDataset(Dataset):
+    """A face data set made by :mod:`tedigan.training.face_data`: one ``split`` (``train``/``val``/``test``, or
+    ``all``) of its faces as the common sample dict, plus ``w`` ``[23, 512]`` (float32: the true W+ code the
+    face was rendered from, for the encoder's latent loss) and ``labels`` (the training judge's verdict).
+
+    ``with_codes=False`` leaves the codes out (a folder without ``codes.safetensors`` then also works)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        resolution: int | None = 256,
+        with_codes: bool = True,
+    ) -> None:
+        self.root, self.resolution = Path(root), resolution
+        if not (self.root / "info.json").is_file():
+            raise FileNotFoundError(
+                f"no finished face data set in {self.root}: run `python -m tedigan.training.face_data --num 10000 "
+                f"--out {self.root}` (it resumes where a killed build stopped)"
+            )
+        rows = [json.loads(line) for line in (self.root / "metadata.jsonl").read_text().splitlines() if line]
+        if split not in ("train", "val", "test", "all"):
+            raise ValueError(f"split must be train, val, test or all, got {split!r}")
+        self.rows = [r for r in rows if split == "all" or r["split"] == split]
+        self.codes = None
+        if with_codes:
+            from safetensors.torch import load_file
+
+            self.codes = load_file(str(self.root / "codes.safetensors"))["ws"]
+            if len(self.codes) != len(rows):
+                raise ValueError(
+                    f"{self.root}: {len(self.codes)} codes for {len(rows)} faces (rebuild the data set)"
+                )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.rows[index]
+        image = to_tensor(load_image(self.root / row["file_name"]), self.resolution)
+        w = self.codes[int(row["id"])].float() if self.codes is not None else None
+        return make_sample(image, row["captions"], index, w=w, labels=dict(row["attributes"]))

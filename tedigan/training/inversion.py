@@ -106,6 +106,8 @@ class PairedSamples(Dataset):
                     f"CelebA-HQ data sets have them); this data set gives {sorted(sample)}"
                 )
             item = {"image": sample["image"]}
+            if "w" in sample:  # the true code of a generated image (the faces data set stores them)
+                item["w"] = sample["w"]
             if self.modality == "label":
                 item["input"] = sample["label"].to(torch.uint8 if sample["label"].max() < 256 else torch.long)
             elif self.modality == "sketch":
@@ -147,8 +149,20 @@ def _label_classes(cfg: InversionStageConfig, dataset: Dataset) -> int:
 # ---------------------------------------------------------------------------------------------- models
 
 
-def load_frozen_generator(path: str | Path, device: torch.device | str = "cpu") -> Generator:
-    """A generator folder (``<generator stage out>/generator``) in eval mode with no trainable parameters."""
+#: generators that come from an installed package rather than a generator stage (``generator_path: faces``)
+NAMED_GENERATORS = ("faces",)
+
+
+def load_frozen_generator(
+    path: str | Path, device: torch.device | str = "cpu", resolution: int | None = None
+) -> Generator:
+    """A generator folder (``<generator stage out>/generator``), or ``"faces"`` (the FFHQ MobileStyleGAN of
+    the random-face package, rendering at ``resolution``), in eval mode with no trainable parameters."""
+    if str(path) in NAMED_GENERATORS:
+        from tedigan.models.mobilestylegan import MobileStyleGAN
+
+        G = MobileStyleGAN.from_package(device=device, resolution=resolution or 256)
+        return G.eval().requires_grad_(False)
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
@@ -207,7 +221,9 @@ class InversionLoss(nn.Module):
     """Weighted encoder loss on one batch; returns ``(total, {name: value}, reconstructions)``.
 
     ``x``: encoder inputs ``[B, ...]``; ``target``: RGB images ``[B, 3, R, R]``; ``w_true``: codes of the last
-    ``len(w_true)`` samples (generated pairs) or None. ``D`` is used for the adversarial term only.
+    ``len(w_true)`` samples (generated pairs, or the whole batch when the data set stores codes) or None. ``D``
+    is used for the adversarial term only. With only the latent term on, G is never run (reconstructions
+    None): the encoder then trains on stored pairs at the cost of the encoder alone.
     """
 
     def __init__(
@@ -236,9 +252,14 @@ class InversionLoss(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         w = self.w
         ws = E(x)
-        rec = self.G.synthesis(ws, noise_mode="const", fused_modconv=self.fused_modconv)
         parts: dict[str, torch.Tensor] = {}
-        total = rec.new_zeros(())
+        total = ws.new_zeros(())
+        needs_image = w.pixel > 0 or w.lpips > 0 or w.identity > 0 or (w.adversarial > 0 and D is not None)
+        rec = (
+            self.G.synthesis(ws, noise_mode="const", fused_modconv=self.fused_modconv)
+            if needs_image
+            else None
+        )
         if w.pixel > 0:
             parts["pixel"] = F.mse_loss(rec, target)
             total = total + w.pixel * parts["pixel"]
@@ -288,7 +309,7 @@ class InversionStage(Stage):
     def setup(self, t: Trainer) -> dict:
         cfg, acc, device = self.cfg, t.accelerator, t.device
         tc, lc, modality = cfg.train, cfg.loss, cfg.modality
-        G = self.G = load_frozen_generator(cfg.generator_path, device)
+        G = self.G = load_frozen_generator(cfg.generator_path, device, cfg.data.resolution)
         res = G.resolution
         if cfg.data.resolution != res:
             acc.print(f"data.resolution {cfg.data.resolution} -> {res} (the generator's resolution)")
@@ -309,7 +330,10 @@ class InversionStage(Stage):
         notes = self.notes = []
         if modality != "image":
             notes.append(f"latent loss and generated images off: no generated ({modality}, w) pairs")
-        self.use_latent = lc.latent > 0 and n_gen > 0
+        self.stored_codes = modality == "image" and "w" in train_base[0]
+        if self.stored_codes:
+            notes.append("latent loss on the codes the data set stores for its images")
+        self.use_latent = lc.latent > 0 and (n_gen > 0 or self.stored_codes)
         self.use_adv = lc.adversarial > 0 and n_real > 0
         if lc.adversarial > 0 and not self.use_adv:
             notes.append("adversarial loss off: no real images in a batch (generated_ratio = 1)")
@@ -326,7 +350,7 @@ class InversionStage(Stage):
             )
         E = Encoder(enc_cfg)
         E.set_w_avg(G.mapping.w_avg)
-        D, d_source = _discriminator(cfg, G)
+        D, d_source = _discriminator(cfg, G) if self.use_adv else (None, "none (adversarial loss off)")
         self.lpips = LPIPS("vgg").to(device)  # always built: the final evaluation measures LPIPS too
         self.identity = None
         if lc.identity > 0:
@@ -341,12 +365,15 @@ class InversionStage(Stage):
             f"D {d_source}; batch {n_real} real + {n_gen} generated; " + "; ".join(notes)
         )
         E_opt = torch.optim.Adam(E.parameters(), lr=tc.lr, betas=(0.9, 0.99), weight_decay=tc.weight_decay)
-        D_opt = lazy_adam(D.parameters(), cfg.d_lr or tc.lr, lc.r1_interval if lc.r1_gamma > 0 else None)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             E_opt, warmup_cosine(cfg.lr_warmup_steps, tc.max_steps, cfg.lr_min_ratio)
         )
         self.data = t.loader(train_ds, n_real, num_workers=cfg.data.num_workers) if n_real > 0 else None
-        self.E, self.D, self.E_opt, self.D_opt, self.scheduler = acc.prepare(E, D, E_opt, D_opt, scheduler)
+        self.E, self.E_opt, self.scheduler = acc.prepare(E, E_opt, scheduler)
+        self.D = self.D_opt = None
+        if D is not None:
+            D_opt = lazy_adam(D.parameters(), cfg.d_lr or tc.lr, lc.r1_interval if lc.r1_gamma > 0 else None)
+            self.D, self.D_opt = acc.prepare(D, D_opt)
         self.E_raw: Encoder = acc.unwrap_model(self.E)
         self.rng = torch.Generator().manual_seed(tc.seed * 7919 + 3)  # generated codes: checkpointed
 
@@ -357,14 +384,15 @@ class InversionStage(Stage):
         self.grid_w = sample_codes(
             G, cfg.num_grid, torch.Generator().manual_seed(tc.seed + 99), lc.style_mixing_prob
         )
-        return {
+        state = {
             "E": self.E,
-            "D": self.D,
             "E_opt": self.E_opt,
-            "D_opt": self.D_opt,
             "scheduler": self.scheduler,
             "rng": GeneratorState(self.rng),
         }
+        if self.D is not None:
+            state.update(D=self.D, D_opt=self.D_opt)
+        return state
 
     def check_resume(self, t: Trainer, saved: dict) -> None:
         modality = self.cfg.modality
@@ -376,34 +404,41 @@ class InversionStage(Stage):
 
     def start(self, t: Trainer, step: int) -> None:
         self.E.train()
-        self.D.train()
+        if self.D is not None:
+            self.D.train()
 
     def train_step(self, t: Trainer, step: int) -> None:
         cfg, lc, acc, device = self.cfg, self.cfg.loss, t.accelerator, t.device
         accum, E, D, G = cfg.train.grad_accum, self.E, self.D, self.G
         # ---- encoder: reconstruction (+ latent, adversarial, identity) losses through the frozen G
-        D.requires_grad_(False)
+        if D is not None:
+            D.requires_grad_(False)
         reals, fakes = [], []
         for i in range(accum):
-            xs, ys, w_true = [], [], None
+            xs, ys, codes = [], [], []
             if self.data is not None:
                 batch = next(self.data)
                 xs.append(batch["input"].to(device))
                 ys.append(batch["image"].to(device))
                 reals.append(ys[-1])
+                if self.stored_codes:
+                    codes.append(batch["w"].to(device))
             if self.n_gen > 0:
-                w_true = sample_codes(G, self.n_gen, self.rng, lc.style_mixing_prob)
+                w_gen = sample_codes(G, self.n_gen, self.rng, lc.style_mixing_prob)
                 with torch.no_grad():
-                    gen = G.synthesis(w_true, noise_mode="const", fused_modconv=cfg.fused_modconv)
+                    gen = G.synthesis(w_gen, noise_mode="const", fused_modconv=cfg.fused_modconv)
                 xs.append(gen)
                 ys.append(gen)
+                codes = [*codes, w_gen] if self.stored_codes else [w_gen]
             x, y = torch.cat(xs), torch.cat(ys)
+            w_true = torch.cat(codes) if codes else None
             with no_sync(acc, E, i == accum - 1), acc.autocast():
                 total, parts, rec = self.loss_fn(
                     E, x, y, w_true if self.use_latent else None, D if self.use_adv else None
                 )
                 acc.backward(total / accum)
-            fakes.append(rec[: self.n_real].detach())
+            if rec is not None:
+                fakes.append(rec[: self.n_real].detach())
             t.track("loss/total", total)
             for k, v in parts.items():
                 t.track(f"loss/{k}", v)
@@ -578,7 +613,7 @@ def evaluate_run(
     if eval_num is not None:
         over["eval_num"] = eval_num
     cfg = replace(cfg, **over)
-    G = load_frozen_generator(cfg.generator_path, device)
+    G = load_frozen_generator(cfg.generator_path, device, cfg.data.resolution)
     E = Encoder.from_pretrained(out / ENCODER_DIRS[cfg.modality], map_location=device).eval()
     val_ds = _dataset(cfg, cfg.data.val_split, G.resolution)
     lpips = LPIPS("vgg").to(device)
