@@ -580,7 +580,7 @@ def test_make_dataset_kinds(tmp_path, monkeypatch):
     assert isinstance(make_dataset("folder", str(folder), resolution=8), ImageFolderDataset)
     mm = make_dataset("mmceleba", make_mmceleba(tmp_path / "mm"), split="test", resolution=8, with_masks=True)
     assert isinstance(mm, MMCelebAHQDataset) and mm[0]["image"].shape == (3, 8, 8)
-    with pytest.raises(ValueError, match="avatars, folder, hf, mmceleba"):
+    with pytest.raises(ValueError, match="avatars, faces, folder, hf, mmceleba"):
         make_dataset("celeba", str(folder))
 
     calls = []
