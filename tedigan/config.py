@@ -244,7 +244,10 @@ class InversionStageConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     modality: Literal["image", "sketch", "label"] = "image"
-    generator_path: str = "outputs/generator/generator"  # a folder written by the generator stage
+    # a folder written by the generator stage, or "faces" (the FFHQ MobileStyleGAN of the random-face package)
+    generator_path: str = "outputs/generator/generator"
+    # the encoder's input size; None: the generator's (larger images are resized down inside the encoder)
+    input_resolution: int | None = None
     # None: the generator stage's sibling ``discriminator/`` when present, else a fresh D; "" forces fresh
     discriminator_path: str | None = None
     classifier_path: str | None = None  # attribute classifier for the final metrics (None: skipped)

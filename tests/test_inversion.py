@@ -91,7 +91,8 @@ def test_encoder_rejects_bad_inputs(G):
     with pytest.raises(ValueError, match="3 input channel"):
         E(torch.zeros(2, 1, RES, RES))
     with pytest.raises(ValueError, match=f"{RES}x{RES} inputs"):
-        E(torch.zeros(2, 3, 32, 32))
+        E(torch.zeros(2, 3, 32, 24))  # not square
+    assert torch.allclose(E(torch.zeros(2, 3, 32, 32)), E(torch.zeros(2, 3, RES, RES)))  # resized inside
     with pytest.raises(ValueError, match="empty batch"):
         E(torch.zeros(0, 3, RES, RES))
     with pytest.raises(ValueError, match="shape"):
@@ -103,6 +104,8 @@ def test_encoder_rejects_bad_inputs(G):
         L(torch.full((2, RES, RES), 11))
     with pytest.raises(ValueError, match="11 input channel"):
         L(torch.zeros(2, 3, RES, RES))
+    with pytest.raises(ValueError, match=f"{RES}x{RES} inputs"):
+        L(torch.zeros(2, 11, 2 * RES, 2 * RES))  # label maps are never resampled
     with pytest.raises(ValueError, match="modality"):
         EncoderConfig(modality="audio")
     with pytest.raises(ValueError, match="in_channels"):
@@ -399,7 +402,8 @@ def test_latent_only_training_on_stored_codes_never_runs_the_generator(
     ds = make_dataset("faces", coded_faces, split="val", resolution=RES)
     assert len(ds) == 2 and ds[0]["w"].shape == (G.num_ws, G.w_dim) and ds[0]["labels"]["gender"] == "female"
     over = {"loss.pixel": 0, "loss.lpips": 0, "loss.adversarial": 0, "loss.latent": 1, "generated_ratio": 0,
-            "train.max_steps": 12, "train.log_every": 4, "train.eval_every": 12, "train.lr": 0.003}  # fmt: skip
+            "train.max_steps": 12, "train.log_every": 4, "train.eval_every": 12, "train.lr": 0.003,
+            "input_resolution": RES // 2}  # fmt: skip
     cfg = _cfg(coded_faces, "faces", g_dir, tmp_path / "run", **over)
     calls = {"train": 0}
     real = stage.InversionStage.train_step
@@ -422,3 +426,6 @@ def test_latent_only_training_on_stored_codes_never_runs_the_generator(
     state = json.loads((tmp_path / "run" / "checkpoints" / "checkpoint-12" / "objects.json").read_text())
     assert "D" not in json.dumps(state).replace('"D_', "")  # no discriminator when no adversarial loss
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["metrics"]["recon_lpips"]["value"] > 0
+    # the encoder reads at half the generator's size and takes full-size images too (resized inside)
+    E = Encoder.from_pretrained(tmp_path / "run" / "encoder")
+    assert E.config.resolution == RES // 2 and E(torch.zeros(1, 3, RES, RES)).shape == (1, G.num_ws, G.w_dim)

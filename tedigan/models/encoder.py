@@ -19,9 +19,10 @@ Architecture (``R`` = input resolution, ``rc`` = ``coarse_resolution``, default 
 StyleGAN2 layer order (w0 = 4 px conv, w1/w2 = 8 px convs, w3..w6 = 16-32 px convs, w7.. = 64 px and up) this
 is pSp's split: 4-8 px coarse, 16-32 px middle, 64 px and up fine.
 
-Inputs: images or sketches ``[B, C, R, R]`` (float, [-1, 1]) or, for ``modality="label"``, a one-hot map
-``[B, num_classes, R, R]`` or an integer class map ``[B, R, R]`` (one-hot encoded here). Anything else raises
-a ``ValueError`` that says what was expected.
+Inputs: images or sketches ``[B, C, R, R]`` (float, [-1, 1]; square images of another size are resized to
+``R`` first, so an encoder may read at a lower resolution than its generator renders) or, for
+``modality="label"``, a one-hot map ``[B, num_classes, R, R]`` or an integer class map ``[B, R, R]`` (one-hot
+encoded here). Anything else raises a ``ValueError`` that says what was expected.
 """
 
 from __future__ import annotations
@@ -249,13 +250,15 @@ class Encoder(PretrainedModule):
             raise ValueError(
                 f"encoder expects {c.in_channels} input channel(s) ({what} {expected}), got {x.shape[1]}"
             )
-        if x.shape[2] != c.resolution or x.shape[3] != c.resolution:
+        if not x.dtype.is_floating_point:
+            raise ValueError(f"encoder expects float inputs, got {x.dtype}")
+        if x.shape[2] != x.shape[3] or (x.shape[2] != c.resolution and c.modality == "label"):
             raise ValueError(
                 f"encoder expects {c.resolution}x{c.resolution} inputs {expected}, "
                 f"got {x.shape[2]}x{x.shape[3]}: resize first"
             )
-        if not x.dtype.is_floating_point:
-            raise ValueError(f"encoder expects float inputs, got {x.dtype}")
+        if x.shape[2] != c.resolution:  # an image encoder may read at a lower size than G renders (pSp does)
+            x = F.interpolate(x, size=(c.resolution, c.resolution), mode="bilinear", antialias=True)
         return x.to(self.stem.weight.dtype)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -314,12 +314,25 @@ class InversionStage(Stage):
         if cfg.data.resolution != res:
             acc.print(f"data.resolution {cfg.data.resolution} -> {res} (the generator's resolution)")
             cfg = replace(cfg, data=replace(cfg.data, resolution=res))
-        train_base = _dataset(cfg, cfg.data.train_split, res)
+        in_res = cfg.input_resolution or res
+        if in_res > res or (in_res != res and modality == "label"):
+            raise ConfigError(
+                f"input_resolution {in_res} must be at most the generator's {res} (images only)"
+            )
+        # with the latent loss alone no target image is compared: the training images load at the input size
+        latent_only = not (lc.pixel or lc.lpips or lc.identity or lc.adversarial)
+        train_res = in_res if latent_only else res
+        train_base = _dataset(cfg, cfg.data.train_split, train_res)
         self.val_ds = _dataset(cfg, cfg.data.val_split, res)
         self.num_classes = _label_classes(cfg, train_base) if modality == "label" else 0
         in_ch = {"image": G.img_channels, "sketch": 1, "label": self.num_classes}[modality]
         enc_cfg = replace(
-            cfg.encoder, resolution=res, num_ws=G.num_ws, w_dim=G.w_dim, modality=modality, in_channels=in_ch
+            cfg.encoder,
+            resolution=in_res,
+            num_ws=G.num_ws,
+            w_dim=G.w_dim,
+            modality=modality,
+            in_channels=in_ch,
         )
         self.cfg = t.cfg = cfg = replace(cfg, encoder=enc_cfg)
 
@@ -341,7 +354,7 @@ class InversionStage(Stage):
             "identity loss " + (f"on (weight {lc.identity})" if lc.identity > 0 else "off (weight 0)")
         )
 
-        nbytes = len(train_base) * (3 + 1) * res * res * 4
+        nbytes = len(train_base) * (3 + 1) * train_res * train_res * 4
         cache = cfg.cache_images and cfg.data.num_workers == 0 and nbytes <= CACHE_BUDGET_BYTES
         train_ds = PairedSamples(train_base, modality, cache=cache)
         if len(train_ds) == 0 or len(self.val_ds) == 0:
