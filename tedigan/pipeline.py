@@ -118,6 +118,22 @@ class TediGANOutput:
     seconds: float = 0.0
 
 
+def packaged_generator(spec: dict, device: str | torch.device, where: Path | str = "model_index.json") -> Any:
+    """The generator a pipeline folder names by package rather than stores (``{"package": "mobilestylegan",
+    "resolution": 256}``: the FFHQ MobileStyleGAN of the random-face package, whose weights are research /
+    non-commercial and are never copied into a pipeline folder)."""
+    if spec.get("package") != "mobilestylegan":
+        raise PipelineError(
+            f"{where}: unknown generator package {spec.get('package')!r} (known: mobilestylegan)"
+        )
+    from tedigan.models.mobilestylegan import MobileStyleGAN
+
+    try:
+        return MobileStyleGAN.from_package(device=device, resolution=int(spec.get("resolution", 256)))
+    except (TypeError, ValueError) as err:
+        raise PipelineError(f"{where}: generator {spec}: {err}") from None
+
+
 def change_mask(
     before: torch.Tensor, after: torch.Tensor, threshold: float = 0.2, grow: int = 1
 ) -> torch.Tensor:
@@ -279,6 +295,9 @@ class TediGANPipeline:
                 )
                 continue
             klass = COMPONENTS[name][0]
+            if name == "generator" and isinstance(sub, dict):  # named by its package, not stored
+                parts[name] = packaged_generator(sub, device, index_file)
+                continue
             if not isinstance(sub, str) or not (folder / sub).is_dir():
                 raise PipelineError(f"{index_file} names {name} in {sub}/, which is missing from {folder}")
             try:
@@ -335,6 +354,8 @@ class TediGANPipeline:
             return (
                 pipe := TediGANPipeline.from_pretrained(path, device=device)
             ).generator, pipe.truncation_psi
+        if isinstance(sub, dict):
+            return packaged_generator(sub, device, folder / INDEX_NAME), psi
         try:
             return Generator.from_pretrained(folder / str(sub), map_location=device), psi
         except (ComponentLoadError, FileNotFoundError, ValueError) as err:
@@ -348,6 +369,9 @@ class TediGANPipeline:
         folder = temp_dir_for(final)  # built beside the target and renamed into place when whole
         components = {}
         for name, module in self.components().items():
+            if hasattr(module, "package_spec"):  # a generator an installed package provides: named only
+                components[name] = module.package_spec()
+                continue
             module.save_pretrained(folder / name, dtype=dtype)
             components[name] = name
         index: dict[str, Any] = {

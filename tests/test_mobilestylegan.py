@@ -223,3 +223,25 @@ def test_unexpected_graph_is_refused(ir_copy):
     with pytest.raises(MobileStyleGANFileError, match="expected graph") as err:
         load_ir(ir_copy, verify=False)
     _assert_clear(err, "SynthesisNetwork.xml")
+
+
+def test_a_pipeline_names_the_packaged_generator_and_never_stores_it(tmp_path):
+    from tedigan.models.encoder import Encoder, EncoderConfig
+    from tedigan.pipeline import INDEX_NAME, TediGANPipeline
+
+    _ir_dir()
+    G = MobileStyleGAN.from_package(resolution=64)
+    cfg = EncoderConfig(resolution=32, num_ws=23, w_dim=512, channel_base=128, channel_max=8, fpn_channels=8,
+                        head_dim=16, group_splits=[4, 10])  # fmt: skip
+    E = Encoder(cfg)
+    E.set_w_avg(G.mapping.w_avg)
+    folder = TediGANPipeline(G, E).save_pretrained(tmp_path / "faces")
+    index = __import__("json").loads((folder / INDEX_NAME).read_text())
+    assert index["components"]["generator"] == {"package": "mobilestylegan", "resolution": 64}
+    assert not (folder / "generator").exists()
+    pipe = TediGANPipeline.from_pretrained(folder)
+    assert isinstance(pipe.generator, MobileStyleGAN) and pipe.resolution == 64
+    out = pipe.invert(torch.zeros(3, 64, 64))  # 64 px in, read at 32 by the encoder, 64 px out
+    assert out.latents.shape == (1, 23, 512) and out.images[0].size == (64, 64)
+    G2, _ = TediGANPipeline.load_generator(folder)
+    assert isinstance(G2, MobileStyleGAN)

@@ -817,6 +817,11 @@ class MobileStyleGAN(nn.Module):
             keep_freed_memory()
         return model
 
+    def package_spec(self) -> dict:
+        """How a pipeline folder names this generator instead of storing it (see
+        :func:`tedigan.pipeline.packaged_generator`)."""
+        return {"package": "mobilestylegan", "resolution": self.config.resolution}
+
     @torch.no_grad()
     def load_ir_state(self, state: dict[str, torch.Tensor]) -> None:
         """Fill mapping and synthesis from :func:`load_ir`'s tensors."""
