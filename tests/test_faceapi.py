@@ -252,3 +252,26 @@ def test_missing_file(package_copy):
     _one_line_error(assets.MissingWeightsError, "face-api", package_copy)
     shutil.rmtree(package_copy / "model")
     _one_line_error(assets.MissingWeightsError, "face-api", package_copy)
+
+
+def test_binned_judge_adds_soft_age_groups():
+    from tedigan.models.judge import BinnedJudge, Judge, Judgement
+
+    class Ages(Judge):
+        attribute_values = {"gender": ["male", "female"]}
+
+        def judge(self, images):
+            b = images.shape[0]
+            return Judgement(
+                {"gender": torch.full((b, 2), 0.5)}, {"age": torch.tensor([5.0, 20.0, 40.0, 80.0])[:b]}
+            )
+
+    bins = [("child", 13.0), ("young", 35.0), ("middle_aged", 55.0), ("old", float("inf"))]
+    j = BinnedJudge(Ages(), "age", "age_group", bins)
+    assert j.attribute_values["age_group"] == ["child", "young", "middle_aged", "old"]
+    out = j.judge(torch.zeros(4, 3, 8, 8))
+    p = out.probs["age_group"]
+    assert torch.allclose(p.sum(1), torch.ones(4)) and p.argmax(1).tolist() == [0, 1, 2, 3]
+    assert "gender" in out.probs and out.values["age"].shape == (4,)
+    with pytest.raises(ValueError, match="ascending"):
+        BinnedJudge(Ages(), "age", "age_group", [("a", 5.0), ("b", 3.0)])

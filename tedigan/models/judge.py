@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Judge", "Judgement", "judge_probs", "values_of"]
+__all__ = ["BinnedJudge", "Judge", "Judgement", "judge_probs", "values_of"]
 
 
 @dataclass
@@ -59,6 +59,41 @@ class Judge(torch.nn.Module):
     def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Distance between embeddings ``[B, D]`` (Euclidean unless a judge says otherwise)."""
         return (a - b).norm(dim=-1)
+
+
+class BinnedJudge(Judge):
+    """A judge plus one categorical attribute binned from one of its continuous readings: ``attribute``'s
+    value ``k`` covers ``reading`` in ``[bound_{k-1}, bound_k)`` (e.g. age groups from an age in years).
+
+    ``bins``: ``(value name, upper bound)`` pairs, ascending, the last bound ``inf``. The probabilities are soft
+    (differences of sigmoids of width ``softness``), so the binned attribute stays differentiable."""
+
+    def __init__(
+        self, judge: Judge, reading: str, attribute: str, bins: list[tuple[str, float]], softness: float = 2.0
+    ) -> None:
+        super().__init__()
+        if not bins or bins[-1][1] != float("inf") or any(a[1] >= b[1] for a, b in zip(bins, bins[1:])):
+            raise ValueError(f"bins must be ascending (name, bound) pairs ending with inf, got {bins}")
+        if softness <= 0:
+            raise ValueError(f"softness must be > 0, got {softness}")
+        self.inner, self.reading, self.attribute = judge, reading, attribute
+        self.bounds = [b for _, b in bins[:-1]]
+        self.softness = float(softness)
+        self.attribute_values = {**values_of(judge), attribute: [name for name, _ in bins]}
+        self.embedding_dim = judge.embedding_dim
+        self.same_person_threshold = judge.same_person_threshold
+
+    def judge(self, images: torch.Tensor) -> Judgement:
+        out = self.inner.judge(images)
+        x = out.values[self.reading].float()
+        # P(reading >= bound) for each inner bound, with P = 1 below the first and 0 above the last bin
+        above = [torch.ones_like(x), *(torch.sigmoid((x - b) / self.softness) for b in self.bounds)]
+        above.append(torch.zeros_like(x))
+        probs = torch.stack([above[k] - above[k + 1] for k in range(len(above) - 1)], dim=1)
+        return Judgement({**out.probs, self.attribute: probs}, dict(out.values), out.embedding)
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.inner.distance(a, b)
 
 
 def judge_probs(judge: object, images: torch.Tensor) -> dict[str, torch.Tensor]:

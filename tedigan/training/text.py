@@ -392,16 +392,18 @@ def _generator_path(cfg: TextStageConfig) -> str | None:
     return (meta.get("_extra") or {}).get("generator")
 
 
-def _load_generator(path: str | None, E: Encoder, device) -> tuple[Generator | None, str]:
+def _load_generator(path: str | None, E: Encoder, device, resolution: int) -> tuple[Generator | None, str]:
+    from tedigan.training.inversion import NAMED_GENERATORS, load_frozen_generator
+
     if not path:
         return (
             None,
             "no generator_path and none recorded in the encoder: grids and attribute accuracy skipped",
         )
-    if not (Path(path) / "config.json").is_file():
+    if path not in NAMED_GENERATORS and not (Path(path) / "config.json").is_file():
         return None, f"generator_path {path} holds no generator: grids and attribute accuracy skipped"
-    G = Generator.from_pretrained(path, map_location=device).eval().requires_grad_(False)
-    if (G.num_ws, G.w_dim, G.resolution) != (E.config.num_ws, E.config.w_dim, E.config.resolution):
+    G = load_frozen_generator(path, device, resolution)
+    if (G.num_ws, G.w_dim) != (E.config.num_ws, E.config.w_dim) or G.resolution < E.config.resolution:
         raise ConfigError(
             f"generator {path} ({G.num_ws}x{G.w_dim}, {G.resolution} px) does not match the encoder "
             f"({E.config.num_ws}x{E.config.w_dim}, {E.config.resolution} px)"
@@ -410,8 +412,12 @@ def _load_generator(path: str | None, E: Encoder, device) -> tuple[Generator | N
 
 
 def _load_classifier(path: str | None, device) -> tuple[Any, str]:
+    from tedigan.evaluation.judges import FACE_JUDGES, face_judge
+
     if not path:
         return None, "no classifier_path: text->image attribute accuracy skipped"
+    if path in FACE_JUDGES:  # classifier_path: faceapi | human
+        return face_judge(path, device), f"the {path} face judge"
     if not (Path(path) / "config.json").is_file():
         return None, f"classifier_path {path} holds no classifier: text->image attribute accuracy skipped"
     from tedigan.models.classifier import AttributeClassifier
@@ -474,8 +480,10 @@ class TextStage(Stage):
         cfg, acc, device = self.cfg, t.accelerator, t.device
         tc, lc = cfg.train, cfg.loss
         E = load_frozen_encoder(cfg.encoder_path, device)
-        res, num_ws = E.config.resolution, E.config.num_ws
-        self.G, self.g_note = _load_generator(_generator_path(cfg), E, device)
+        num_ws = E.config.num_ws
+        self.G, self.g_note = _load_generator(_generator_path(cfg), E, device, cfg.data.resolution)
+        # images load at G's size when there is one (grids compare them with its renders; the encoder resizes)
+        res = self.G.resolution if self.G is not None else E.config.resolution
         self.clf, self.clf_note = _load_classifier(cfg.classifier_path, device)
         self.frozen = frozen = cfg.text_encoder.freeze_backbone
         T = self.T = TextEncoder(replace(cfg.text_encoder, num_ws=num_ws, w_dim=E.config.w_dim))
