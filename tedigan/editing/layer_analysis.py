@@ -74,13 +74,16 @@ class LayerGroup:
 def layer_groups(num_ws: int, mode: str | Sequence[Sequence[int]] = "pairs") -> list[LayerGroup]:
     """Layer groups to swap.
 
-    * ``"pairs"`` (default): W+ layers ``(2k, 2k+1)`` named by the resolution ``4·2^k`` they start at, the
+    * ``"auto"``: ``"pairs"`` here; :func:`analyze_layers` takes the generator's own ``site_groups()`` first.
+    * ``"pairs"``: W+ layers ``(2k, 2k+1)`` named by the resolution ``4·2^k`` they start at, the
       StyleGAN/TediGAN grouping ("layers 0-1 are 4x4"). In our StyleGAN2 synthesis ``w[2k]`` drives the
       second conv at ``4·2^k`` px and ``w[2k+1]`` that resolution's toRGB and the next up-conv.
     * ``"single"``: every layer on its own (finer, more pairs needed for the same precision).
     * a list of index lists: custom groups (may overlap).
     """
     if isinstance(mode, str):
+        if mode == "auto":
+            mode = "pairs"
         if mode == "pairs":
             return [
                 LayerGroup(f"{4 * 2**k}px w{i}-{min(i + 1, num_ws - 1)}", tuple(range(i, min(i + 2, num_ws))))
@@ -88,7 +91,7 @@ def layer_groups(num_ws: int, mode: str | Sequence[Sequence[int]] = "pairs") -> 
             ]
         if mode == "single":
             return [LayerGroup(f"w{i}", (i,)) for i in range(num_ws)]
-        raise ValueError(f"groups must be 'pairs', 'single' or a list of layer lists, got {mode!r}")
+        raise ValueError(f"groups must be 'auto', 'pairs', 'single' or a list of layer lists, got {mode!r}")
     groups = []
     for g in mode:
         idx = tuple(sorted({int(i) for i in g}))
@@ -277,7 +280,7 @@ def analyze_layers(
     pairs: int = 200,
     seed: int = 0,
     batch_size: int = 16,
-    groups: str | Sequence[Sequence[int]] = "pairs",
+    groups: str | Sequence[Sequence[int]] = "auto",
     truncation_psi: float = 0.7,
     noise_mode: str = "const",
     attributes: Sequence[str] | None = None,
@@ -304,7 +307,10 @@ def analyze_layers(
     if pairs < 1 or batch_size < 1:
         raise ValueError("pairs and batch_size must be >= 1")
     num_ws = int(G.num_ws)
-    group_list = layer_groups(num_ws, groups)
+    if groups == "auto" and hasattr(G, "site_groups"):  # the generator's own blocks (e.g. MobileStyleGAN's)
+        group_list = [LayerGroup(name, tuple(idx)) for name, idx in G.site_groups()]
+    else:
+        group_list = layer_groups(num_ws, groups)
     if device is None:
         device = (
             next((p.device for p in G.parameters()), torch.device("cpu"))
@@ -487,13 +493,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Measure which W+ layers carry each attribute (swap layer groups between code pairs, "
         "classify) and write layer_map.json + layer_map.png.",
     )
-    p.add_argument("--generator", required=True, help="generator folder (config.json + model.safetensors)")
-    p.add_argument("--classifier", required=True, help="attribute classifier folder")
+    p.add_argument(
+        "--generator", required=True, help="generator folder (config.json + model.safetensors), or faces"
+    )
+    p.add_argument(
+        "--classifier", required=True, help="attribute classifier folder, or a face judge: faceapi"
+    )
+    p.add_argument("--resolution", type=int, default=256, help="--generator faces: render size (default 256)")
     p.add_argument("--out", required=True, help="output folder for layer_map.json and layer_map.png")
     p.add_argument("--pairs", type=int, default=200, help="code pairs to sample (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=16, help="pairs per batch (default 16)")
-    p.add_argument("--groups", default="pairs", choices=("pairs", "single"), help="layer groups to swap")
+    p.add_argument(
+        "--groups",
+        default="auto",
+        choices=("auto", "pairs", "single"),
+        help="layer groups to swap (auto: the generator's own blocks when it names them, else pairs)",
+    )
     p.add_argument("--truncation", type=float, default=0.7, help="truncation psi of the sampled codes")
     p.add_argument("--rule", default="relative", choices=RULES, help="layer selection rule")
     p.add_argument("--threshold", type=float, default=0.5, help="relative rule: share of the best rate")
@@ -507,7 +523,8 @@ def _parser() -> argparse.ArgumentParser:
         help="image encoder folder: draw the pairs from E(x) of real images (needs --data-root) instead of "
         "random codes",
     )
-    p.add_argument("--data-root", default=None, help="avatar data set for --encoder (its --split images)")
+    p.add_argument("--data-root", default=None, help="data set for --encoder (its --split images)")
+    p.add_argument("--data-kind", default=None, help="kind of --data-root (a tedigan data-set kind)")
     p.add_argument("--split", default="val", help="split of --data-root (default val)")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--no-progress", action="store_true")
@@ -517,14 +534,14 @@ def _parser() -> argparse.ArgumentParser:
 
 @torch.no_grad()
 def _inverted_codes(
-    encoder: str, root: str, split: str, resolution: int, device: torch.device
+    encoder: str, kind: str, root: str, split: str, resolution: int, device: torch.device
 ) -> torch.Tensor:
-    """E(x) of every image of an avatar data set split, ``[N, num_ws, w_dim]`` on the CPU."""
+    """E(x) of every image of a data set split, ``[N, num_ws, w_dim]`` on the CPU."""
     from tedigan.data import collate_samples, make_dataset
     from tedigan.models.encoder import Encoder
 
     E = Encoder.from_pretrained(encoder, map_location=device).eval()
-    ds = make_dataset("avatars", root, split=split, resolution=resolution)
+    ds = make_dataset(kind, root, split=split, resolution=resolution)
     loader = torch.utils.data.DataLoader(ds, batch_size=100, collate_fn=collate_samples)
     return torch.cat([E(batch["image"].to(device)).cpu() for batch in loader])
 
@@ -539,17 +556,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = "tedigan.editing.layer_analysis"
     if (Path(args.out) / MAP_NAME).exists() and not args.overwrite:
         parser.exit(2, f"{prog}: error: {Path(args.out) / MAP_NAME} exists: pass --overwrite to replace it\n")
-    if args.encoder and not args.data_root:
-        parser.exit(2, f"{prog}: error: --encoder needs --data-root (the images to invert)\n")
+    if args.encoder and not (args.data_root and args.data_kind):
+        parser.exit(2, f"{prog}: error: --encoder needs --data-root and --data-kind (the images to invert)\n")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    from tedigan.assets import MissingWeightsError
+    from tedigan.evaluation.judges import FACE_JUDGES, face_judge
+    from tedigan.training.inversion import NAMED_GENERATORS, load_frozen_generator
+
     try:
-        G = Generator.from_pretrained(args.generator, map_location=device)
-        C = AttributeClassifier.from_pretrained(args.classifier, map_location=device)
-    except (ComponentLoadError, FileNotFoundError) as err:
+        if args.generator in NAMED_GENERATORS:
+            G = load_frozen_generator(args.generator, device, args.resolution)
+        else:
+            G = Generator.from_pretrained(args.generator, map_location=device)
+        if args.classifier in FACE_JUDGES:
+            C = face_judge(args.classifier, device)
+        else:
+            C = AttributeClassifier.from_pretrained(args.classifier, map_location=device)
+    except (ComponentLoadError, FileNotFoundError, MissingWeightsError) as err:
         parser.exit(2, f"{prog}: error: {' '.join(str(err).split())}\n")
     codes = None
     if args.encoder:
-        codes = _inverted_codes(args.encoder, args.data_root, args.split, G.config.resolution, device)
+        codes = _inverted_codes(
+            args.encoder, args.data_kind, args.data_root, args.split, G.config.resolution, device
+        )
     result = analyze_layers(
         G,
         C,

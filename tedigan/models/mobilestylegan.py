@@ -817,6 +817,15 @@ class MobileStyleGAN(nn.Module):
             keep_freed_memory()
         return model
 
+    def site_groups(self) -> list[tuple[str, tuple[int, ...]]]:
+        """The style sites by block, as layer analysis swaps them: 4 px, then (up, conv1, conv2) per block from
+        8 px to 512 px (the last block's output is 1024 px after its Haar transform), then the final to_img."""
+        groups = [("4px w0", (0,))]
+        for i in range(N_BLOCKS):
+            sites = (1 + 3 * i, 2 + 3 * i, 3 + 3 * i)
+            groups.append((f"{8 * 2**i}px w{sites[0]}-{sites[-1]}", sites))
+        return [*groups, (f"rgb w{self.num_ws - 1}", (self.num_ws - 1,))]
+
     def package_spec(self) -> dict:
         """How a pipeline folder names this generator instead of storing it (see
         :func:`tedigan.pipeline.packaged_generator`)."""
