@@ -484,7 +484,11 @@ class InversionStage(Stage):
         return {"lr": self.scheduler.get_last_lr()[0]}
 
     def postfix(self, row: dict) -> dict:
-        return {"loss": f"{row['loss/total']:.3f}", "lpips": f"{row.get('loss/lpips', float('nan')):.3f}"}
+        shown = {"loss": f"{row['loss/total']:.3f}"}
+        for part in ("lpips", "latent"):
+            if f"loss/{part}" in row:
+                shown[part] = f"{row[f'loss/{part}']:.3f}"
+        return shown
 
     @torch.no_grad()
     def _reconstruct(self, device) -> torch.Tensor:
