@@ -252,6 +252,7 @@ class InversionStageConfig:
     discriminator_path: str | None = None
     classifier_path: str | None = None  # attribute classifier for the final metrics (None: skipped)
     identity_net: Literal["dlib", "facenet"] = "dlib"  # the identity loss/metric network (dlib: offline)
+    eval_identity: bool = False  # measure identity kept in the final evaluation even when the loss is off
     identity_weights: str | None = None  # its weights (None: tedigan.assets lookup)
     label_classes: int | None = None  # label modality: number of classes (None: from the data set)
     encoder: EncoderConfig = field(

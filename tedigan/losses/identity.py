@@ -93,9 +93,13 @@ class FaceIdentity(nn.Module):
 
     def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """The network's own distance per image ``[B]`` (dlib: Euclidean; otherwise ``1 − cos``)."""
+        return self.distance_of(self.embed(a), self.embed(b))
+
+    def distance_of(self, ea: torch.Tensor, eb: torch.Tensor) -> torch.Tensor:
+        """:meth:`distance` of two embeddings ``[B, D]``."""
         if self.dlib is not None:
-            return (self.embed(a) - self.embed(b)).norm(dim=-1)
-        return 1 - self.similarity(a, b)
+            return (ea - eb).norm(dim=-1)
+        return 1 - F.cosine_similarity(ea, eb, dim=-1)
 
 
 class IdentityLoss(FaceIdentity):

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from tedigan.losses.identity import FaceIdentity
 from tedigan.metrics import MetricContext, eval_mode, progress, register
@@ -105,6 +106,7 @@ def reconstruction_stats(ctx: MetricContext) -> dict[str, Any]:
         "mse": [],
         "lpips": [],
         "identity": [],
+        "identity_distance": [],
         "pred_target": [],
         "pred_recon": [],
         "true": [],
@@ -120,7 +122,10 @@ def reconstruction_stats(ctx: MetricContext) -> dict[str, Any]:
             out["mse"].append((recon - target).square().flatten(1).mean(1).cpu())
             out["lpips"].append(lpips(recon, target).reshape(-1).cpu())
             if ident is not None:
-                out["identity"].append(ident.similarity(recon, target).cpu())
+                a, b = ident.embed(recon), ident.embed(target)
+                out["identity"].append(F.cosine_similarity(a, b, dim=-1).cpu())
+                if getattr(ident, "same_person_threshold", None) is not None:
+                    out["identity_distance"].append(ident.distance_of(a, b).cpu())
             if clf is not None:
                 out["pred_target"].append(_predict(clf, target))
                 out["pred_recon"].append(_predict(clf, recon))
@@ -170,7 +175,12 @@ def recon_identity(ctx: MetricContext) -> dict[str, Any]:
     s = reconstruction_stats(ctx)
     if "identity" not in s:
         return {"value": None, "available": False, "reason": s["identity_reason"], "num": s["num"]}
-    return {**_summary(s["identity"]), "available": True, "num": s["num"]}
+    res = {**_summary(s["identity"]), "available": True, "num": s["num"], "measure": "cosine similarity"}
+    if "identity_distance" in s:  # the net's own distance and how often it still says "same person"
+        threshold = float(ctx.memo["identity"][0].same_person_threshold)
+        d = s["identity_distance"]
+        res.update(distance=_summary(d), same_person_threshold=threshold, same_person=float((d < threshold).mean()))
+    return res
 
 
 @register("recon_attributes", needs=("generator", "dataset", "classifier"))

@@ -592,7 +592,7 @@ def evaluate(
     memo: dict[Any, Any] = {}
     if identity is not None:
         memo["identity"] = (identity, "")
-    elif cfg.identity_weights:
+    elif cfg.identity_weights or cfg.eval_identity:
         from tedigan.losses.identity import FaceIdentity
 
         memo["identity"] = (FaceIdentity(cfg.identity_weights, kind=cfg.identity_net).to(device), "")
