@@ -5,6 +5,7 @@
 #   bash train_all.sh                       # preset avatars32: the default CPU preset (about 2 h on 2 cores)
 #   bash train_all.sh avatars64             # the 64 px preset (needs ~10x the generator compute to shine)
 #   bash train_all.sh tiny                  # smoke run of every stage on tiny networks (about 2 min on CPU)
+#   bash train_all.sh faces256              # photo-real faces on the packaged FFHQ generator (see below)
 #   OUT=outputs/run2 bash train_all.sh      # another output folder
 #   LAUNCH="accelerate launch" bash train_all.sh   # multi-GPU / multi-node through accelerate
 #   EXTRA="--train.max_steps=20" bash train_all.sh # overrides appended to every training stage (smoke runs)
@@ -20,13 +21,21 @@
 # not. Every stage writes its resolved config.yaml, metrics.jsonl, eval.json and grids into its folder
 # under OUT; OUT/train_all.log.jsonl records each stage's wall time. Relative OUT and DATA are taken from
 # the folder you run the script in.
+# Preset faces256 (research / non-commercial: the FFHQ MobileStyleGAN of the random-face package): generated face
+#   data with their W+ codes (tedigan.training.face_data; NUM faces, resumable) -> inversion (latent loss on the
+#   stored codes) -> text -> layer analysis (face-api judge, the generator's site blocks) -> pipeline (the
+#   generator named, not stored) -> faces benchmark (independent judge: human).
 # For FFHQ / CelebA-HQ run the stages yourself: pipelines/train_stage.py --config configs/generator_ffhq256.yaml
 #   --data.kind=folder --data.root=YOUR_DATA (see README.md, "Train on your own data").
 set -euo pipefail
 PRESET="${1:-${PRESET:-avatars32}}"
 abspath() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
 OUT="$(abspath "${OUT:-outputs/$PRESET}")"
-if [ "$PRESET" = tiny ]; then
+if [ "$PRESET" = faces256 ]; then
+  DATA="$(abspath "${DATA:-data/faces256}")"
+  NUM="${NUM:-10000}"
+  PAIRS="${PAIRS:-96}"
+elif [ "$PRESET" = tiny ]; then
   DATA="$(abspath "${DATA:-outputs/tiny/avatars}")"
   NUM="${NUM:-60}"
   BENCH_ARGS="${BENCH_ARGS:---num-sources 3 --num-optimized 1 --steps 2 --samples-per-prompt 2 --fid-num 0}"
@@ -43,9 +52,9 @@ BENCH_ARGS="${BENCH_ARGS:-}"
 log() { printf '\n[train_all %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 case "$PRESET" in
-  avatars32|avatars64|tiny) ;;
+  avatars32|avatars64|tiny|faces256) ;;
   *)
-    echo "train_all.sh knows the presets avatars32 (default), avatars64 and tiny; for ffhq256/ffhq1024 run the stages" \
+    echo "train_all.sh knows the presets avatars32 (default), avatars64, tiny and faces256; for ffhq256/ffhq1024 run the stages" \
          "with pipelines/train_stage.py --config configs/generator_PRESET.yaml --data.kind=folder --data.root=YOUR_DATA" >&2
     exit 2 ;;
 esac
@@ -76,6 +85,26 @@ stage() {
     --data.root="$DATA" --resume_from_checkpoint latest "$@" $EXTRA
 }
 
+if [ "$PRESET" = faces256 ]; then
+  PHOTO="$(python -c 'import matplotlib.cbook as c; print(c.get_sample_data("grace_hopper.jpg", asfileobj=False))')"
+  timed "data: $NUM generated faces at 256 px -> $DATA" "$DATA/info.json" \
+    python -m tedigan.training.face_data --num "$NUM" --out "$DATA"
+  stage inversion configs/inversion_faces256.yaml "$OUT/inversion/complete.json" --train.output_dir="$OUT/inversion"
+  stage text configs/text_faces256.yaml "$OUT/text/complete.json" --encoder_path="$OUT/inversion/encoder" \
+    --train.output_dir="$OUT/text"
+  timed "layer analysis -> $OUT/layer_analysis" "$OUT/layer_analysis/layer_map.json" \
+    python -m tedigan.editing.layer_analysis --generator faces --classifier faceapi --pairs "$PAIRS" \
+      --out "$OUT/layer_analysis" --overwrite
+  timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
+    python -m tedigan.training.assemble --stages "$OUT" --out "$OUT/pipeline" --generator faces --fp16 --overwrite \
+      --vocabulary faces
+  timed "benchmark -> $OUT/benchmark" "$OUT/benchmark/face_benchmark.json" \
+    python -m tedigan.evaluation.face_benchmark --model "$OUT/pipeline" --data "$DATA" --out "$OUT/benchmark" \
+      --photo "$PHOTO"
+  log "done: the pipeline is $OUT/pipeline, the benchmark report $OUT/benchmark/face_benchmark.md"
+  exit 0
+fi
+
 timed "data: $NUM avatars at 64 px -> $DATA" "$DATA/info.json" \
   python -m tedigan.data.avatars --num "$NUM" --resolution 64 --out "$DATA" --overwrite
 stage classifier "configs/classifier_$PRESET.yaml" "$OUT/classifier/complete.json" \
@@ -94,7 +123,8 @@ stage text "configs/text_$PRESET.yaml" "$OUT/text/complete.json" \
   --classifier_path="$OUT/classifier/model" --train.output_dir="$OUT/text"
 timed "layer analysis -> $OUT/layer_analysis" "$OUT/layer_analysis/layer_map.json" \
   python -m tedigan.editing.layer_analysis --generator "$OUT/generator/generator" \
-    --classifier "$OUT/classifier/model" --encoder "$OUT/inversion/encoder" --data-root "$DATA" --split val \
+    --classifier "$OUT/classifier/model" --encoder "$OUT/inversion/encoder" --data-root "$DATA" --data-kind avatars \
+    --split val \
     --pairs "$PAIRS" --out "$OUT/layer_analysis" --overwrite
 timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
   python -m tedigan.training.assemble --stages "$OUT" --out "$OUT/pipeline" --fp16 --overwrite --vocabulary avatars
