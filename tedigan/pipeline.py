@@ -878,19 +878,14 @@ def _pils(t: torch.Tensor) -> list[Image.Image]:
 
 
 def _align_face(img: Image.Image) -> Image.Image:
-    """Crop a photo around its face with facenet-pytorch's MTCNN (offline weights; see tedigan.assets)."""
-    from tedigan.assets import mtcnn_weights_dir
+    """The FFHQ crop of the photo's largest face (:mod:`tedigan.data.align`; MTCNN landmarks, offline weights)."""
+    from tedigan.data.align import NoFaceFound, align_face
 
     try:
-        from facenet_pytorch import MTCNN
-    except ImportError as err:
+        return align_face(img)
+    except NoFaceFound:
         raise PipelineError(
-            "--align needs facenet-pytorch: pip install --no-deps facenet-pytorch==2.6.0"
-        ) from err
-    mtcnn_weights_dir()  # raises MissingWeightsError naming the install step when absent
-    boxes, _ = MTCNN(keep_all=False, device="cpu").detect(img)
-    if boxes is None or len(boxes) == 0:
-        raise PipelineError("--align found no face in the image; run without --align to centre-crop it")
-    x0, y0, x1, y1 = boxes[0]
-    cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 1.6
-    return img.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
+            "--align found no face in the image; run without --align to centre-crop it"
+        ) from None
+    except ImportError as err:
+        raise PipelineError(str(err)) from None
