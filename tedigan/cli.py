@@ -163,12 +163,11 @@ def parse_layers(text: str | None) -> list[int] | None:
 
 
 def load_pipeline(args: argparse.Namespace):
+    from tedigan.pipeline import TediGANPipeline, model_folder
 
-    from tedigan.pipeline import TediGANPipeline
-
-    if args.model in NAMED_GENERATORS:
+    if args.model in NAMED_GENERATORS and not model_folder(args.model).is_dir():
         raise UsageError(
-            f"--model {args.model} is a generator without trained encoders yet: sample it with "
+            f"--model {args.model} is a generator without trained encoders in this install: sample it with "
             f"python -m tedigan.generate --model {args.model} --seeds 0-7"
         )
     check_device_available(args)

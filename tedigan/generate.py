@@ -192,9 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.seeds is None:
                 raise cli.UsageError("--mix-seeds needs --seeds (the rows of the grid)")
             return _sample(args)
-        if args.model in cli.NAMED_GENERATORS:
+        from tedigan.pipeline import model_folder
+
+        if args.model in cli.NAMED_GENERATORS and not model_folder(args.model).is_dir():
             raise cli.UsageError(
-                f"--model {args.model} has no text encoder yet: sample it with --seeds 0-7 (and --mix-seeds)"
+                f"--model {args.model} has no text encoder in this install: sample it with --seeds 0-7 (and "
+                "--mix-seeds)"
             )
         if args.text is None and args.sketch is None and args.label is None:
             raise cli.UsageError('empty text: give --text "..." (or --sketch / --label)')

@@ -55,6 +55,8 @@ from tedigan.models.text_encoder import TextEncoder, check_texts
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
+    "NAMED_MODELS",
+    "model_folder",
     "INDEX_NAME",
     "PipelineError",
     "PromptNotUnderstood",
@@ -64,7 +66,22 @@ __all__ = [
 ]
 
 #: The model shipped with the package (trained by ``bash train_all.sh``; see its README.md model card).
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "avatars32"
+_WEIGHTS = Path(__file__).resolve().parent / "weights"
+#: the models tedigan ships, by name (``from_pretrained("faces")``, ``--model faces``); the first is the default
+NAMED_MODELS = {"avatars": _WEIGHTS / "avatars32", "faces": _WEIGHTS / "faces"}
+DEFAULT_MODEL_DIR = NAMED_MODELS["avatars"]
+
+
+def model_folder(path: str | Path | None) -> Path:
+    """The folder of a pipeline: ``None`` is the default model, a name of :data:`NAMED_MODELS` a shipped one
+    (unless a folder of that name exists here), anything else a folder."""
+    if path is None:
+        return DEFAULT_MODEL_DIR
+    if isinstance(path, str) and path in NAMED_MODELS and not Path(path).is_dir():
+        return NAMED_MODELS[path]
+    return Path(path)
+
+
 INDEX_NAME = "model_index.json"
 LAYER_MAP_NAME = "layer_map.json"
 
@@ -255,12 +272,12 @@ class TediGANPipeline:
         device: str | torch.device = "cpu",
         torch_dtype: torch.dtype | str | None = None,
     ) -> TediGANPipeline:
-        """Load a pipeline folder (``None``: the model shipped with the package).
+        """Load a pipeline folder, or a shipped model by name (``None``: the default; ``"avatars"``, ``"faces"``).
 
         ``torch_dtype``: ``None`` loads float32, ``"auto"`` the dtype the folder was saved in, or a dtype.
         Folders of an older format load as they are; components a newer tedigan added are skipped with a
         warning; a folder of a newer format than this tedigan reads is refused with one line."""
-        folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+        folder = model_folder(path)
         if not folder.is_dir():
             where = "the shipped default model" if path is None else "model folder"
             raise PipelineError(
@@ -345,7 +362,7 @@ class TediGANPipeline:
     ) -> tuple[Generator, float]:
         """Only the generator of a pipeline folder (and its default truncation psi): what sampling needs,
         without loading the encoders and the text model."""
-        folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+        folder = model_folder(path)
         try:
             index = json.loads((folder / INDEX_NAME).read_text())
             sub = index["components"]["generator"]

@@ -35,3 +35,13 @@ def test_shipped_model_edits_the_example(shipped, tmp_path):
     assert not torch.equal(out.latents, out.source_latents)
     rc = edit_cli.main(["--image", str(EXAMPLE), "--text", "blond hair", "--out", str(tmp_path / "e.png")])
     assert rc == 0 and Image.open(tmp_path / "e.png").size == (128, 128)
+
+
+def test_shipped_models_load_by_name(shipped, tmp_path, monkeypatch):
+    from tedigan.pipeline import NAMED_MODELS, model_folder
+
+    assert model_folder(None) == model_folder("avatars") == NAMED_MODELS["avatars"] == DEFAULT_MODEL_DIR
+    assert TediGANPipeline.from_pretrained("avatars").resolution == shipped.resolution
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "avatars").mkdir()  # a folder of that name here wins over the shipped model
+    assert model_folder("avatars") == tmp_path.joinpath("avatars").relative_to(tmp_path)
