@@ -334,7 +334,7 @@ def test_identity_network_loss_and_metric(G, blobs, tmp_path):
         dataset=ds,
         num=3,
         encoder=E,
-        memo={"identity": (ident, "")},
+        identity=ident,
     )
     assert res["recon_identity"]["available"] is True and -1 <= res["recon_identity"]["value"] <= 1
     assert res["recon_mse"]["num"] == 3

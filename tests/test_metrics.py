@@ -385,3 +385,19 @@ def test_cli_end_to_end(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(bad)
         assert msg in capsys.readouterr().err
+
+
+def test_text_metrics_take_typed_inputs():
+    from tedigan.metrics.text import TextEval
+
+    codes = torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(0))
+    index = torch.tensor([0, 0, 1, 2, 3, 4])[:5]
+    ev = TextEval(
+        captions=[f"c{i}" for i in range(5)], image_index=index, image_codes=codes, codes=codes[index]
+    )
+    r = metrics.compute("text_l2,text_retrieval", text=ev)
+    assert r["text_l2"]["value"] == 0 and r["text_retrieval"]["top1"] == 1.0
+    with pytest.raises(ValueError, match="held-out captions"):
+        metrics.compute("text_l2")
+    with pytest.raises(ValueError, match="codes= .* or text_encoder"):
+        TextEval(captions=["a"], image_index=torch.tensor([0]), image_codes=codes)

@@ -56,6 +56,7 @@ _NEED_HINTS = {
     "generator": "a generator (generator=G; CLI: --model)",
     "dataset": "real images (dataset=...; CLI: --data-kind/--data-root)",
     "classifier": "an attribute classifier (classifier=...; CLI: --classifier or <model>/classifier/)",
+    "text": "held-out captions with their images' codes (text=metrics.text.TextEval(...); the text stage gives them)",
 }
 
 
@@ -79,6 +80,7 @@ class MetricContext:
     dataset: Any = None  # real images: a Dataset of sample dicts with "image" [C, H, W] in [-1, 1]
     classifier: Any = None  # images -> {attribute: logits [B, V]} (AttributeClassifier)
     encoder: Any = None  # image / sketch / label -> W+ (Encoder), for the reconstruction metrics
+    text: Any = None  # held-out captions, their images' codes and text codes (metrics.text.TextEval)
     num: int = 2000  # generated samples per metric
     num_real: int | None = None  # real images for FID/KID/PR (None: num, capped at len(dataset))
     batch_size: int = 16
@@ -92,6 +94,9 @@ class MetricContext:
     # shared networks (built on first use when None; tests pass stand-ins)
     feature_extractor: Any = None  # images [B, C, H, W] in [-1, 1] -> features [B, D]
     lpips: Any = None  # (x, y) in [-1, 1] -> [B]
+    identity: Any = (
+        None  # face descriptor (losses.identity.FaceIdentity) for recon_identity; None: FaceNet if found
+    )
     # per-metric options
     fid_method: str = "auto"  # "sqrtm" (reference), "svd" (exact low-rank identity), "auto" (see fid.py)
     kid_subsets: int = 100

@@ -42,10 +42,11 @@ _INPUT_KEY = {"image": "image", "sketch": "sketch", "label": "label"}
 
 
 def identity_model(ctx: MetricContext, path: Any = None) -> tuple[FaceIdentity | None, str]:
-    """The shared identity network (memoised), or ``(None, reason)`` when its weights are not available.
-
-    Without one in ``ctx.memo["identity"]`` this looks for FaceNet weights only (a user's file): dlib's
-    descriptor reads FFHQ-aligned photos, so face domains pass it in the memo explicitly."""
+    """The identity network: ``ctx.identity`` when given, else FaceNet when its weights are on this machine (a
+    user's file; built once per context), else ``(None, reason)``. dlib's descriptor reads FFHQ-aligned photos,
+    so face domains pass it as ``identity=`` explicitly."""
+    if ctx.identity is not None:
+        return ctx.identity, ""
     if "identity" in ctx.memo:
         return ctx.memo["identity"]
     try:
@@ -177,7 +178,7 @@ def recon_identity(ctx: MetricContext) -> dict[str, Any]:
         return {"value": None, "available": False, "reason": s["identity_reason"], "num": s["num"]}
     res = {**_summary(s["identity"]), "available": True, "num": s["num"], "measure": "cosine similarity"}
     if "identity_distance" in s:  # the net's own distance and how often it still says "same person"
-        threshold = float(ctx.memo["identity"][0].same_person_threshold)
+        threshold = float(identity_model(ctx)[0].same_person_threshold)
         d = s["identity_distance"]
         res.update(
             distance=_summary(d), same_person_threshold=threshold, same_person=float((d < threshold).mean())

@@ -13,21 +13,17 @@
                                inversion allows)
 =============================  ===========================================================================
 
-Inputs travel in ``ctx.memo`` (the context has no text fields):
-
-- ``memo["text_eval"]``: ``{"captions": list[str] (M), "image_index": LongTensor [M] (row of each caption's
-  image in image_codes), "image_codes": [N, num_ws, w_dim], "caption_rank": LongTensor [M] (optional: the
-  caption's position among its image's captions), "attribute_captions_per_image": int (optional, default 1:
-  captions of rank < this are used for attribute accuracy), "mentions": list[dict] (optional: the attributes
-  each caption mentions), or "vocabulary": a :class:`~tedigan.data.vocabulary.Vocabulary` to read them}``;
-- the text codes: ``memo["text_codes"]`` ``[M, num_ws, w_dim]``, or ``memo["text_encoder"]`` (anything with
-  ``encode_text(list[str], batch_size)``) to compute them.
+Inputs travel in ``ctx.text``, a :class:`TextEval`: the held-out captions, the row of each caption's image in
+``image_codes`` (the inverted codes of the held-out images), optionally each caption's rank among its image's
+captions and what each caption mentions (or a vocabulary to read it), and the captions' text codes or a text
+encoder to compute them.
 
 ``ctx.num`` caps the captions used for attribute accuracy (each costs three generated images).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,43 +31,63 @@ import torch
 from tedigan.metrics import MetricContext, batch_sizes, eval_mode, register, seeded
 from tedigan.models.judge import judge_probs, values_of
 
-__all__ = ["attribute_hits", "retrieval_ranks", "text_codes", "text_eval_inputs"]
+__all__ = ["TextEval", "attribute_hits", "retrieval_ranks", "text_codes", "text_eval_inputs"]
 
 
-def text_eval_inputs(ctx: MetricContext) -> dict[str, Any]:
-    ev = ctx.memo.get("text_eval")
-    if not isinstance(ev, dict) or not {"captions", "image_index", "image_codes"} <= set(ev):
+@dataclass
+class TextEval:
+    """The inputs of the text metrics (``MetricContext.text``).
+
+    ``captions`` (M) with ``image_index`` ``[M]`` (the row of each caption's image in ``image_codes``
+    ``[N, num_ws, w_dim]``); ``caption_rank`` ``[M]``: the caption's position among its image's captions
+    (captions of rank < ``attribute_captions_per_image`` are judged for attribute accuracy; None: all);
+    ``mentions``: the attributes each caption names, or a ``vocabulary`` to read them; ``codes`` ``[M, num_ws,
+    w_dim]``: the captions' text codes, or a ``text_encoder`` (``encode_text(list[str], batch_size)``)."""
+
+    captions: list[str]
+    image_index: torch.Tensor
+    image_codes: torch.Tensor
+    caption_rank: torch.Tensor | None = None
+    attribute_captions_per_image: int = 1
+    mentions: list[dict[str, str]] | None = None
+    vocabulary: Any = None
+    codes: torch.Tensor | None = None
+    text_encoder: Any = None
+
+    def __post_init__(self) -> None:
+        if len(self.captions) != len(self.image_index):
+            raise ValueError(
+                f"text eval: {len(self.captions)} captions but {len(self.image_index)} image indices"
+            )
+        if len(self.captions) == 0:
+            raise ValueError("text eval: no held-out captions")
+        if self.codes is None and self.text_encoder is None:
+            raise ValueError("text eval needs codes= (the captions' text codes) or text_encoder=")
+
+
+def text_eval_inputs(ctx: MetricContext) -> TextEval:
+    if not isinstance(ctx.text, TextEval):
         raise ValueError(
-            "text metrics need memo['text_eval'] = {'captions': [...], 'image_index': LongTensor, "
-            "'image_codes': [N, num_ws, w_dim]} (held-out captions and the inverted codes of their images)"
+            "text metrics need text=TextEval(captions, image_index, image_codes, codes=... or text_encoder=...)"
         )
-    if len(ev["captions"]) != len(ev["image_index"]):
-        raise ValueError(
-            f"text_eval: {len(ev['captions'])} captions but {len(ev['image_index'])} image indices"
-        )
-    if len(ev["captions"]) == 0:
-        raise ValueError("text_eval: no held-out captions")
-    return ev
+    return ctx.text
 
 
 def text_codes(ctx: MetricContext) -> torch.Tensor:
-    """Codes of the held-out captions ``[M, num_ws, w_dim]`` on the CPU (memoised per compute call)."""
+    """Codes of the held-out captions ``[M, num_ws, w_dim]`` on the CPU (computed once per compute call)."""
     ev = text_eval_inputs(ctx)
-    key = ("generated", "text_codes", len(ev["captions"]))
+    key = ("generated", "text_codes", len(ev.captions))
     if key in ctx.memo:
         return ctx.memo[key]
-    codes = ctx.memo.get("text_codes")
+    codes = ev.codes
     if codes is None:
-        enc = ctx.memo.get("text_encoder")
-        if enc is None:
-            raise ValueError("text metrics need memo['text_codes'] or memo['text_encoder'] (a TextEncoder)")
-        with eval_mode(enc):
-            codes = enc.encode_text(list(ev["captions"]), batch_size=max(ctx.batch_size, 64))
+        with eval_mode(ev.text_encoder):
+            codes = ev.text_encoder.encode_text(list(ev.captions), batch_size=max(ctx.batch_size, 64))
     codes = codes.detach().float().cpu()
-    if codes.shape[0] != len(ev["captions"]) or codes.shape[1:] != ev["image_codes"].shape[1:]:
+    if codes.shape[0] != len(ev.captions) or codes.shape[1:] != ev.image_codes.shape[1:]:
         raise ValueError(
-            f"text codes {tuple(codes.shape)} do not fit {len(ev['captions'])} captions and image codes "
-            f"{tuple(ev['image_codes'].shape)}"
+            f"text codes {tuple(codes.shape)} do not fit {len(ev.captions)} captions and image codes "
+            f"{tuple(ev.image_codes.shape)}"
         )
     ctx.memo[key] = codes
     return codes
@@ -97,13 +113,13 @@ def retrieval_ranks(
     return torch.cat(ranks)
 
 
-@register("text_l2")
+@register("text_l2", needs=("text",))
 def text_l2(ctx: MetricContext) -> dict[str, Any]:
     ev = text_eval_inputs(ctx)
     codes = text_codes(ctx)
-    target = ev["image_codes"].float().cpu()[ev["image_index"].long()]
+    target = ev.image_codes.float().cpu()[ev.image_index.long()]
     per_layer = (codes - target).square().mean(dim=(0, 2))
-    mean_code = ev["image_codes"].float().cpu().mean(0, keepdim=True)
+    mean_code = ev.image_codes.float().cpu().mean(0, keepdim=True)
     baseline = (mean_code - target).square().mean().item()
     value = per_layer.mean().item()
     return {
@@ -115,12 +131,12 @@ def text_l2(ctx: MetricContext) -> dict[str, Any]:
     }
 
 
-@register("text_retrieval")
+@register("text_retrieval", needs=("text",))
 def text_retrieval(ctx: MetricContext) -> dict[str, Any]:
     ev = text_eval_inputs(ctx)
     codes = text_codes(ctx)
-    images = ev["image_codes"].float().cpu()
-    ranks = retrieval_ranks(codes, images, ev["image_index"])
+    images = ev.image_codes.float().cpu()
+    ranks = retrieval_ranks(codes, images, ev.image_index)
     n = images.shape[0]
     top = {k: (ranks < k).double().mean().item() for k in (1, 5, 10)}
     return {
@@ -164,28 +180,27 @@ def _summarise(hits: list[dict[str, bool]]) -> dict[str, Any]:
     }
 
 
-@register("text_attribute_accuracy", needs=("generator", "classifier"))
+@register("text_attribute_accuracy", needs=("text", "generator", "classifier"))
 def text_attribute_accuracy(ctx: MetricContext) -> dict[str, Any]:
     ev = text_eval_inputs(ctx)
     codes = text_codes(ctx)
-    per_image = int(ev.get("attribute_captions_per_image", 1))
-    rank = ev.get("caption_rank")
-    rows = [i for i in range(len(ev["captions"])) if rank is None or int(rank[i]) < per_image]
-    vocabulary = ev.get("vocabulary")
-    if not ev.get("mentions") and vocabulary is None:
+    per_image, rank = int(ev.attribute_captions_per_image), ev.caption_rank
+    rows = [i for i in range(len(ev.captions)) if rank is None or int(rank[i]) < per_image]
+    vocabulary = ev.vocabulary
+    if not ev.mentions and vocabulary is None:
         return {"value": None, "reason": "no mentions and no vocabulary to read the captions with"}
-    all_mentions = ev.get("mentions") or [vocabulary.read(c).values for c in ev["captions"]]
+    all_mentions = ev.mentions or [vocabulary.read(c).values for c in ev.captions]
     heads = values_of(ctx.classifier) or {}
     rows = [i for i in rows if any(a in heads for a in all_mentions[i])][: ctx.num]
     if not rows:
         return {"value": None, "reason": "no held-out caption mentions an attribute the classifier judges"}
     G, clf, device = ctx.generator, ctx.classifier, ctx.torch_device
     mentions = [all_mentions[i] for i in rows]
-    image_codes = ev["image_codes"].float()
+    image_codes = ev.image_codes.float()
     idx = torch.tensor(rows)
     sources = {
         "text": codes[idx],
-        "inverted": image_codes[ev["image_index"].long()[idx]],
+        "inverted": image_codes[ev.image_index.long()[idx]],
     }
     with seeded(ctx.seed, device) as gen:
         z = torch.randn(len(rows), G.z_dim, generator=gen)
@@ -210,6 +225,6 @@ def text_attribute_accuracy(ctx: MetricContext) -> dict[str, Any]:
         num_mentions=sum(len(h) for h in hits["text"]),
         random_codes=_summarise(hits["random"]),
         inverted_ceiling=_summarise(hits["inverted"]),
-        mentions_from="memo" if ev.get("mentions") else f"vocabulary:{vocabulary.domain}",
+        mentions_from="given" if ev.mentions else f"vocabulary:{vocabulary.domain}",
     )
     return res

@@ -589,13 +589,10 @@ def evaluate(
             clf_note = str(clf_dir)
         else:
             clf_note = f"classifier_path {clf_dir} holds no classifier: attribute preservation skipped"
-    memo: dict[Any, Any] = {}
-    if identity is not None:
-        memo["identity"] = (identity, "")
-    elif cfg.identity_weights or cfg.eval_identity:
+    if identity is None and (cfg.identity_weights or cfg.eval_identity):
         from tedigan.losses.identity import FaceIdentity
 
-        memo["identity"] = (FaceIdentity(cfg.identity_weights, kind=cfg.identity_net).to(device), "")
+        identity = FaceIdentity(cfg.identity_weights, kind=cfg.identity_net).to(device)
     n = min(cfg.eval_num or len(val_ds), len(val_ds))
     results = metrics.compute(
         names,
@@ -607,7 +604,7 @@ def evaluate(
         num=n,
         batch_size=cfg.eval_batch_size,
         device=device,
-        memo=memo,
+        identity=identity,
     )
     return {"num_images": n, "classifier": clf_note, "metrics": results}
 

@@ -687,17 +687,15 @@ def evaluate(
     names = list(TEXT_METRICS)
     if G is not None and classifier is not None:
         names.append("text_attribute_accuracy")
-    memo = {
-        "text_codes": codes,
-        "text_eval": {
-            "captions": cache.pair_texts(),
-            "image_index": cache.pair_image,
-            "image_codes": cache.codes,
-            "caption_rank": cache.caption_rank,
-            "attribute_captions_per_image": cfg.eval_captions_per_image,
-            "vocabulary": vocabulary_for(cfg.data.kind, cfg.data.root),
-        },
-    }
+    inputs = text_metrics.TextEval(
+        captions=cache.pair_texts(),
+        image_index=cache.pair_image,
+        image_codes=cache.codes,
+        caption_rank=cache.caption_rank,
+        attribute_captions_per_image=cfg.eval_captions_per_image,
+        vocabulary=vocabulary_for(cfg.data.kind, cfg.data.root),
+        codes=codes,
+    )
     n_attr = int((cache.caption_rank < cfg.eval_captions_per_image).sum())
     results = metrics.compute(
         names,
@@ -707,7 +705,7 @@ def evaluate(
         batch_size=cfg.eval_batch_size,
         device=device,
         seed=cfg.train.seed,
-        memo=memo,
+        text=inputs,
     )
     return {
         "num_images": int(cache.codes.shape[0]),
