@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tedigan.assets import MissingWeightsError, mobilestylegan_ir_dir
+from tedigan.models.style import StyleGenerator, StyleMapping
 
 __all__ = [
     "STYLE_SITES",
@@ -518,7 +519,7 @@ def _check_resolution(resolution: int) -> int:
     return r
 
 
-class MobileStyleGANMapping(nn.Module):
+class MobileStyleGANMapping(StyleMapping):
     """z ``[B, 512]`` -> pixel norm -> 8 x (dense, LeakyReLU, gain) -> w, broadcast to ``num_ws``.
 
     ``w_avg`` (buffer) is the package's mean style: the mean mapping of ``RandomState(0).normal(size=(4096,
@@ -541,28 +542,6 @@ class MobileStyleGANMapping(nn.Module):
         for w, b in zip(self.weight, self.bias):
             x = F.leaky_relu(F.linear(x, w, b), self.slope) * self.gain
         return x
-
-    def truncate(
-        self, ws: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
-    ) -> torch.Tensor:
-        """``w_avg + psi * (ws - w_avg)`` on all sites, or on the first ``truncation_cutoff`` only."""
-        from tedigan.models.stylegan2 import truncate
-
-        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-        update_w_avg: bool | None = None,
-    ) -> torch.Tensor:
-        """z -> ws ``[B, num_ws, w_dim]``. ``update_w_avg`` is accepted for interface compatibility: the mean
-        style is fixed (a pretrained network), so it must not be True."""
-        if update_w_avg:
-            raise ValueError("MobileStyleGAN's w_avg is fixed: it cannot be updated")
-        ws = self.embed(z).unsqueeze(1).repeat(1, self.num_ws, 1)
-        return self.truncate(ws, truncation_psi, truncation_cutoff)
 
 
 class _Site(nn.Module):
@@ -782,7 +761,7 @@ def _final_idwt(bands: torch.Tensor) -> torch.Tensor:
     return torch.addcmul(low.unsqueeze(-1), high.unsqueeze(-1), sign.view(2)).view(b, 3, 2 * h, 2 * w)
 
 
-class MobileStyleGAN(nn.Module):
+class MobileStyleGAN(StyleGenerator, nn.Module):
     """MobileStyleGAN FFHQ generator with the interface of :class:`tedigan.models.stylegan2.Generator`.
 
     ``G.mapping(z, truncation_psi=...) -> ws [B, 23, 512]``, ``G.synthesis(ws, resolution=...) -> img``,
@@ -854,26 +833,6 @@ class MobileStyleGAN(nn.Module):
         return w.double().mean(dim=0).to(self.mapping.w_avg.dtype)
 
     @property
-    def num_ws(self) -> int:
-        return self.config.num_ws
-
-    @property
-    def z_dim(self) -> int:
-        return self.config.z_dim
-
-    @property
-    def w_dim(self) -> int:
-        return self.config.w_dim
-
-    @property
-    def resolution(self) -> int:
-        return self.config.resolution
-
-    @property
-    def img_channels(self) -> int:
-        return self.config.img_channels
-
-    @property
     def noise_shapes(self) -> list[tuple[int, int, int, int]]:
         """Empty: there are no noise inputs (the noise is baked in)."""
         return []
@@ -891,24 +850,6 @@ class MobileStyleGAN(nn.Module):
         ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         img = self.synthesis(ws, noise_mode=noise_mode, resolution=resolution)
         return (img, ws) if return_ws else img
-
-    def mix(
-        self, ws1: torch.Tensor, ws2: torch.Tensor, crossover_layer: int | torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Style mixing as :meth:`tedigan.models.stylegan2.Generator.mix` (sites ``< crossover_layer`` from ws1)."""
-        from tedigan.models.stylegan2 import Generator
-
-        return Generator.mix(self, ws1, ws2, crossover_layer)  # only uses num_ws / w_dim
-
-    @torch.no_grad()
-    def mean_latent(self, n: int = 4096, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Mean of ``n`` mapped ``torch.randn`` samples, ``[w_dim]`` (``mapping.w_avg`` is the package's)."""
-        device = self.mapping.w_avg.device
-        total = torch.zeros(self.w_dim, device=device, dtype=torch.float64)
-        for start in range(0, n, 4096):
-            z = torch.randn(min(4096, n - start), self.z_dim, generator=generator).to(device)
-            total += self.mapping.embed(z).double().sum(dim=0)
-        return (total / n).to(self.mapping.w_avg.dtype)
 
 
 # ------------------------------------------------------------------------------------------- allocator

@@ -70,6 +70,8 @@ from tedigan.models.layers import (
     load_effective_state_dict,
     log2_resolution,
 )
+from tedigan.models.style import StyleGenerator, StyleMapping
+from tedigan.models.style import check_ws as _check_ws
 
 Arch = Literal["stylegan2", "stylegan1", "swagan"]
 ARCHS = ("stylegan2", "stylegan1", "swagan")
@@ -196,21 +198,7 @@ class DiscriminatorConfig(_NetworkConfig):
 # ------------------------------------------------------------------------------------------------
 
 
-def truncate(
-    ws: torch.Tensor, w_avg: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
-) -> torch.Tensor:
-    """The truncation trick: ``w_avg + psi * (ws - w_avg)`` on all W+ layers, or the first ``truncation_cutoff``."""
-    if truncation_psi == 1:
-        return ws
-    avg = w_avg.to(ws.dtype)
-    if truncation_cutoff is None:
-        return avg.lerp(ws, truncation_psi)
-    ws = ws.clone()
-    ws[:, :truncation_cutoff] = avg.lerp(ws[:, :truncation_cutoff], truncation_psi)
-    return ws
-
-
-class MappingNetwork(nn.Module):
+class MappingNetwork(StyleMapping):
     """z -> pixel norm -> ``n_mlp`` dense lrelu layers (lr_mul 0.01) -> w, broadcast to ``num_ws``.
 
     ``w_avg`` tracks the mean w in training mode (``w_avg <- lerp(mean_batch(w), w_avg, beta)``) and is the
@@ -243,26 +231,6 @@ class MappingNetwork(nn.Module):
         for i in range(self.n_mlp):
             x = getattr(self, f"fc{i}")(x)
         return x
-
-    def truncate(
-        self, ws: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
-    ) -> torch.Tensor:
-        """``w_avg + psi * (ws - w_avg)`` on all layers, or only the first ``truncation_cutoff``."""
-        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-        update_w_avg: bool | None = None,
-    ) -> torch.Tensor:
-        w = self.embed(z)
-        if self.training if update_w_avg is None else update_w_avg:
-            with torch.no_grad():
-                self.w_avg.copy_(w.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
-        return self.truncate(ws, truncation_psi, truncation_cutoff)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -340,11 +308,6 @@ class SynthesisBlock(nn.Module):
     @property
     def num_conv(self) -> int:
         return 1 if self.conv0 is None else 2
-
-
-def _check_ws(ws: torch.Tensor, num_ws: int, w_dim: int) -> None:
-    if ws.ndim != 3 or ws.shape[1] != num_ws or ws.shape[2] != w_dim:
-        raise ValueError(f"synthesis expects ws of shape [B, {num_ws}, {w_dim}], got {tuple(ws.shape)}")
 
 
 def _check_noise(noise: list | None, n: int) -> list:
@@ -561,7 +524,7 @@ class AdaINSynthesisNetwork(nn.Module):
 # ------------------------------------------------------------------------------------------------
 
 
-class Generator(PretrainedModule):
+class Generator(StyleGenerator, PretrainedModule):
     """Style-based generator: ``mapping`` (z -> ws) + ``synthesis`` (ws -> image, no tanh/clamp)."""
 
     config_class = GeneratorConfig
@@ -577,26 +540,6 @@ class Generator(PretrainedModule):
             self.synthesis = AdaINSynthesisNetwork(config)
         else:
             self.synthesis = _registered(config.arch).synthesis(config)
-
-    @property
-    def num_ws(self) -> int:
-        return self.config.num_ws
-
-    @property
-    def z_dim(self) -> int:
-        return self.config.z_dim
-
-    @property
-    def w_dim(self) -> int:
-        return self.config.w_dim
-
-    @property
-    def resolution(self) -> int:
-        return self.config.resolution
-
-    @property
-    def img_channels(self) -> int:
-        return self.config.img_channels
 
     @property
     def noise_shapes(self) -> list[tuple[int, int, int, int]]:
@@ -625,40 +568,6 @@ class Generator(PretrainedModule):
         ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         img = self.synthesis(ws, noise_mode=noise_mode, noise=noise, fused_modconv=fused_modconv)
         return (img, ws) if return_ws else img
-
-    def mix(
-        self, ws1: torch.Tensor, ws2: torch.Tensor, crossover_layer: int | torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Style mixing: layers ``< crossover_layer`` from ``ws1``, the rest from ``ws2``.
-
-        Inputs may be ``[B, w_dim]`` (broadcast) or ``[B, num_ws, w_dim]``. ``crossover_layer`` is an int,
-        a ``[B]`` tensor (per-sample crossover), or None for a random per-sample crossover in
-        ``[1, num_ws - 1]`` (mixing regularisation).
-        """
-        ws1, ws2 = (w.unsqueeze(1).expand(-1, self.num_ws, -1) if w.ndim == 2 else w for w in (ws1, ws2))
-        _check_ws(ws1, self.num_ws, self.w_dim)
-        _check_ws(ws2, self.num_ws, self.w_dim)
-        idx = torch.arange(self.num_ws, device=ws1.device)
-        if crossover_layer is None:
-            crossover_layer = torch.randint(1, self.num_ws, (ws1.shape[0],), device=ws1.device)
-        if isinstance(crossover_layer, torch.Tensor):
-            take_first = idx[None, :] < crossover_layer.to(ws1.device).reshape(-1, 1)
-        else:
-            take_first = (idx < int(crossover_layer))[None, :]
-        return torch.where(take_first[..., None], ws1, ws2)
-
-    @torch.no_grad()
-    def mean_latent(self, n: int = 4096, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Mean of ``n`` mapped samples, ``[w_dim]`` (rosinality's ``mean_latent`` returns ``[1, w_dim]``)."""
-        device = self.mapping.w_avg.device
-        total = torch.zeros(self.w_dim, device=device, dtype=torch.float64)
-        done = 0
-        while done < n:
-            b = min(4096, n - done)
-            z = torch.randn(b, self.z_dim, generator=generator).to(device)
-            total += self.mapping.embed(z).double().sum(dim=0)
-            done += b
-        return (total / n).to(self.mapping.w_avg.dtype)
 
     def effective_state_dict(self) -> dict[str, torch.Tensor]:
         return effective_state_dict(self)
