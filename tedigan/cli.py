@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -284,9 +285,21 @@ def finish(summary: dict, as_json: bool, line: str) -> int:
 
 
 def run(main: Callable[[], int], prog: str) -> int:
-    """Call ``main``; user errors -> one line on stderr and exit status 2."""
+    """Call ``main``; user errors -> one line on stderr and exit status 2; tedigan's warnings (an input out of
+    the model's domain) -> one line on stderr."""
+    from tedigan.pipeline import OutOfDomainWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' signature
+        if issubclass(category, OutOfDomainWarning):
+            print(f"{prog}: warning: {message}", file=sys.stderr)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
+    default_show = warnings.showwarning
     try:
-        return main()
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return main()
     except user_errors() as err:
         if os.environ.get("TEDIGAN_DEBUG"):
             raise

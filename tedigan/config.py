@@ -30,6 +30,7 @@ __all__ = [
     "InversionLossConfig",
     "InversionStageConfig",
     "STAGE_CONFIGS",
+    "DomainStageConfig",
     "TextLossConfig",
     "TextStageConfig",
     "TrainConfig",
@@ -111,6 +112,29 @@ class ClassifierStageConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(output_dir="outputs/classifier"))
     # random translation (pixels at the data resolution) and horizontal-flip-free jitter for robustness
     augment_shift: int = 4
+
+
+@dataclass
+class DomainStageConfig:
+    """Stage ``domain``: which of the shipped domains an image belongs to, so that a pipeline can say when an
+    input is not its kind (a photo given to the avatar model, an avatar to the faces model)."""
+
+    # domain name (a data-set kind, also the name of the shipped model for it) -> data-set root
+    domains: dict[str, str] = field(
+        default_factory=lambda: {"avatars": "data/avatars64_domain", "faces": "data/faces256"}
+    )
+    resolution: int = 64
+    num_per_domain: int = 3000  # training images drawn from each domain's train split (fewer if it has fewer)
+    model: ClassifierConfig = field(
+        default_factory=lambda: ClassifierConfig(widths=[16, 32, 64], dropout=0.1)
+    )
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(output_dir="outputs/domain"))
+
+    def __post_init__(self) -> None:
+        if len(self.domains) < 2:
+            raise ValueError("domains must name at least two data sets")
+        if self.resolution < 8 or self.resolution & (self.resolution - 1):
+            raise ValueError(f"resolution must be a power of two >= 8, got {self.resolution}")
 
 
 @dataclass
@@ -370,6 +394,7 @@ class TextStageConfig:
 
 STAGE_CONFIGS: dict[str, type] = {
     "classifier": ClassifierStageConfig,
+    "domain": DomainStageConfig,
     "generator": GeneratorStageConfig,
     "inversion": InversionStageConfig,
     "text": TextStageConfig,

@@ -59,6 +59,7 @@ __all__ = [
     "model_folder",
     "INDEX_NAME",
     "PipelineError",
+    "OutOfDomainWarning",
     "PromptNotUnderstood",
     "TediGANOutput",
     "TediGANPipeline",
@@ -93,11 +94,20 @@ COMPONENTS: dict[str, tuple[type, bool]] = {
     "sketch_encoder": (Encoder, False),
     "label_encoder": (Encoder, False),
     "classifier": (AttributeClassifier, False),
+    "domain_classifier": (AttributeClassifier, False),
 }
 
 
 class PipelineError(ValueError):
     """Something the user can fix (a missing folder or component, a bad argument); the message says how."""
+
+
+class OutOfDomainWarning(UserWarning):
+    """An input looks like another domain's image than the pipeline's (the CLIs print it as one line)."""
+
+
+#: the pipeline's judge must be at least this sure that an input belongs to another domain before it says so
+OUT_OF_DOMAIN_P = 0.9
 
 
 class PromptNotUnderstood(PipelineError):
@@ -186,6 +196,7 @@ class TediGANPipeline:
         truncation_psi: float = 0.7,
         info: dict[str, Any] | None = None,
         vocabulary: Vocabulary | None = None,
+        domain_classifier: AttributeClassifier | None = None,
     ) -> None:
         self.generator = generator.eval()
         self.encoder = encoder.eval()
@@ -193,6 +204,7 @@ class TediGANPipeline:
         self.sketch_encoder = sketch_encoder.eval() if sketch_encoder is not None else None
         self.label_encoder = label_encoder.eval() if label_encoder is not None else None
         self.classifier = classifier.eval() if classifier is not None else None
+        self.domain_classifier = domain_classifier.eval() if domain_classifier is not None else None
         if layer_map is not None:
             from tedigan.editing.layer_analysis import LayerMap
 
@@ -479,6 +491,43 @@ class TediGANPipeline:
             raise PipelineError("this pipeline has no text_encoder: train the text stage (bash train_all.sh)")
         return self.text_encoder.encode_text([self._clean_prompt(prompt)]).to(self.device)
 
+    @property
+    def domain(self) -> str | None:
+        """The domain this pipeline serves (its vocabulary's), e.g. ``"faces"``; None when unknown."""
+        return self.vocabulary.domain if self.vocabulary is not None else None
+
+    @torch.no_grad()
+    def check_domain(self, images: torch.Tensor) -> list[str | None]:
+        """Per image, the other domain it looks like (None: this pipeline's, or no judge). Warns
+        (:class:`OutOfDomainWarning`) naming the shipped model for that domain, once per call."""
+        judge = self.domain_classifier
+        names = (judge.config.heads.get("domain") if judge is not None else None) or []
+        if not names or self.domain not in names:
+            return [None] * len(images)
+        x = F.interpolate(images.float(), size=(judge.config.resolution,) * 2, mode="area")
+        probs = judge.to(torch.float32)(x.to(next(judge.parameters()).device))["domain"].softmax(dim=1).cpu()
+        found = [
+            names[int(p.argmax())]
+            if names[int(p.argmax())] != self.domain and float(p.max()) >= OUT_OF_DOMAIN_P
+            else None
+            for p in probs
+        ]
+        other = next((f for f in found if f is not None), None)
+        if other is not None:
+            hint = (
+                f"--model {other} / from_pretrained({other!r})"
+                if other in NAMED_MODELS
+                else f"a {other} model"
+            )
+            warnings.warn(
+                f"{sum(f is not None for f in found)} of {len(found)} input image(s) look like {other}, not "
+                f"{self.domain} (judged {float(probs.max(dim=1).values.max()):.2f} sure): this {self.domain} model "
+                f"will edit it into nonsense; the model for {other} is {hint}",
+                OutOfDomainWarning,
+                stacklevel=3,
+            )
+        return found
+
     def read_prompt(self, prompt: str) -> dict[str, str]:
         """``{attribute: value}`` the pipeline's vocabulary reads in ``prompt``; raises
         :class:`PromptNotUnderstood` when it reads nothing (``{}`` for pipelines without a vocabulary)."""
@@ -602,6 +651,7 @@ class TediGANPipeline:
         """Encode image(s) into W+ and reconstruct them."""
         start = time.perf_counter()
         x = self._images(image, align=align)
+        self.check_domain(x)
         w = self.encoder(x)
         rec = self.generator.synthesis(w, noise_mode="const")
         _checked_output(rec, w)
@@ -685,6 +735,8 @@ class TediGANPipeline:
         w_text = self._text_code(prompt)
         w_given = self._latents(latents) if latents is not None else None
         x = self._images(image, align=align) if w_given is None else None
+        if x is not None:
+            self.check_domain(x)
         with torch.no_grad():
             if w_given is None:
                 w_src = self.encoder(x)

@@ -45,3 +45,23 @@ def test_shipped_models_load_by_name(shipped, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "avatars").mkdir()  # a folder of that name here wins over the shipped model
     assert model_folder("avatars") == tmp_path.joinpath("avatars").relative_to(tmp_path)
+
+
+def test_a_photo_given_to_the_avatar_model_is_called_out_of_domain(shipped, capsys, tmp_path):
+    import warnings
+
+    import matplotlib.cbook
+
+    from tedigan.pipeline import OutOfDomainWarning
+
+    photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shipped.edit(EXAMPLE, "add a beanie")
+        assert not [w for w in caught if issubclass(w.category, OutOfDomainWarning)]
+        shipped.invert(photo)
+    (w,) = [w for w in caught if issubclass(w.category, OutOfDomainWarning)]
+    assert "look like faces, not avatars" in str(w.message) and "--model faces" in str(w.message)
+    rc = edit_cli.main(["--image", str(photo), "--text", "add a beanie", "--out", str(tmp_path / "p.png")])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("\n") == 1 and err.startswith("tedigan.edit: warning: 1 of 1 input image(s)")

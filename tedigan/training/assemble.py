@@ -2,7 +2,8 @@
 
 The training folder layout is a contract between the stages and this module only: ``OUT/generator/generator``,
 ``OUT/inversion/encoder``, ``OUT/text/text_encoder``, ``OUT/inversion_sketch/sketch_encoder``,
-``OUT/inversion_label/label_encoder``, ``OUT/classifier/model`` and ``OUT/layer_analysis/layer_map.json``. The
+``OUT/inversion_label/label_encoder``, ``OUT/classifier/model``, ``OUT/domain/model`` and
+``OUT/layer_analysis/layer_map.json``. The
 pipeline itself (:mod:`tedigan.pipeline`) only reads pipeline folders.
 
     python -m tedigan.training.assemble --stages outputs/avatars32 --out my_model --fp16 --vocabulary avatars
@@ -32,6 +33,7 @@ STAGE_PATHS = {
     "sketch_encoder": "inversion_sketch/sketch_encoder",
     "label_encoder": "inversion_label/label_encoder",
     "classifier": "classifier/model",
+    "domain_classifier": "domain/model",  # the stage domain's judge (configs/domain.yaml), trained once for all
 }
 
 

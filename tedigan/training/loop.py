@@ -393,7 +393,8 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         st, acc, tc = self.stage, self.accelerator, self.cfg.train
         set_seed(tc.seed)
-        ensure_data(self.cfg.data, acc)
+        if hasattr(self.cfg, "data"):
+            ensure_data(self.cfg.data, acc)
         objects = st.setup(self)
         if self.is_main:
             save_config(self.cfg, self.out / "config.yaml", stage=st.kind)
