@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how far the selected layers move to the text code (0..1; up to 2 exaggerates)",
     )
     parser.add_argument(
+        "--mode",
+        choices=("mix", "delta"),
+        default=None,
+        help="mix: the selected layers come from the text code (TediGAN); delta: they move along the text "
+        "direction of the asked value (default: the model's choice)",
+    )
+    parser.add_argument(
         "--grid", action="store_true", help="also write a source | reconstruction | edit strip"
     )
     parser.add_argument("--align", action="store_true", help="crop a photo around its face (MTCNN) first")
@@ -147,7 +154,14 @@ def _batch(args, prompts: list[str]) -> int:
     written, start = [], time.perf_counter()
     for s, p, path in tqdm(jobs, desc="edits", unit="edit", disable=len(jobs) < 2):
         result = pipe.edit(
-            images[s], p, steps=steps, strength=args.strength, layers=layers, seed=args.seed, align=args.align
+            images[s],
+            p,
+            steps=steps,
+            strength=args.strength,
+            layers=layers,
+            seed=args.seed,
+            align=args.align,
+            mode=args.mode,
         )
         cli.save_image(cli.upscale(result.images[0], args.scale), path)
         written.append(str(path))
@@ -223,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             align=args.align,
             progress=steps > 0,
+            mode=args.mode,
         )
         cli.save_image(cli.upscale(result.images[0], args.scale), out)
         written = [str(out)]

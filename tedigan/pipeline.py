@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from tedigan.data.io import load_image, load_label_map, to_pil, to_tensor
 from tedigan.data.vocabulary import VOCABULARY_NAME, Vocabulary, VocabularyError
-from tedigan.editing.mixing import as_wplus, edit_codes, text_to_image_codes
+from tedigan.editing.mixing import as_wplus, edit_codes, shift_codes, text_to_image_codes
 from tedigan.editing.optimization import OptimizationConfig, optimize_latent
 from tedigan.fs import replace_dir, temp_dir_for
 from tedigan.models.base import FORMAT_VERSION, ComponentLoadError
@@ -55,6 +55,7 @@ from tedigan.models.text_encoder import TextEncoder, check_texts
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
+    "EDIT_MODES",
     "NAMED_MODELS",
     "model_folder",
     "INDEX_NAME",
@@ -120,6 +121,8 @@ MAX_IMAGES = 10_000
 MAX_SEED = 2**32 - 1
 STRENGTH_RANGE = (0.0, 2.0)
 PSI_RANGE = (-2.0, 2.0)
+#: how an edit changes the selected layers: TediGAN's mixing, or a move along the text direction
+EDIT_MODES = ("mix", "delta")
 #: codes synthesised per generator call in ``generate`` (any ``num_images`` runs in chunks of this size)
 GENERATE_CHUNK = 64
 
@@ -528,6 +531,23 @@ class TediGANPipeline:
             )
         return found
 
+    @torch.no_grad()
+    def text_direction(self, prompt: str, phrases: int = 4) -> torch.Tensor:
+        """The W+ direction of what ``prompt`` asks: for each value the vocabulary reads in it, the mean text code
+        of that value's phrases minus the mean code of the other values' phrases (summed over the attributes
+        asked), ``[1, num_ws, w_dim]``. The edit mode ``"delta"`` adds it to the image's code."""
+        if self.vocabulary is None:
+            raise PipelineError("a text direction needs the pipeline's vocabulary (its phrases per value)")
+        asked = self.read_prompt(prompt)
+        direction = torch.zeros(1, self.num_ws, int(self.generator.mapping.w_avg.numel()), device=self.device)
+        for attribute, value in asked.items():
+            values = self.vocabulary.attributes[attribute]
+            pos = values[value][:phrases] or [value.replace("_", " ")]
+            neg = [p for v, ps in values.items() if v != value for p in (ps[:2] or [v.replace("_", " ")])]
+            codes = self.text_encoder.encode_text([*pos, *neg]).to(self.device)
+            direction += codes[: len(pos)].mean(0, keepdim=True) - codes[len(pos) :].mean(0, keepdim=True)
+        return direction
+
     def read_prompt(self, prompt: str) -> dict[str, str]:
         """``{attribute: value}`` the pipeline's vocabulary reads in ``prompt``; raises
         :class:`PromptNotUnderstood` when it reads nothing (``{}`` for pipelines without a vocabulary)."""
@@ -712,6 +732,7 @@ class TediGANPipeline:
         optimization: OptimizationConfig | None = None,
         progress: bool = True,
         callback: Any = None,
+        mode: str | None = None,
     ) -> TediGANOutput:
         """Edit image(s) as ``prompt`` says: invert, take the prompt's layers from its text code
         (``strength`` 0..1 interpolates them, up to 2 extrapolates), then optionally refine for ``steps`` Adam
@@ -719,7 +740,9 @@ class TediGANPipeline:
         ``layers`` overrides the layer map's choice. ``optimization`` sets the loss weights and learning rate;
         ``seed`` and ``progress`` of the call win over the config's. ``latents`` (W+ codes, e.g. saved by
         ``invert``) replace the inversion: pass ``image=None``; the source is then their rendering.
-        ``callback(step, images)`` sees every optimisation step's images in [-1, 1] (projection videos)."""
+        ``callback(step, images)`` sees every optimisation step's images in [-1, 1] (projection videos).
+        ``mode``: ``"mix"`` (TediGAN: the layers come from the text code) or ``"delta"`` (the layers move along
+        :meth:`text_direction`); None: the model's ``info["edit_mode"]``, else ``"mix"``."""
         start = time.perf_counter()
         # 1. check the arguments (before any work)
         if (image is None) == (latents is None):
@@ -728,6 +751,9 @@ class TediGANPipeline:
         strength = _number("strength", strength, *STRENGTH_RANGE)
         seed = _integer("seed", seed, 0, MAX_SEED)
         self._check_optimisable(steps)
+        mode = mode if mode is not None else self.info.get("edit_mode", "mix")
+        if mode not in EDIT_MODES:
+            raise PipelineError(f"mode must be one of {EDIT_MODES}, got {mode!r}")
         chosen = self._check_layers(layers) if layers is not None else None
         if chosen is None:
             self.read_prompt(prompt)  # a prompt the vocabulary cannot read is refused before any work
@@ -746,7 +772,10 @@ class TediGANPipeline:
             # 4. mix the prompt's layers of the text code into the image's code
             if chosen is None:
                 chosen = self.select_layers(prompt, w_text, w_src)
-            w_edit = edit_codes(w_src, w_text, chosen, strength)
+            if mode == "delta":
+                w_edit = shift_codes(w_src, self.text_direction(prompt), chosen, strength)
+            else:
+                w_edit = edit_codes(w_src, w_text, chosen, strength)
             losses: list[dict[str, float]] = []
             if steps == 0:
                 images = self.generator.synthesis(w_edit, noise_mode="const")

@@ -401,3 +401,13 @@ def test_clip_guidance_with_a_tiny_random_clip(G, codes):
     assert all(p.grad is None for p in model.parameters())
     with pytest.raises(ValueError, match="clip_text"):
         optimize_latent(G, w_src, None, clip=model, config=cfg)
+
+
+def test_shift_codes_moves_only_the_selected_layers():
+    from tedigan.editing.mixing import shift_codes
+
+    w = torch.randn(2, 6, 4)
+    d = torch.randn(1, 6, 4)
+    out = shift_codes(w, d, [1, 2], strength=0.5)
+    assert torch.equal(out[:, [0, 3, 4, 5]], w[:, [0, 3, 4, 5]])
+    assert torch.allclose(out[:, [1, 2]], w[:, [1, 2]] + 0.5 * d[:, [1, 2]])

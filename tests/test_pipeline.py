@@ -381,3 +381,16 @@ def test_edit_benchmark_runs_end_to_end(pipe, tmp_path):
     )
     assert "optimized" not in plain["edits"] and plain["text_to_image"]["diversity"] == 0.0
     assert (tmp_path / "plain" / "report.md").is_file() and (tmp_path / "plain" / "edit_grid.png").is_file()
+
+
+def test_delta_mode_moves_the_selected_layers_along_the_text_direction(pipe, face):
+    d = pipe.text_direction("red hair")
+    assert d.shape == (1, pipe.num_ws, pipe.generator.w_dim) and d.abs().sum() > 0
+    out = pipe.edit(face, "red hair", mode="delta")
+    moved = (out.latents - out.source_latents).abs().sum(dim=(0, 2))
+    assert set(torch.nonzero(moved).flatten().tolist()) <= set(out.layers)
+    assert torch.allclose(
+        out.latents[:, out.layers] - out.source_latents[:, out.layers], d[:, out.layers], atol=1e-5
+    )
+    with pytest.raises(PipelineError, match="mode must be one of"):
+        pipe.edit(face, "red hair", mode="sideways")

@@ -7,7 +7,9 @@ middle: hair style, expression; fine: colours). Mixing copies *selected layers* 
 * text-to-image — the text code is the *content* mixed into the selected layers of randomly sampled *style*
   codes, so one prompt gives diverse faces that share what the prompt names (:func:`text_to_image_codes`);
 * manipulation — the image's inverted code is kept and only the text-related layers come from the text code,
-  so unrelated attributes stay (:func:`edit_codes`).
+  so unrelated attributes stay (:func:`edit_codes`); or, not in TediGAN, the selected layers move along a
+  text direction (the code of the asked value minus that of the others) and keep the rest of what they hold
+  (:func:`shift_codes`).
 
 Which layers belong to which attribute is measured by :mod:`tedigan.editing.layer_analysis`.
 
@@ -24,7 +26,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["LayerSpec", "layer_mask", "mix", "edit_codes", "text_to_image_codes", "as_wplus"]
+__all__ = ["LayerSpec", "layer_mask", "mix", "edit_codes", "shift_codes", "text_to_image_codes", "as_wplus"]
 
 #: Selected W+ layers: indices (list/tuple/set/range/int tensor) or a boolean mask of length ``num_ws``.
 LayerSpec = Iterable[int] | Sequence[bool] | torch.Tensor
@@ -134,6 +136,21 @@ def edit_codes(
     w_text = w_text.to(device=w_image.device, dtype=w_image.dtype)
     target = w_text if strength == 1.0 else torch.lerp(w_image, w_text, strength)
     return mix(target, w_image, layers)
+
+
+def shift_codes(
+    w_image: torch.Tensor, direction: torch.Tensor, layers: LayerSpec, strength: float = 1.0
+) -> torch.Tensor:
+    """Manipulation along a direction: ``w_image + strength * direction`` on the selected layers (the others
+    bit-identical). ``direction`` ``[1 or B, num_ws, w_dim]`` is e.g. a text-code difference: the code of the
+    asked value minus that of the other values (:meth:`tedigan.pipeline.TediGANPipeline.text_direction`)."""
+    strength = float(strength)
+    if not torch.isfinite(torch.tensor(strength)):
+        raise ValueError(f"strength must be finite, got {strength}")
+    w_image, direction = as_wplus(w_image, what="w_image"), as_wplus(direction, what="direction")
+    direction, w_image = _broadcast(direction, w_image, ("direction", "w_image"))
+    moved = w_image + strength * direction.to(device=w_image.device, dtype=w_image.dtype)
+    return mix(moved, w_image, layers)
 
 
 def text_to_image_codes(
