@@ -138,7 +138,10 @@ def test_face_benchmark_scores_edits_with_the_independent_judge(tmp_path):
     pipe = TediGANPipeline(G, E, T, vocabulary=FACE_VOCABULARY)
     r = run_face_benchmark(pipe, data, tmp_path / "out", num=2, t2i_samples=2, progress=False)
     assert r["num_sources"] == 1 and 0 <= r["inversion"]["lpips"] <= 1  # the test split of 10 faces is one
-    assert r["edits"] and all(0 <= e["success"] <= 1 and 0 <= e["kept"] <= 1 for e in r["edits"].values())
+    assert set(r["edits"]) == {"mix", "delta"} and r["edits"]["mix"]
+    assert all(
+        0 <= e["success"] <= 1 and 0 <= e["kept"] <= 1 for m in r["edits"].values() for e in m.values()
+    )
     assert (tmp_path / "out" / "face_benchmark.json").is_file() and (tmp_path / "out" / "edits.png").is_file()
     t2i = r["text_to_image"]
     assert 0 <= t2i["accuracy"] <= 1 and t2i["diversity"] >= 0

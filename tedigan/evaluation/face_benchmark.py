@@ -15,7 +15,9 @@ turn, so every phrasing is measured. Per edit (JSON + markdown report + grid):
   its threshold), and the mean distance;
 * ``kept``: share of the attributes not asked for that the judge reads as on the source (expression and
   gender by label, age within ``AGE_KEEP`` years);
-* ``lpips_to_source`` and ``seconds_per_edit`` (encoder-only: one batch per prompt).
+* ``lpips_to_source`` and ``seconds_per_edit`` (encoder-only: one batch per prompt);
+
+each for every edit mode asked (``mix``: TediGAN's layer mixing; ``delta``: a move along the text direction).
 
 Plus the inversion of the held-out faces and of the real photos (LPIPS to the input at 256 px, identity
 distance and same-person share), and text-to-image: attributes the prompt names read back by the judge, and
@@ -106,6 +108,26 @@ def _kept(attribute: str, src: dict, edit: dict) -> list[bool]:
     return kept
 
 
+def _per_edit(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, *_ in EDITS:
+        mine = [r for r in rows if r["edit"] == name]
+        if not mine:
+            continue
+        kept = [k for r in mine for k in r["kept"]]
+        out[name] = {
+            "num": len(mine),
+            "prompts": sorted({r["prompt"] for r in mine}),
+            "success": sum(r["success"] for r in mine) / len(mine),
+            "same_person": sum(r["identity_distance"] < threshold for r in mine) / len(mine),
+            "identity_distance": sum(r["identity_distance"] for r in mine) / len(mine),
+            "kept": sum(kept) / max(1, len(kept)),
+            "lpips_to_source": sum(r["lpips_to_source"] for r in mine) / len(mine),
+            "seconds_per_edit": sum(r["seconds"] for r in mine) / len(mine),
+        }
+    return out
+
+
 def _pairwise_lpips(lpips: Any, images: torch.Tensor) -> float:
     pairs = list(itertools.combinations(range(len(images)), 2))
     if not pairs:
@@ -127,6 +149,7 @@ def run_face_benchmark(
     photos: Sequence[str | Path] = (),
     t2i_samples: int = 4,
     progress: bool = True,
+    modes: Sequence[str] = ("mix", "delta"),
 ) -> dict[str, Any]:
     """Run the benchmark (see the module docs); writes ``face_benchmark.json``, ``face_benchmark.md`` and
     ``edits.png`` into ``out`` and returns the results."""
@@ -179,54 +202,40 @@ def run_face_benchmark(
             if _applies(rule, src):
                 jobs[phrasings[turn[name] % len(phrasings)]].append(i)
                 turn[name] += 1
-    rows: list[dict[str, Any]] = []
-    grid: dict[str, tuple[int, torch.Tensor]] = {}
     by_prompt = {p: e for e in EDITS for p in e[4]}
-    for prompt, idx in tqdm(jobs.items(), desc="face edits", disable=not progress):
-        name, attribute, value, _, _ = by_prompt[prompt]
-        t0 = time.perf_counter()
-        edited = pipe.edit(sources[idx], prompt, progress=False)
-        seconds = (time.perf_counter() - t0) / len(idx)
-        images = _tensor(edited.images, res)
-        reads = _read(judge, images)
-        d = identity([src_read[i] for i in idx], reads)
-        lp = lpips(images, sources[idx]).reshape(-1)
-        for k, i in enumerate(idx):
-            rows.append(
-                {
-                    "edit": name,
-                    "prompt": prompt,
-                    "source": i,
-                    "success": _success(name, attribute, value, src_read[i], reads[k]),
-                    "kept": _kept(attribute, src_read[i], reads[k]),
-                    "identity_distance": float(d[k]),
-                    "lpips_to_source": float(lp[k]),
-                    "seconds": seconds,
-                    "age_source": src_read[i]["age"],
-                    "age_edit": reads[k]["age"],
-                }
-            )
-        grid.setdefault(name, (idx[0], images[0]))
-    per_edit: dict[str, Any] = {}
-    for name, *_ in EDITS:
-        mine = [r for r in rows if r["edit"] == name]
-        if not mine:
-            continue
-        kept = [k for r in mine for k in r["kept"]]
-        per_edit[name] = {
-            "num": len(mine),
-            "prompts": sorted({r["prompt"] for r in mine}),
-            "success": sum(r["success"] for r in mine) / len(mine),
-            "same_person": sum(r["identity_distance"] < threshold for r in mine) / len(mine),
-            "identity_distance": sum(r["identity_distance"] for r in mine) / len(mine),
-            "kept": sum(kept) / max(1, len(kept)),
-            "lpips_to_source": sum(r["lpips_to_source"] for r in mine) / len(mine),
-            "seconds_per_edit": sum(r["seconds"] for r in mine) / len(mine),
+    grid: dict[str, tuple[int, dict[str, torch.Tensor]]] = {}
+    results["edits"], results["success_per_prompt"] = {}, {}
+    for mode in modes:
+        rows: list[dict[str, Any]] = []
+        for prompt, idx in tqdm(jobs.items(), desc=f"face edits ({mode})", disable=not progress):
+            name, attribute, value, _, _ = by_prompt[prompt]
+            t0 = time.perf_counter()
+            edited = pipe.edit(sources[idx], prompt, progress=False, mode=mode)
+            seconds = (time.perf_counter() - t0) / len(idx)
+            images = _tensor(edited.images, res)
+            reads = _read(judge, images)
+            d = identity([src_read[i] for i in idx], reads)
+            lp = lpips(images, sources[idx]).reshape(-1)
+            for k, i in enumerate(idx):
+                rows.append(
+                    {
+                        "edit": name,
+                        "prompt": prompt,
+                        "source": i,
+                        "success": _success(name, attribute, value, src_read[i], reads[k]),
+                        "kept": _kept(attribute, src_read[i], reads[k]),
+                        "identity_distance": float(d[k]),
+                        "lpips_to_source": float(lp[k]),
+                        "seconds": seconds,
+                    }
+                )
+            grid.setdefault(name, (idx[0], {}))[1][mode] = images[0]
+        results["edits"][mode] = _per_edit(rows, threshold)
+        results["success_per_prompt"][mode] = {
+            p: sum(r["success"] for r in rows if r["prompt"] == p) / len(idx)
+            for p, idx in jobs.items()
+            if idx
         }
-    per_prompt = {
-        p: sum(r["success"] for r in rows if r["prompt"] == p) / len(idx) for p, idx in jobs.items() if idx
-    }
-    results.update(edits=per_edit, success_per_prompt=per_prompt)
 
     # ---- real photos: aligned, inverted, judged for identity
     photo_rows = []
@@ -271,14 +280,14 @@ def run_face_benchmark(
     from tedigan.training.loop import save_image_grid
 
     if grid:
-        tiles = [torch.stack([sources[i], recon[i], img]) for i, img in grid.values()]
-        save_image_grid(torch.cat(tiles), out / "edits.png", nrow=3)
+        tiles = [torch.stack([sources[i], recon[i], *(imgs[m] for m in modes)]) for i, imgs in grid.values()]
+        save_image_grid(torch.cat(tiles), out / "edits.png", nrow=2 + len(modes))
     atomic_write_text(out / "face_benchmark.json", json.dumps(results, indent=2) + "\n")
-    atomic_write_text(out / "face_benchmark.md", _report(results, list(grid)))
+    atomic_write_text(out / "face_benchmark.md", _report(results, list(grid), modes))
     return results
 
 
-def _report(r: dict[str, Any], grid_rows: list[str]) -> str:
+def _report(r: dict[str, Any], grid_rows: list[str], modes: Sequence[str] = ()) -> str:
     inv = r["inversion"]
     lines = [
         "# Faces benchmark",
@@ -288,14 +297,15 @@ def _report(r: dict[str, Any], grid_rows: list[str]) -> str:
         f"Inversion of {inv['num']} held-out generated faces: LPIPS {inv['lpips']:.3f}, identity distance "
         f"{inv['identity_distance']:.2f}, same person {inv['same_person']:.0%}, {inv['seconds_per_image']:.2f} s.",
         "",
-        "| edit | n | success | same person | kept | LPIPS to source | s / edit | prompts |",
-        "|---|---|---|---|---|---|---|---|",
+        "| mode | edit | n | success | same person | kept | LPIPS to source | s / edit | prompts |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, e in r["edits"].items():
-        lines.append(
-            f"| {name} | {e['num']} | {e['success']:.2f} | {e['same_person']:.2f} | {e['kept']:.2f} | "
-            f"{e['lpips_to_source']:.3f} | {e['seconds_per_edit']:.2f} | {'; '.join(e['prompts'])} |"
-        )
+    for mode, edits in r["edits"].items():
+        for name, e in edits.items():
+            lines.append(
+                f"| {mode} | {name} | {e['num']} | {e['success']:.2f} | {e['same_person']:.2f} | {e['kept']:.2f} | "
+                f"{e['lpips_to_source']:.3f} | {e['seconds_per_edit']:.2f} | {'; '.join(e['prompts'])} |"
+            )
     if r["photos"]:
         lines += ["", "| photo | LPIPS | identity distance | same person |", "|---|---|---|---|"]
         for p in r["photos"]:
@@ -308,7 +318,8 @@ def _report(r: dict[str, Any], grid_rows: list[str]) -> str:
     if "text_to_image" in r:
         t = r["text_to_image"]
         lines += ["", f"Text to image: accuracy {t['accuracy']:.2f}, diversity {t['diversity']:.3f}."]
-    lines += ["", f"edits.png rows (source | reconstruction | edit): {', '.join(grid_rows)}", ""]
+    columns = " | ".join(["source", "reconstruction", *(f"edit ({m})" for m in modes)])
+    lines += ["", f"edits.png rows ({columns}): {', '.join(grid_rows)}", ""]
     return "\n".join(lines)
 
 
@@ -324,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--num", type=int, default=24, help="held-out faces to edit (default 24)")
     p.add_argument("--photo", action="append", default=[], help="a real photo to invert (repeatable)")
     p.add_argument("--t2i-samples", type=int, default=4)
+    p.add_argument("--modes", default="mix,delta", help="edit modes to measure (default mix,delta)")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     from tedigan.assets import MissingWeightsError
@@ -333,7 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipe = TediGANPipeline.from_pretrained(args.model, device=args.device)
         for photo in args.photo:
             load_image(photo)
-        r = run_face_benchmark(pipe, args.data, args.out, args.num, args.photo, args.t2i_samples)
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        r = run_face_benchmark(pipe, args.data, args.out, args.num, args.photo, args.t2i_samples, modes=modes)
     except (PipelineError, MissingWeightsError, FileNotFoundError, ValueError) as err:
         p.exit(2, f"{p.prog}: error: {' '.join(str(err).split())}\n")
     print(_report(r, []))
