@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cli.check_outputs([Path(args.recon)], sources, args.overwrite, what="--recon")
         images = [load_image(s) for s in sources]  # unreadable images fail before the model loads
         pipe = cli.load_pipeline(args)
-        result = pipe.invert(images, align=args.align)
+        result = pipe.invert(images, align=args.align, steps=args.steps or 0, seed=args.seed, progress=True)
         meta = {"images": json.dumps([str(s) for s in sources]), "model": str(args.model or "shipped")}
         latents = result.latents.detach().float().cpu().contiguous()
         atomic_write(out, lambda tmp: save_file({"latents": latents}, str(tmp), metadata=meta))

@@ -666,20 +666,32 @@ class TediGANPipeline:
             out.images = ((pt.float().clamp(-1, 1) + 1) / 2).cpu()  # type: ignore[assignment]
         return out
 
-    @torch.no_grad()
-    def invert(self, image: Any, *, align: bool = False) -> TediGANOutput:
-        """Encode image(s) into W+ and reconstruct them."""
+    def invert(
+        self, image: Any, *, align: bool = False, steps: int = 0, seed: int = 0, progress: bool = False
+    ) -> TediGANOutput:
+        """Encode image(s) into W+ and reconstruct them; ``steps > 0`` then refines the codes by instance-level
+        optimisation (pixel + LPIPS to the image, the encoder regulariser), as in-domain inversion does."""
         start = time.perf_counter()
+        steps = _integer("steps", steps, 0, MAX_STEPS)
+        self._check_optimisable(steps)
         x = self._images(image, align=align)
         self.check_domain(x)
-        w = self.encoder(x)
-        rec = self.generator.synthesis(w, noise_mode="const")
+        with torch.no_grad():
+            w = self.encoder(x)
+        w_enc, losses = w, []
+        if steps > 0:
+            result = self._optimise(w, x, w, [], None, steps, seed, None, progress)
+            w, rec, losses = result.w.detach(), result.image, result.losses
+        else:
+            with torch.no_grad():
+                rec = self.generator.synthesis(w, noise_mode="const")
         _checked_output(rec, w)
         return TediGANOutput(
             images=_pils(rec),
             latents=w,
             source_images=_pils(x),
-            source_latents=w,
+            source_latents=w_enc,
+            losses=losses,
             seconds=time.perf_counter() - start,
         )
 

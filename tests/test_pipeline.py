@@ -16,7 +16,7 @@ from PIL import Image
 from tedigan import cli
 from tedigan import edit as edit_cli
 from tedigan import generate as generate_cli
-from tedigan.data.io import ImageLoadError
+from tedigan.data.io import ImageLoadError, to_tensor
 from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
 from tedigan.pipeline import INDEX_NAME, PipelineError, PromptNotUnderstood, TediGANPipeline, change_mask
 from tedigan.training.assemble import from_stages
@@ -394,3 +394,12 @@ def test_delta_mode_moves_the_selected_layers_along_the_text_direction(pipe, fac
     )
     with pytest.raises(PipelineError, match="mode must be one of"):
         pipe.edit(face, "red hair", mode="sideways")
+
+
+def test_invert_with_optimisation_gets_closer_to_the_image(pipe, face):
+    enc = pipe.invert(face)
+    opt = pipe.invert(face, steps=8, seed=0)
+    assert torch.equal(opt.source_latents, enc.latents) and len(opt.losses) == 8
+    x = to_tensor(enc.source_images[0], pipe.resolution)
+    err = [(to_tensor(o.images[0], pipe.resolution) - x).abs().mean() for o in (enc, opt)]
+    assert err[1] < err[0], err
