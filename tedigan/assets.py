@@ -101,6 +101,14 @@ VGG16_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 ALEXNET_CONV_INDICES = [0, 3, 6, 8, 10]
 
 
+#: the pipelines tedigan ships in ``tedigan/weights``, by name (their data domain)
+SHIPPED_MODELS = {
+    "avatars": Path(__file__).resolve().parent / "weights" / "avatars32",
+    "faces": Path(__file__).resolve().parent / "weights" / "faces",
+}
+DEFAULT_MODEL = "avatars"
+
+
 def _vgg16_shapes() -> list[tuple[int, int, int]]:
     shapes, cin = [], 3
     for v in _VGG16_CFG:

@@ -3,7 +3,7 @@
 ::
 
     from tedigan import TediGANPipeline
-    pipe = TediGANPipeline.from_pretrained()            # the shipped avatar model (or a folder)
+    pipe = TediGANPipeline.from_pretrained()            # the default shipped model (or a name, a folder)
     out = pipe.edit("face.png", "blond hair", steps=30)  # out.images[0] is a PIL image
     out = pipe.generate("a smiling man with a beard", num_images=4, seed=0)
     out = pipe.generate("red hair", sketch="sketch.png")
@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
+from tedigan.assets import DEFAULT_MODEL, SHIPPED_MODELS
 from tedigan.data.io import load_image, load_label_map, to_pil, to_tensor
 from tedigan.data.vocabulary import VOCABULARY_NAME, Vocabulary, VocabularyError
 from tedigan.editing.mixing import as_wplus, edit_codes, shift_codes, text_to_image_codes
@@ -68,10 +69,9 @@ __all__ = [
 ]
 
 #: The model shipped with the package (trained by ``bash train_all.sh``; see its README.md model card).
-_WEIGHTS = Path(__file__).resolve().parent / "weights"
-#: the models tedigan ships, by name (``from_pretrained("faces")``, ``--model faces``); the first is the default
-NAMED_MODELS = {"avatars": _WEIGHTS / "avatars32", "faces": _WEIGHTS / "faces"}
-DEFAULT_MODEL_DIR = NAMED_MODELS["avatars"]
+DEFAULT_MODEL_DIR = SHIPPED_MODELS[DEFAULT_MODEL]
+#: the models tedigan ships, by name (``from_pretrained("faces")``, ``--model faces``)
+NAMED_MODELS = SHIPPED_MODELS
 
 
 def model_folder(path: str | Path | None) -> Path:
@@ -287,7 +287,7 @@ class TediGANPipeline:
         device: str | torch.device = "cpu",
         torch_dtype: torch.dtype | str | None = None,
     ) -> TediGANPipeline:
-        """Load a pipeline folder, or a shipped model by name (``None``: the default; ``"avatars"``, ``"faces"``).
+        """Load a pipeline folder, or a shipped model by name (:data:`NAMED_MODELS`; ``None``: the default).
 
         ``torch_dtype``: ``None`` loads float32, ``"auto"`` the dtype the folder was saved in, or a dtype.
         Folders of an older format load as they are; components a newer tedigan added are skipped with a

@@ -105,7 +105,7 @@ class MetricContext:
     ppl_num: int | None = None  # None: num
     ppl_epsilon: float = 1e-4
     ppl_sampling: str | None = None  # None: "full" for ppl_z, "end" for ppl_w
-    ppl_crop: bool = False  # StyleGAN's FFHQ face crop; our avatar faces are already aligned crops
+    ppl_crop: bool = False  # StyleGAN's FFHQ face crop (off for data that are already aligned face crops)
     sep_num: int | None = None  # None: num (half of them are kept)
     sep_mode: str = "majority"  # "majority" (one binary problem per head) or "each" (value vs rest)
     sep_space: str = "w"  # "w" or "z"

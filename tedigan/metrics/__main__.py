@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS})")
     p.add_argument("--list", action="store_true", help="list the available metrics and exit")
     p.add_argument(
-        "--data-kind", default="avatars", help="avatars | folder | hf | mmceleba (default avatars)"
+        "--data-kind", default=None, help="kind of --data-root: a tedigan data-set kind (folder, hf, ...)"
     )
     p.add_argument("--data-root", help="real data for fid/kid/pr")
     p.add_argument("--split", default="train", help="data split (default train)")
@@ -136,9 +136,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dataset = data_key = cache_dir = None
     data_info = None
     if "dataset" in needs:
-        if not args.data_root:
+        if not (args.data_root and args.data_kind):
             parser.error(f"metric(s) {', '.join(n for n in names if 'dataset' in metrics.metric_needs(n))} need "
-                         "real images: pass --data-root (and --data-kind)")  # fmt: skip
+                         "real images: pass --data-root and --data-kind")  # fmt: skip
         from tedigan.data import make_dataset
 
         resolution = args.resolution or G.resolution

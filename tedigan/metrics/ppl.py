@@ -10,7 +10,7 @@ value means the image changes more evenly along latent paths, i.e. a smoother, l
   moves, images above 256 px are box-downsampled to 256 before LPIPS, and samples outside the 1st-99th
   percentile are dropped before averaging (LPIPS has heavy-tailed outliers).
 - ``crop=True`` applies StyleGAN's FFHQ face crop (rows 3/8-7/8, columns 2/8-6/8 of the image); leave it off
-  for already aligned face crops such as the avatar data set.
+  for data that are already aligned face crops.
 
 LPIPS is :class:`tedigan.losses.perceptual.LPIPS` (real VGG16 weights); images below 64 px are upsampled to
 64 px before it (its ``min_size``), so tiny generators give finite values.
