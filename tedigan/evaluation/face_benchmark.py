@@ -152,6 +152,7 @@ def run_face_benchmark(
     modes: Sequence[str] = ("mix", "delta"),
     opt_steps: int = 0,
     num_optimized: int = 2,
+    strength: float = 1.0,
 ) -> dict[str, Any]:
     """Run the benchmark (see the module docs); writes ``face_benchmark.json``, ``face_benchmark.md`` and
     ``edits.png`` into ``out`` and returns the results."""
@@ -188,6 +189,7 @@ def run_face_benchmark(
 
     results: dict[str, Any] = {
         "judge": "human (emotion + faceres; never used by training or optimisation)",
+        "strength": strength,
         "same_person_threshold": threshold,
         "num_sources": n,
         "inversion": {
@@ -212,7 +214,7 @@ def run_face_benchmark(
         for prompt, idx in tqdm(jobs.items(), desc=f"face edits ({mode})", disable=not progress):
             name, attribute, value, _, _ = by_prompt[prompt]
             t0 = time.perf_counter()
-            edited = pipe.edit(sources[idx], prompt, progress=False, mode=mode)
+            edited = pipe.edit(sources[idx], prompt, progress=False, mode=mode, strength=strength)
             seconds = (time.perf_counter() - t0) / len(idx)
             images = _tensor(edited.images, res)
             reads = _read(judge, images)
@@ -231,7 +233,9 @@ def run_face_benchmark(
                         "seconds": seconds,
                     }
                 )
-            grid.setdefault(name, (idx[0], {}))[1][mode] = images[0]
+            first, shown = grid.setdefault(name, (idx[0], {}))
+            if first == idx[0] and mode not in shown:  # the same source in every mode's column
+                shown[mode] = images[0]
         results["edits"][mode] = _per_edit(rows, threshold)
         results["success_per_prompt"][mode] = {
             p: sum(r["success"] for r in rows if r["prompt"] == p) / len(idx)
@@ -330,7 +334,8 @@ def _report(r: dict[str, Any], grid_rows: list[str], modes: Sequence[str] = ()) 
     lines = [
         "# Faces benchmark",
         "",
-        f"Judge: {r['judge']}; same person below faceres distance {r['same_person_threshold']}.",
+        f"Judge: {r['judge']}; same person below faceres distance {r['same_person_threshold']}; edit strength "
+        f"{r['strength']}.",
         "",
         f"Inversion of {inv['num']} held-out generated faces: LPIPS {inv['lpips']:.3f}, identity distance "
         f"{inv['identity_distance']:.2f}, same person {inv['same_person']:.0%}, {inv['seconds_per_image']:.2f} s.",
@@ -391,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--t2i-samples", type=int, default=4)
     p.add_argument("--modes", default="mix,delta", help="edit modes to measure (default mix,delta)")
     p.add_argument("--opt-steps", type=int, default=0, help="also optimise a few edits this many steps")
+    p.add_argument("--strength", type=float, default=1.0, help="edit strength (default 1)")
     p.add_argument("--num-optimized", type=int, default=2, help="how many edits --opt-steps optimises")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
@@ -404,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
         r = run_face_benchmark(
             pipe, args.data, args.out, args.num, args.photo, args.t2i_samples, modes=modes,
-            opt_steps=args.opt_steps, num_optimized=args.num_optimized,
+            opt_steps=args.opt_steps, num_optimized=args.num_optimized, strength=args.strength,
         )  # fmt: skip
     except (PipelineError, MissingWeightsError, FileNotFoundError, ValueError) as err:
         p.exit(2, f"{p.prog}: error: {' '.join(str(err).split())}\n")
