@@ -75,7 +75,6 @@ def test_seeds_and_mixing_grid_from_a_pipeline(tiny_model_dir, tmp_path, capsys)
         (["--seeds", "0", "--mix-seeds", "1", "--mix-layers", "0-99"], "--mix-layers must be in"),
         (["--seeds", "0", "--resolution", "300", "--model", "faces"], "--resolution must be"),
         (["--seeds", "0", "--resolution", "256"], "--model faces only"),
-        (["--text", "a smiling woman", "--model", "faces"], "no text encoder"),
     ],
 )
 def test_seed_sampling_refuses_bad_arguments(argv, message, tiny_model_dir, tmp_path, capsys):

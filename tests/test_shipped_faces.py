@@ -61,3 +61,13 @@ def test_an_avatar_given_to_the_faces_model_is_out_of_domain(faces):
         faces.invert(AVATAR)
     (w,) = [w for w in caught if issubclass(w.category, OutOfDomainWarning)]
     assert "look like avatars, not faces" in str(w.message) and "--model avatars" in str(w.message)
+
+
+def test_text_to_image_and_unreadable_prompts(tmp_path, capsys):
+    from tedigan import generate as generate_cli
+
+    argv = ["--model", "faces", "--text", "an old man", "-n", "2", "--out", str(tmp_path / "t2i")]
+    assert generate_cli.main(argv) == 0 and len(list((tmp_path / "t2i").glob("0*.png"))) == 2
+    argv = ["--model", "faces", "--image", PHOTO, "--text", "pink hair", "--out", str(tmp_path / "x.png")]
+    assert edit_cli.main(argv) == 2  # the face vocabulary has no hair colours: refused, not guessed
+    assert "tedigan.edit: error:" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
