@@ -25,6 +25,7 @@ from PIL import Image
 from tedigan.assets import MissingWeightsError
 from tedigan.data.io import ImageLoadError
 from tedigan.fs import atomic_write
+from tedigan.models import named
 
 #: --scale limit and the largest side of a written image (beyond them a strip would take gigabytes)
 MAX_SCALE = 16
@@ -176,18 +177,15 @@ def load_pipeline(args: argparse.Namespace):
 
 
 #: generators known by name (``--model NAME``) rather than by folder
-NAMED_GENERATORS = {"faces": "MobileStyleGAN, FFHQ 1024 px (random-face package; research / non-commercial)"}
+NAMED_GENERATORS = named.NAMED_GENERATORS
 
 
 def load_generator(args: argparse.Namespace, resolution: int | None = None) -> tuple[object, float, str]:
     """``(generator, default truncation psi, what it is)`` for ``--model``: a named generator (``faces``) or
     the generator of a pipeline folder (default: the shipped model)."""
     if args.model in NAMED_GENERATORS:
-        from tedigan.models.mobilestylegan import MobileStyleGAN
-
         check_device_available(args)
-        G = MobileStyleGAN.from_package(device=args.device, resolution=resolution or 256)
-        return G, 0.7, NAMED_GENERATORS[args.model]
+        return named.load_generator(args.model, args.device, resolution), 0.7, NAMED_GENERATORS[args.model]
     if resolution is not None:
         raise UsageError("--resolution applies to --model faces only (pipelines render at their own size)")
     from tedigan.pipeline import TediGANPipeline

@@ -560,12 +560,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"{prog}: error: --encoder needs --data-root and --data-kind (the images to invert)\n")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     from tedigan.assets import MissingWeightsError
-    from tedigan.evaluation.judges import FACE_JUDGES, face_judge
-    from tedigan.training.inversion import NAMED_GENERATORS, load_frozen_generator
+    from tedigan.models.named import FACE_JUDGES, NAMED_GENERATORS, face_judge, load_generator
 
     try:
         if args.generator in NAMED_GENERATORS:
-            G = load_frozen_generator(args.generator, device, args.resolution)
+            G = load_generator(args.generator, device, args.resolution)
         else:
             G = Generator.from_pretrained(args.generator, map_location=device)
         if args.classifier in FACE_JUDGES:

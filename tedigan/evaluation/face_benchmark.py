@@ -2,7 +2,7 @@
 
 Edits of held-out generated faces (the data set's ``test`` split: faces and codes no stage trained on) and of
 real photos, scored by judges that neither the training data nor any optimisation used: **human**'s emotion
-and faceres nets (expression, gender, age, identity; :func:`tedigan.evaluation.judges.face_judge`). face-api
+and faceres nets (expression, gender, age, identity; :func:`tedigan.models.named.face_judge`). face-api
 labelled the training faces, so it is not asked.
 
 For every source, each edit of :data:`EDITS` that applies to it (the independent judge's reading of the
@@ -157,8 +157,8 @@ def run_face_benchmark(
     """Run the benchmark (see the module docs); writes ``face_benchmark.json``, ``face_benchmark.md`` and
     ``edits.png`` into ``out`` and returns the results."""
     from tedigan.data import make_dataset
-    from tedigan.evaluation.judges import face_judge
     from tedigan.losses.perceptual import LPIPS
+    from tedigan.models.named import face_judge
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,30 +23,7 @@ import torch
 
 from tedigan.models.judge import Judge
 
-__all__ = ["FACE_JUDGES", "face_judge", "judge_images", "judge_report", "main"]
-
-#: the faces domain's judges by name: face-api labels the face data (and may drive an optimisation); human is
-#: the independent one that benchmarks score with
-FACE_JUDGES = ("faceapi", "human")
-
-
-def face_judge(name: str = "faceapi", device: str | torch.device = "cpu") -> Judge:
-    """A judge of the face vocabulary's attributes (expression, gender, and age_group binned from the age):
-    ``"faceapi"`` or ``"human"`` (:data:`FACE_JUDGES`). Raises ``MissingWeightsError`` with one line."""
-    from tedigan.data.faces import AGE_GROUPS
-    from tedigan.models.judge import BinnedJudge
-
-    if name == "faceapi":
-        from tedigan.models.faceapi import FaceApiJudge
-
-        inner = FaceApiJudge.from_package(heads=("expression", "age_gender"))
-    elif name == "human":
-        from tedigan.models.human import HumanJudge
-
-        inner = HumanJudge.from_package(nets=("emotion", "faceres"))
-    else:
-        raise ValueError(f"unknown face judge {name!r}: use one of {FACE_JUDGES}")
-    return BinnedJudge(inner, "age", "age_group", list(AGE_GROUPS)).to(device).eval()
+__all__ = ["judge_images", "judge_report", "main"]
 
 
 @torch.no_grad()

@@ -49,10 +49,10 @@ def from_stages(
     out_dir = Path(out_dir)
     parts: dict[str, Any] = {}
     if generator is not None:
-        from tedigan.training.inversion import load_frozen_generator
+        from tedigan.models.named import load_generator
 
         resolution = _trained_resolution(out_dir / STAGE_PATHS["encoder"])
-        parts["generator"] = load_frozen_generator(generator, device, resolution)
+        parts["generator"] = load_generator(generator, device, resolution)
     for name, rel in STAGE_PATHS.items():
         if name in parts:
             continue

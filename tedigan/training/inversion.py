@@ -48,6 +48,7 @@ from tedigan.data import make_dataset
 from tedigan.losses.gan import d_logistic_loss, g_nonsaturating_loss, r1_loss, r1_penalty
 from tedigan.losses.perceptual import LPIPS
 from tedigan.models.encoder import Encoder
+from tedigan.models.named import load_generator
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
 from tedigan.training.loop import (
     GeneratorState,
@@ -149,27 +150,12 @@ def _label_classes(cfg: InversionStageConfig, dataset: Dataset) -> int:
 # ---------------------------------------------------------------------------------------------- models
 
 
-#: generators that come from an installed package rather than a generator stage (``generator_path: faces``)
-NAMED_GENERATORS = ("faces",)
-
-
 def load_frozen_generator(
     path: str | Path, device: torch.device | str = "cpu", resolution: int | None = None
 ) -> Generator:
-    """A generator folder (``<generator stage out>/generator``), or ``"faces"`` (the FFHQ MobileStyleGAN of
-    the random-face package, rendering at ``resolution``), in eval mode with no trainable parameters."""
-    if str(path) in NAMED_GENERATORS:
-        from tedigan.models.mobilestylegan import MobileStyleGAN
-
-        G = MobileStyleGAN.from_package(device=device, resolution=resolution or 256)
-        return G.eval().requires_grad_(False)
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"generator_path {path} holds no trained generator: train one first "
-            "(pipelines/train_stage.py --stage generator) and point generator_path at its <output_dir>/generator"
-        )
-    return Generator.from_pretrained(path, map_location=device).eval().requires_grad_(False)
+    """A generator folder (``<generator stage out>/generator``), or a named one such as ``"faces"`` (the FFHQ
+    MobileStyleGAN, rendering at ``resolution``), in eval mode with no trainable parameters."""
+    return load_generator(path, device, resolution)
 
 
 def _discriminator(cfg: InversionStageConfig, G: Generator) -> tuple[Discriminator, str]:

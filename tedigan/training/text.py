@@ -393,7 +393,7 @@ def _generator_path(cfg: TextStageConfig) -> str | None:
 
 
 def _load_generator(path: str | None, E: Encoder, device, resolution: int) -> tuple[Generator | None, str]:
-    from tedigan.training.inversion import NAMED_GENERATORS, load_frozen_generator
+    from tedigan.models.named import NAMED_GENERATORS, load_generator
 
     if not path:
         return (
@@ -402,7 +402,7 @@ def _load_generator(path: str | None, E: Encoder, device, resolution: int) -> tu
         )
     if path not in NAMED_GENERATORS and not (Path(path) / "config.json").is_file():
         return None, f"generator_path {path} holds no generator: grids and attribute accuracy skipped"
-    G = load_frozen_generator(path, device, resolution)
+    G = load_generator(path, device, resolution)
     if (G.num_ws, G.w_dim) != (E.config.num_ws, E.config.w_dim) or G.resolution < E.config.resolution:
         raise ConfigError(
             f"generator {path} ({G.num_ws}x{G.w_dim}, {G.resolution} px) does not match the encoder "
@@ -412,7 +412,7 @@ def _load_generator(path: str | None, E: Encoder, device, resolution: int) -> tu
 
 
 def _load_classifier(path: str | None, device) -> tuple[Any, str]:
-    from tedigan.evaluation.judges import FACE_JUDGES, face_judge
+    from tedigan.models.named import FACE_JUDGES, face_judge
 
     if not path:
         return None, "no classifier_path: text->image attribute accuracy skipped"
