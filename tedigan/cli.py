@@ -49,7 +49,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         "--model",
         default=None,
         metavar="DIR",
-        help="pipeline folder (default: the model shipped with tedigan, tedigan/weights/avatars32)",
+        help="a shipped model by name (avatars, the default; faces: photos, research / non-commercial) or a "
+        "pipeline folder",
     )
     parser.add_argument(
         "--steps",
