@@ -79,18 +79,23 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def vocabulary_help() -> str:
-    """What the shipped model understands, for ``--help`` (empty when its vocabulary cannot be read)."""
+    """What each shipped model understands, for ``--help`` (models whose vocabulary cannot be read are left out)."""
     from tedigan.data.vocabulary import Vocabulary, VocabularyError
-    from tedigan.pipeline import DEFAULT_MODEL_DIR
+    from tedigan.pipeline import NAMED_MODELS
 
-    try:
-        vocab = Vocabulary.load(DEFAULT_MODEL_DIR)
-    except (OSError, VocabularyError):
+    parts = []
+    for name, folder in NAMED_MODELS.items():
+        try:
+            vocab = Vocabulary.load(folder)
+        except (OSError, VocabularyError):
+            continue
+        lines = "\n".join(f"  {line}" for line in vocab.describe().splitlines())
+        parts.append(f"\n--model {name} understands:\n{lines}\n")
+    if not parts:
         return ""
-    lines = "\n".join(f"  {line}" for line in vocab.describe().splitlines())
     return (
-        f"\nthe shipped {vocab.domain} model understands (synonyms, word order and negation such as "
-        f'"remove the glasses" or "stop smiling" too):\n{lines}\n'
+        "\nprompts are read by the model's vocabulary (synonyms, any word order, negation such as \"remove the "
+        'glasses" or "stop smiling"):' + "".join(parts)
     )
 
 
