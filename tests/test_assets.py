@@ -287,3 +287,6 @@ def test_restricted_unpickler_reads_numeric_arrays(tmp_path):
     path.write_bytes(pickle.dumps({"x": [np.zeros(1)]}))  # lists are not weights
     with pytest.raises(pickle.UnpicklingError):
         assets.load_numpy_pickle(path)
+    path.write_bytes(b"\x80\x05\x96" + (2**62).to_bytes(8, "little"))  # a length past the end: no allocation
+    with pytest.raises(pickle.UnpicklingError, match="claims"):
+        assets.load_numpy_pickle(path)

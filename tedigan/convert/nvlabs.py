@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from tedigan.assets import check_pickle
 from tedigan.convert import ConversionError, check_out_dir, run_cli
 
 __all__ = [
@@ -260,6 +261,11 @@ class _LegacyStorageUnpickler(pickle.Unpickler):
         return ("storage", str(key))
 
 
+def _legacy_load(f: io.BytesIO, storages: dict[str, Any]) -> Any:
+    check_pickle(f)
+    return _LegacyStorageUnpickler(f, storages).load()
+
+
 def _load_storage_from_bytes(payload: Any) -> _Storage:
     """Safe replacement for ``torch.storage._load_from_bytes``: parse the legacy ``torch.save`` stream."""
     if not isinstance(payload, (bytes, bytearray)):
@@ -268,16 +274,16 @@ def _load_storage_from_bytes(payload: Any) -> _Storage:
     # pickled magic number, protocol version, sys_info, the storage record (a persistent id naming its
     # element type), the list of storage keys, then per key an int64 element count and the raw bytes.
     f = io.BytesIO(bytes(payload))
-    magic = _LegacyStorageUnpickler(f, {}).load()
+    magic = _legacy_load(f, {})
     if magic != _LEGACY_MAGIC:
         raise UnsafePickleError("storage payload is not a legacy torch.save stream (bad magic number)")
-    if _LegacyStorageUnpickler(f, {}).load() != _LEGACY_PROTOCOL:
+    if _legacy_load(f, {}) != _LEGACY_PROTOCOL:
         raise UnsafePickleError("unsupported legacy torch.save protocol version")
-    sys_info = _LegacyStorageUnpickler(f, {}).load()
+    sys_info = _legacy_load(f, {})
     little_endian = bool(sys_info.get("little_endian", True)) if isinstance(sys_info, dict) else True
     storages: dict[str, Any] = {}
-    result = _LegacyStorageUnpickler(f, storages).load()
-    keys = _LegacyStorageUnpickler(f, {}).load()
+    result = _legacy_load(f, storages)
+    keys = _legacy_load(f, {})
     if not isinstance(keys, list):
         raise UnsafePickleError("malformed storage key list")
     for key in keys:
@@ -569,7 +575,8 @@ def restricted_load(file: Any) -> Any:
     """Unpickle ``file`` (a path or a binary file object) with :class:`RestrictedUnpickler`."""
     if isinstance(file, (str, Path)):
         with open(file, "rb") as f:
-            return _materialize(RestrictedUnpickler(f).load())
+            return restricted_load(f)
+    check_pickle(file)
     return _materialize(RestrictedUnpickler(file).load())
 
 
