@@ -90,7 +90,7 @@ def _damaged_model(tiny_model_dir: Path, dest: Path, damage: str) -> Path:
     shutil.copytree(tiny_model_dir, model)
     gen = model / "generator"
     if damage == "weights_garbage":
-        (gen / "model.safetensors").write_bytes(os.urandom(4096))
+        (gen / "model.safetensors").write_bytes(random.Random(2).randbytes(4096))
     elif damage == "weights_truncated":
         data = (gen / "model.safetensors").read_bytes()
         (gen / "model.safetensors").write_bytes(data[: len(data) // 2])
