@@ -254,10 +254,9 @@ def test_stage_trains_evaluates_and_resumes(G, g_dir, blobs, tmp_path, monkeypat
     steps = [r["step"] for r in _rows(out) if "loss/total" in r]
     assert steps == [1, 2, 3, 4]
     assert (out / "checkpoints" / "checkpoint-4" / "state.json").is_file()
-    row = stage.evaluate_run(
-        out, eval_num=2
-    )  # re-evaluation from the run folder (e.g. once a classifier exists)
-    assert row["step"] == 4 and row["num_images"] == 2 and "recon_lpips" in row["metrics"]
+    row = json.loads((out / "eval.json").read_text())  # the final evaluation, also the last metrics row
+    assert row["step"] == 4 and row["stage"] == "inversion" and "recon_lpips" in row["metrics"]
+    assert _rows(out)[-1]["metrics"] == row["metrics"]
 
 
 @pytest.mark.parametrize("modality", ["sketch", "label"])

@@ -550,8 +550,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     from tedigan.models.base import ComponentLoadError
-    from tedigan.models.classifier import AttributeClassifier
-    from tedigan.models.stylegan2 import Generator
 
     prog = "tedigan.editing.layer_analysis"
     if (Path(args.out) / MAP_NAME).exists() and not args.overwrite:
@@ -560,17 +558,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"{prog}: error: --encoder needs --data-root and --data-kind (the images to invert)\n")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     from tedigan.assets import MissingWeightsError
-    from tedigan.models.named import FACE_JUDGES, NAMED_GENERATORS, face_judge, load_generator
+    from tedigan.models.named import load_generator, load_judge
 
     try:
-        if args.generator in NAMED_GENERATORS:
-            G = load_generator(args.generator, device, args.resolution)
-        else:
-            G = Generator.from_pretrained(args.generator, map_location=device)
-        if args.classifier in FACE_JUDGES:
-            C = face_judge(args.classifier, device)
-        else:
-            C = AttributeClassifier.from_pretrained(args.classifier, map_location=device)
+        G = load_generator(args.generator, device, args.resolution)
+        C = load_judge(args.classifier, device)
     except (ComponentLoadError, FileNotFoundError, MissingWeightsError) as err:
         parser.exit(2, f"{prog}: error: {' '.join(str(err).split())}\n")
     codes = None

@@ -15,7 +15,7 @@ import torch
 
 from tedigan.models.judge import BinnedJudge, Judge
 
-__all__ = ["FACE_JUDGES", "NAMED_GENERATORS", "face_judge", "load_generator"]
+__all__ = ["FACE_JUDGES", "NAMED_GENERATORS", "face_judge", "load_generator", "load_judge"]
 
 #: generator names -> what they are
 NAMED_GENERATORS = {"faces": "MobileStyleGAN, FFHQ 1024 px (random-face package; research / non-commercial)"}
@@ -57,3 +57,18 @@ def face_judge(name: str = "faceapi", device: str | torch.device = "cpu") -> Jud
     else:
         raise ValueError(f"unknown face judge {name!r}: use one of {FACE_JUDGES}")
     return BinnedJudge(inner, "age", "age_group", list(AGE_GROUPS)).to(device).eval()
+
+
+def load_judge(path: str | Path, device: str | torch.device = "cpu") -> Judge:
+    """A face judge by name (:data:`FACE_JUDGES`) or an attribute-classifier folder (the classifier stage's
+    ``<output_dir>/model``), in eval mode. Raises ``FileNotFoundError`` for a folder without one."""
+    if str(path) in FACE_JUDGES:
+        return face_judge(str(path), device)
+    from tedigan.models.classifier import AttributeClassifier
+
+    if not (Path(path) / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{path} holds no attribute classifier: train one (pipelines/train_stage.py --stage classifier) "
+            f"or name a face judge, one of {FACE_JUDGES}"
+        )
+    return AttributeClassifier.from_pretrained(path, map_location=device).eval()

@@ -8,12 +8,13 @@ the validation images it gets wrong.
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from tedigan.config import ClassifierStageConfig, ConfigError
 from tedigan.data import collate_samples
@@ -72,53 +73,58 @@ def evaluate(model: AttributeClassifier, loader: DataLoader, accelerator) -> tup
 
 
 class ClassifierStage(Stage):
+    """Multi-head classification (AdamW, 5% warm-up then cosine to 5%); the ``domain`` stage is one too."""
+
     name = kind = "classifier"
+    workers = 0  #: DataLoader workers of the training set
 
     def __init__(self, cfg: ClassifierStageConfig) -> None:
         self.cfg = cfg
 
-    def setup(self, t: Trainer) -> dict:
-        cfg, tc, acc = self.cfg, self.cfg.train, t.accelerator
-        root = Path(cfg.data.root)
-        model_cfg = cfg.model
-        if not model_cfg.heads:
-            model_cfg.heads = {name: list(values) for name, values in ATTRIBUTES.items()}
-        model_cfg.resolution = cfg.data.resolution
-        self.heads = list(model_cfg.heads)
-        train_ds = AvatarDataset(root, split=cfg.data.train_split, resolution=cfg.data.resolution)
-        val_ds = AvatarDataset(root, split=cfg.data.val_split, resolution=cfg.data.resolution)
-        workers = cfg.data.num_workers
-        self.data = t.loader(train_ds, tc.batch_size, num_workers=workers, collate_fn=collate_samples)
-        val_loader = DataLoader(
-            val_ds,
-            batch_size=max(tc.batch_size, 64),
-            num_workers=cfg.data.num_workers,
-            collate_fn=collate_samples,
+    def build(self, t: Trainer) -> tuple[Any, Dataset]:
+        """The model config and the training set (samples with ``image`` and ``attributes [heads]``)."""
+        cfg = self.cfg
+        root, res, self.workers = Path(cfg.data.root), cfg.data.resolution, cfg.data.num_workers
+        model_cfg = replace(
+            cfg.model, resolution=res, heads=cfg.model.heads or {k: list(v) for k, v in ATTRIBUTES.items()}
         )
+        val_ds = AvatarDataset(root, split=cfg.data.val_split, resolution=res)
+        self.val_loader = DataLoader(
+            val_ds, batch_size=max(cfg.train.batch_size, 64), num_workers=cfg.data.num_workers,
+            collate_fn=collate_samples,
+        )  # fmt: skip
+        return model_cfg, AvatarDataset(root, split=cfg.data.train_split, resolution=res)
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        return random_shift(images, self.cfg.augment_shift, self.gen)
+
+    def setup(self, t: Trainer) -> dict:
+        tc, acc = self.cfg.train, t.accelerator
+        self.gen = torch.Generator().manual_seed(tc.seed)  # augmentation: checkpointed, exact resume
+        model_cfg, train_ds = self.build(t)
+        self.cfg = t.cfg = replace(self.cfg, model=model_cfg)
+        self.heads = list(model_cfg.heads)
+        self.data = t.loader(train_ds, tc.batch_size, num_workers=self.workers, collate_fn=collate_samples)
         model = AttributeClassifier(model_cfg)
         optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        # linear warm-up over 5% of the steps, cosine decay to 5%
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_cosine(tc.max_steps // 20, tc.max_steps, 0.05)
         )
-        self.model, self.optimizer, self.val_loader, self.scheduler = acc.prepare(
-            model, optimizer, val_loader, scheduler
-        )
-        self.gen = torch.Generator().manual_seed(tc.seed)  # augmentation shifts: checkpointed, exact resume
-        self.report: tuple[int, dict, torch.Tensor] | None = None
+        self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
+        if hasattr(self, "val_loader"):
+            self.val_loader = acc.prepare(self.val_loader)
+        self.report_at: tuple[int, dict, torch.Tensor] | None = None
         return {
-            "model": self.model,
-            "optimizer": self.optimizer,
-            "scheduler": self.scheduler,
+            "model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler,
             "rng": GeneratorState(self.gen),
-        }
+        }  # fmt: skip
 
     def train_step(self, t: Trainer, step: int) -> None:
         acc, model = t.accelerator, self.model
         for _ in range(self.cfg.train.grad_accum):
             batch = next(self.data)
             with acc.accumulate(model):
-                logits = model(random_shift(batch["image"], self.cfg.augment_shift, self.gen))
+                logits = model(self.augment(batch["image"]))
                 target = batch["attributes"]
                 loss = torch.stack(
                     [F.cross_entropy(logits[n], target[:, j]) for j, n in enumerate(self.heads)]
@@ -139,30 +145,29 @@ class ClassifierStage(Stage):
 
     def evaluate(self, t: Trainer, step: int) -> dict:
         report, wrong = evaluate(self.model, self.val_loader, t.accelerator)
-        self.report = (step, report, wrong)
+        self.report_at = (step, report, wrong)
         return {f"val_acc/{k}": v for k, v in report["accuracy"].items()}
 
     def components(self, t: Trainer) -> dict:
         return {"model": t.accelerator.unwrap_model(self.model)}
 
-    def finish(self, t: Trainer, step: int, summary: dict) -> dict:
-        if self.report is None or self.report[0] != step:
+    def report(self, t: Trainer, step: int) -> dict:
+        if self.report_at is None or self.report_at[0] != step:
             self.evaluate(t, step)
-        _, report, wrong = self.report
-        report.update(step=step, split=self.cfg.data.val_split, data_root=str(self.cfg.data.root))
-        summary["eval"] = report
-        out = t.out
-        if t.is_main:
-            self.components(t)["model"].save_pretrained(out / "model", extra={"eval": report})
-            (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
-            if len(wrong):
-                save_image_grid(wrong, out / "misclassified.png", nrow=8)
-            t.accelerator.print(
-                "classifier held-out accuracy: "
-                + ", ".join(f"{k}={v:.4f}" for k, v in report["accuracy"].items())
-                + f" -> {out / 'model'}"
-            )
-        return {"step": step, "model": str(out / "model")}
+        _, report, self.wrong = self.report_at
+        return {**report, "split": self.cfg.data.val_split, "data_root": str(self.cfg.data.root)}
+
+    def saved_extra(self, step: int, report: dict | None) -> dict:
+        return {"eval": report}
+
+    def finish(self, t: Trainer, step: int, report: dict | None, summary: dict) -> None:
+        if t.is_main and len(self.wrong):
+            save_image_grid(self.wrong, t.out / "misclassified.png", nrow=8)
+
+    def describe(self, summary: dict) -> str:
+        return "held-out accuracy " + ", ".join(
+            f"{k}={v:.4f}" for k, v in summary["eval"]["accuracy"].items()
+        )
 
 
 def train(cfg: ClassifierStageConfig, resume: str | None = None) -> dict:

@@ -15,8 +15,6 @@ Outputs in ``<output_dir>``: ``model/`` (safetensors + config.json; copied into 
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -24,24 +22,25 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from tedigan.config import DomainStageConfig
-from tedigan.data import collate_samples, make_dataset
-from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
-from tedigan.training.loop import GeneratorState, Stage, Trainer, warmup_cosine
+from tedigan.data import make_dataset
+from tedigan.models.classifier import ClassifierConfig
+from tedigan.training.classifier import ClassifierStage
+from tedigan.training.loop import Trainer
 
 __all__ = ["DomainStage", "degrade", "train"]
 
 
 class _Labelled(Dataset):
-    """``{"image", "domain"}`` samples of one domain's data set."""
+    """``{"image", "attributes": [label]}`` samples of one domain's data set."""
 
     def __init__(self, dataset: Dataset, label: int) -> None:
-        self.dataset, self.label = dataset, label
+        self.dataset, self.label = dataset, torch.tensor([label])
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"image": self.dataset[index]["image"], "domain": self.label}
+        return {"image": self.dataset[index]["image"], "attributes": self.label}
 
 
 def degrade(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -67,11 +66,8 @@ def degrade(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.cat(out)
 
 
-class DomainStage(Stage):
+class DomainStage(ClassifierStage):
     name = kind = "domain"
-
-    def __init__(self, cfg: DomainStageConfig) -> None:
-        self.cfg = cfg
 
     def _split(self, split: str, cap: int | None) -> Dataset:
         parts = []
@@ -81,51 +77,18 @@ class DomainStage(Stage):
             parts.append(_Labelled(Subset(ds, range(n)), label))
         return ConcatDataset(parts)
 
-    def setup(self, t: Trainer) -> dict:
-        cfg, tc, acc = self.cfg, self.cfg.train, t.accelerator
+    def build(self, t: Trainer) -> tuple[ClassifierConfig, Dataset]:
+        cfg = self.cfg
         self.names = list(cfg.domains)
-        model_cfg = ClassifierConfig(
-            resolution=cfg.resolution,
-            widths=cfg.model.widths,
-            dropout=cfg.model.dropout,
-            heads={"domain": self.names},
-        )
-        self.cfg = t.cfg = cfg = replace(cfg, model=model_cfg)
-        train_ds = self._split("train", cfg.num_per_domain)
         self.val = self._split("val", 500)
-        self.data = t.loader(train_ds, tc.batch_size, collate_fn=collate_samples)
-        model = AttributeClassifier(model_cfg)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine(tc.max_steps // 20, tc.max_steps, 0.05)
-        )
-        self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
-        self.gen = torch.Generator().manual_seed(tc.seed)  # degradations: checkpointed, exact resume
-        return {
-            "model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler,
-            "rng": GeneratorState(self.gen),
-        }  # fmt: skip
+        model_cfg = ClassifierConfig(
+            resolution=cfg.resolution, widths=cfg.model.widths, dropout=cfg.model.dropout,
+            heads={"domain": self.names},
+        )  # fmt: skip
+        return model_cfg, self._split("train", cfg.num_per_domain)
 
-    def train_step(self, t: Trainer, step: int) -> None:
-        acc = t.accelerator
-        for _ in range(self.cfg.train.grad_accum):
-            batch = next(self.data)
-            with acc.accumulate(self.model):
-                logits = self.model(degrade(batch["image"], self.gen).to(t.device))["domain"]
-                target = batch["domain"].to(t.device)
-                loss = F.cross_entropy(logits, target)
-                t.track("loss", loss)
-                t.track("train_acc", (logits.detach().argmax(1) == target).float().mean())
-                acc.backward(loss)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad()
-
-    def log_row(self, t: Trainer, step: int) -> dict:
-        return {"lr": self.scheduler.get_last_lr()[0]}
-
-    def postfix(self, row: dict) -> dict:
-        return {"loss": f"{row['loss']:.3f}", "acc": f"{row['train_acc']:.3f}"}
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        return degrade(images.cpu(), self.gen).to(images.device)
 
     @torch.no_grad()
     def evaluate(self, t: Trainer, step: int) -> dict:
@@ -135,7 +98,7 @@ class DomainStage(Stage):
         for i in range(0, len(self.val), 100):
             items = [self.val[j] for j in range(i, min(len(self.val), i + 100))]
             x = torch.stack([it["image"] for it in items]).to(t.device)
-            y = torch.tensor([it["domain"] for it in items], device=t.device)
+            y = torch.cat([it["attributes"] for it in items]).to(t.device)
             for mode, inputs in (("clean", x), ("degraded", degrade(x.cpu(), gen).to(t.device))):
                 ok = (model(inputs)["domain"].argmax(1) == y).cpu()
                 for k, label in enumerate(y.tolist()):
@@ -143,20 +106,17 @@ class DomainStage(Stage):
         model.train()
         return {f"val_acc/{k}": sum(v) / len(v) for k, v in sorted(hits.items())}
 
-    def components(self, t: Trainer) -> dict:
-        return {"model": t.accelerator.unwrap_model(self.model)}
+    def report(self, t: Trainer, step: int) -> dict:
+        return {"domains": self.cfg.domains, "accuracy": self.evaluate(t, step)}
 
-    def finish(self, t: Trainer, step: int, summary: dict) -> dict:
-        report = {"step": step, "domains": self.cfg.domains, "accuracy": self.evaluate(t, step)}
-        summary["eval"] = report
-        if t.is_main:
-            self.components(t)["model"].save_pretrained(t.out / "model", extra={"eval": report})
-            (t.out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
-            t.accelerator.print(
-                "domain held-out accuracy: "
-                + ", ".join(f"{k.removeprefix('val_acc/')}={v:.3f}" for k, v in report["accuracy"].items())
-            )
-        return {"step": step, "model": str(t.out / "model")}
+    def finish(self, t: Trainer, step: int, report: dict | None, summary: dict) -> None:
+        pass
+
+    def describe(self, summary: dict) -> str:
+        acc = summary["eval"]["accuracy"]
+        return "held-out accuracy " + ", ".join(
+            f"{k.removeprefix('val_acc/')}={v:.3f}" for k, v in acc.items()
+        )
 
 
 def train(cfg: DomainStageConfig, resume: str | None = None) -> dict:

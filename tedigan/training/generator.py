@@ -379,31 +379,19 @@ class GeneratorStage(Stage):
     def components(self, t: Trainer) -> dict:
         return {"generator": self.gan.G_ema, "discriminator": t.accelerator.unwrap_model(self.gan.D)}
 
-    def finish(self, t: Trainer, step: int, summary: dict) -> dict:
-        out = t.out
+    def saved_extra(self, step: int, report: dict | None) -> dict:
+        return {"kimg": step * self.samples_per_step / 1000, "data_root": self.cfg.data.root}
+
+    def finish(self, t: Trainer, step: int, report: dict | None, summary: dict) -> None:
         summary.update(
             kimg=step * self.samples_per_step / 1000,
             augment=self.gan.augment is not None,
             num_train_images=len(self.images),
-            generator=str(out / "generator"),
-            discriminator=str(out / "discriminator"),
-            samples=str(out / "samples" / f"step-{step}.png"),
+            samples=str(t.out / "samples" / f"step-{step}.png"),
         )
-        if t.is_main:
-            extra = {
-                "stage": "generator",
-                "step": step,
-                "kimg": summary["kimg"],
-                "data_root": self.cfg.data.root,
-            }
-            comps = self.components(t)
-            comps["generator"].save_pretrained(out / "generator", extra=extra)
-            comps["discriminator"].save_pretrained(out / "discriminator", extra=extra)
-            t.accelerator.print(
-                f"generator: {step} steps ({summary['kimg']:.1f} kimg) -> {out / 'generator'}, "
-                f"samples in {out / 'samples'}"
-            )
-        return {k: summary[k] for k in ("step", "kimg", "generator", "discriminator")}
+
+    def describe(self, summary: dict) -> str:
+        return f"{summary['step']} steps ({summary['kimg']:.1f} kimg), samples in {summary['samples']}"
 
 
 def train(cfg: GeneratorStageConfig, resume: str | None = None) -> dict:

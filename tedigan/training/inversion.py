@@ -32,7 +32,6 @@ config.json), ``config.yaml``, ``metrics.jsonl`` (losses; the final evaluation r
 from __future__ import annotations
 
 import colorsys
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ from tedigan.data import make_dataset
 from tedigan.losses.gan import d_logistic_loss, g_nonsaturating_loss, r1_loss, r1_penalty
 from tedigan.losses.perceptual import LPIPS
 from tedigan.models.encoder import Encoder
-from tedigan.models.named import load_generator
+from tedigan.models.named import load_generator, load_judge
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
 from tedigan.training.loop import (
     GeneratorState,
@@ -67,8 +66,6 @@ __all__ = [
     "PairedSamples",
     "colorize_labels",
     "evaluate",
-    "evaluate_run",
-    "load_frozen_generator",
     "sample_codes",
     "train",
 ]
@@ -148,14 +145,6 @@ def _label_classes(cfg: InversionStageConfig, dataset: Dataset) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- models
-
-
-def load_frozen_generator(
-    path: str | Path, device: torch.device | str = "cpu", resolution: int | None = None
-) -> Generator:
-    """A generator folder (``<generator stage out>/generator``), or a named one such as ``"faces"`` (the FFHQ
-    MobileStyleGAN, rendering at ``resolution``), in eval mode with no trainable parameters."""
-    return load_generator(path, device, resolution)
 
 
 def _discriminator(cfg: InversionStageConfig, G: Generator) -> tuple[Discriminator, str]:
@@ -295,7 +284,7 @@ class InversionStage(Stage):
     def setup(self, t: Trainer) -> dict:
         cfg, acc, device = self.cfg, t.accelerator, t.device
         tc, lc, modality = cfg.train, cfg.loss, cfg.modality
-        G = self.G = load_frozen_generator(cfg.generator_path, device, cfg.data.resolution)
+        G = self.G = load_generator(cfg.generator_path, device, cfg.data.resolution)
         res = G.resolution
         if cfg.data.resolution != res:
             acc.print(f"data.resolution {cfg.data.resolution} -> {res} (the generator's resolution)")
@@ -513,37 +502,27 @@ class InversionStage(Stage):
     def components(self, t: Trainer) -> dict:
         return {ENCODER_DIRS[self.cfg.modality]: self.E_raw}
 
-    def finish(self, t: Trainer, step: int, summary: dict) -> dict:
-        cfg, modality = self.cfg, self.cfg.modality
-        enc_dir = t.out / ENCODER_DIRS[modality]
+    def report(self, t: Trainer, step: int) -> dict | None:
+        if not t.is_main:
+            return None
+        cfg = self.cfg
+        report = evaluate(cfg, self.E_raw, self.G, self.val_ds, self.lpips, self.identity, t.device)
+        return {**report, "split": cfg.data.val_split, "data_root": str(cfg.data.root)}
+
+    def saved_extra(self, step: int, report: dict | None) -> dict:
+        return {"generator": str(self.cfg.generator_path)}
+
+    def finish(self, t: Trainer, step: int, report: dict | None, summary: dict) -> None:
         summary.update(
-            modality=modality,
-            notes=self.notes,
-            encoder=str(enc_dir),
-            samples=str(t.out / "samples" / f"step-{step}.png"),
+            modality=self.cfg.modality, notes=self.notes, samples=str(t.out / "samples" / f"step-{step}.png")
         )
-        if t.is_main:
-            extra = {"stage": "inversion", "step": step, "generator": str(cfg.generator_path)}
-            self.E_raw.save_pretrained(enc_dir, extra=extra)
-            report = evaluate(cfg, self.E_raw, self.G, self.val_ds, self.lpips, self.identity, t.device)
-            report.update(
-                step=step, split=cfg.data.val_split, data_root=str(cfg.data.root), encoder=str(enc_dir)
-            )
-            row = metrics.append_results(t.out / "metrics.jsonl", {"stage": "inversion", **report})
-            (t.out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
-            summary["eval"] = report
-            head = report["metrics"]
-            t.accelerator.print(
-                f"inversion ({modality}) held-out: MSE {head['recon_mse']['value']:.4f}, "
-                f"LPIPS {head['recon_lpips']['value']:.4f}"
-                + (
-                    f", attributes {head['recon_attributes']['value']:.3f}"
-                    if "recon_attributes" in head
-                    else ""
-                )
-                + f" -> {enc_dir}"
-            )
-        return {"step": step, "modality": modality, "encoder": str(enc_dir)}
+
+    def describe(self, summary: dict) -> str:
+        m = summary["eval"]["metrics"]
+        line = f"({summary['modality']}) held-out MSE {m['recon_mse']['value']:.4f}, LPIPS {m['recon_lpips']['value']:.4f}"
+        return line + (
+            f", attributes {m['recon_attributes']['value']:.3f}" if "recon_attributes" in m else ""
+        )
 
 
 def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
@@ -566,15 +545,14 @@ def evaluate(
     names = list(RECON_METRICS)
     clf_note = "no classifier_path: attribute preservation skipped"
     if cfg.classifier_path:
-        clf_dir = Path(cfg.classifier_path)
-        if (clf_dir / "config.json").is_file():
-            from tedigan.models.classifier import AttributeClassifier
-
-            classifier = AttributeClassifier.from_pretrained(clf_dir, map_location=device).eval()
+        try:
+            classifier = load_judge(cfg.classifier_path, device)
             names.append("recon_attributes")
-            clf_note = str(clf_dir)
-        else:
-            clf_note = f"classifier_path {clf_dir} holds no classifier: attribute preservation skipped"
+            clf_note = str(cfg.classifier_path)
+        except FileNotFoundError:
+            clf_note = (
+                f"classifier_path {cfg.classifier_path} holds no classifier: attribute preservation skipped"
+            )
     if identity is None and (cfg.identity_weights or cfg.eval_identity):
         from tedigan.losses.identity import FaceIdentity
 
@@ -593,38 +571,3 @@ def evaluate(
         identity=identity,
     )
     return {"num_images": n, "classifier": clf_note, "metrics": results}
-
-
-def evaluate_run(
-    output_dir: str | Path,
-    classifier_path: str | None = None,
-    eval_num: int | None = None,
-    device: str = "cpu",
-) -> dict:
-    """Re-evaluate a finished run from its folder (``config.yaml`` + the saved encoder), e.g. once the
-    attribute classifier exists; rewrites ``eval.json`` and appends the row to ``metrics.jsonl``."""
-    from tedigan.config import load_config
-
-    out = Path(output_dir)
-    cfg = load_config(InversionStageConfig, out / "config.yaml")
-    over = {}
-    if classifier_path is not None:
-        over["classifier_path"] = classifier_path
-    if eval_num is not None:
-        over["eval_num"] = eval_num
-    cfg = replace(cfg, **over)
-    G = load_frozen_generator(cfg.generator_path, device, cfg.data.resolution)
-    E = Encoder.from_pretrained(out / ENCODER_DIRS[cfg.modality], map_location=device).eval()
-    val_ds = _dataset(cfg, cfg.data.val_split, G.resolution)
-    lpips = LPIPS("vgg").to(device)
-    report = evaluate(cfg, E, G, val_ds, lpips, None, device)
-    saved = json.loads((out / ENCODER_DIRS[cfg.modality] / "config.json").read_text()).get("_extra", {})
-    report.update(
-        step=saved.get("step"),
-        split=cfg.data.val_split,
-        data_root=str(cfg.data.root),
-        encoder=str(out / ENCODER_DIRS[cfg.modality]),
-    )
-    row = metrics.append_results(out / "metrics.jsonl", {"stage": "inversion", **report})
-    (out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
-    return row

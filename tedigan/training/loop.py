@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from tedigan.config import TrainConfig, save_config
 from tedigan.fs import atomic_write_text
+from tedigan.metrics import append_results
 from tedigan.training.checkpoint import (
     CheckpointManager,
     DivergenceError,
@@ -287,8 +288,11 @@ class Stage:
     (the ``state.json`` of the checkpoint about to be loaded), ``start`` (after the restore and the positioning
     of every :meth:`Trainer.loader`),
     then per step ``train_step`` and, on their steps, ``log_row`` / ``evaluate`` / ``save_samples`` /
-    ``checkpoint_extra``; at the end ``components`` (checked finite) and ``finish`` (on every process;
-    write only on the main one) whose return value goes into ``complete.json``.
+    ``checkpoint_extra``. At the end the trainer saves ``components`` (checked finite first) into
+    ``<output_dir>/<name>`` with ``saved_extra`` in their config.json, writes ``report`` (the held-out
+    evaluation, on every process; None: none) to ``eval.json`` and ``metrics.jsonl``, calls ``finish`` (extras
+    such as grids, summary keys; write only on the main process), prints ``describe(summary)`` and writes
+    ``complete.json`` (the summary) last.
     """
 
     name = "stage"  #: progress bar and divergence messages
@@ -329,8 +333,17 @@ class Stage:
     def components(self, t: Trainer) -> dict[str, torch.nn.Module]:
         raise NotImplementedError
 
-    def finish(self, t: Trainer, step: int, summary: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+    def report(self, t: Trainer, step: int) -> dict[str, Any] | None:
+        return None
+
+    def saved_extra(self, step: int, report: dict[str, Any] | None) -> dict[str, Any]:
+        return {}
+
+    def finish(self, t: Trainer, step: int, report: dict[str, Any] | None, summary: dict[str, Any]) -> None:
+        pass
+
+    def describe(self, summary: dict[str, Any]) -> str:
+        return f"{summary['step']} steps"
 
 
 class Trainer:
@@ -455,9 +468,25 @@ class Trainer:
             st.rate_key: trained * per_step / wall if trained else None,
             "last": last_row,
         }
-        start_final_save(self.out, st.kind, st.components(self), acc)
-        complete = st.finish(self, step, summary)
-        finish_stage(self.out, st.kind, complete, acc)
+        components = st.components(self)
+        start_final_save(self.out, st.kind, components, acc)
+        report = st.report(self, step)
+        report = None if report is None else {"step": step, **report}
+        dirs = {name: str(self.out / name) for name in components}
+        summary.update(dirs)
+        if self.is_main:
+            extra = {"stage": st.kind, "step": step, **st.saved_extra(step, report)}
+            for name, module in components.items():
+                module.save_pretrained(self.out / name, extra=extra)
+            if report is not None:
+                row = append_results(self.out / "metrics.jsonl", {"stage": st.kind, **report})
+                (self.out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
+        if report is not None:
+            summary["eval"] = report
+        st.finish(self, step, report, summary)
+        if self.is_main:
+            acc.print(f"{st.name}: {st.describe(summary)} -> {', '.join(dirs.values())}")
+        finish_stage(self.out, st.kind, {k: v for k, v in summary.items() if k not in ("last", "eval")}, acc)
         acc.wait_for_everyone()
         acc.end_training()
         return summary

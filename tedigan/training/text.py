@@ -52,6 +52,7 @@ from tedigan.config import ConfigError, TextStageConfig
 from tedigan.data import collate_samples, make_dataset, vocabulary_for
 from tedigan.metrics import text as text_metrics  # registers the text metrics
 from tedigan.models.encoder import Encoder
+from tedigan.models.named import NAMED_GENERATORS, load_generator, load_judge
 from tedigan.models.stylegan2 import Generator
 from tedigan.models.text_encoder import TextEncoder
 from tedigan.training.loop import (
@@ -393,8 +394,6 @@ def _generator_path(cfg: TextStageConfig) -> str | None:
 
 
 def _load_generator(path: str | None, E: Encoder, device, resolution: int) -> tuple[Generator | None, str]:
-    from tedigan.models.named import NAMED_GENERATORS, load_generator
-
     if not path:
         return (
             None,
@@ -412,17 +411,12 @@ def _load_generator(path: str | None, E: Encoder, device, resolution: int) -> tu
 
 
 def _load_classifier(path: str | None, device) -> tuple[Any, str]:
-    from tedigan.models.named import FACE_JUDGES, face_judge
-
     if not path:
         return None, "no classifier_path: text->image attribute accuracy skipped"
-    if path in FACE_JUDGES:  # classifier_path: faceapi | human
-        return face_judge(path, device), f"the {path} face judge"
-    if not (Path(path) / "config.json").is_file():
+    try:
+        return load_judge(path, device), str(path)
+    except FileNotFoundError:
         return None, f"classifier_path {path} holds no classifier: text->image attribute accuracy skipped"
-    from tedigan.models.classifier import AttributeClassifier
-
-    return AttributeClassifier.from_pretrained(path, map_location=device).eval(), str(path)
 
 
 # ----------------------------------------------------------------------------------------------- grids
@@ -624,49 +618,43 @@ class TextStage(Stage):
         self.T.eval()
         return {"text_encoder": self.T}
 
-    def finish(self, t: Trainer, step: int, summary: dict) -> dict:
-        cfg, enc_dir = self.cfg, t.out / "text_encoder"
-        summary.update(
-            cache_seconds=round(self.cache_s, 2), cache_built=self.built, text_encoder=str(enc_dir)
+    def report(self, t: Trainer, step: int) -> dict | None:
+        if not t.is_main:
+            return None
+        cfg = self.cfg
+        self.final_codes = self.val_codes(t).cpu()
+        report = evaluate(cfg, self.final_codes, self.va, self.G, self.clf, t.device)
+        return {
+            **report,
+            "split": cfg.data.val_split,
+            "data_root": str(cfg.data.root),
+            "generator": self.g_note,
+            "classifier": self.clf_note,
+        }
+
+    def saved_extra(self, step: int, report: dict | None) -> dict:
+        return {"encoder": str(self.cfg.encoder_path), "generator": str(_generator_path(self.cfg) or "")}
+
+    def finish(self, t: Trainer, step: int, report: dict | None, summary: dict) -> None:
+        summary.update(cache_seconds=round(self.cache_s, 2), cache_built=self.built)
+        if t.is_main and self.G is not None and self.grid_caps:
+            self._grid(t, self.final_codes[self.first], t.out / "text_grid.png")
+            summary["grid"] = str(t.out / "text_grid.png")
+
+    def describe(self, summary: dict) -> str:
+        m = summary["eval"]["metrics"]
+        l2, ret = m["text_l2"], m["text_retrieval"]
+        line = (
+            f"held-out L2 {l2['value']:.4g} (mean-code baseline {l2['mean_code_baseline']:.4g}), retrieval "
+            f"top-1 {ret['top1']:.3f} / top-5 {ret['top5']:.3f} among {ret['num_images']} images"
         )
-        if t.is_main:
-            extra = {
-                "stage": "text",
-                "step": step,
-                "encoder": str(cfg.encoder_path),
-                "generator": str(_generator_path(cfg) or ""),
-            }
-            self.T.save_pretrained(enc_dir, extra=extra)
-            codes = self.val_codes(t).cpu()
-            report = evaluate(cfg, codes, self.va, self.G, self.clf, t.device)
-            report.update(
-                step=step,
-                split=cfg.data.val_split,
-                data_root=str(cfg.data.root),
-                text_encoder=str(enc_dir),
-                generator=self.g_note,
-                classifier=self.clf_note,
+        acc = m.get("text_attribute_accuracy", {})
+        if acc.get("value") is not None:
+            line += (
+                f", attribute accuracy {acc['value']:.3f} (random codes {acc['random_codes']['value']:.3f}, "
+                f"inverted ceiling {acc['inverted_ceiling']['value']:.3f})"
             )
-            row = metrics.append_results(t.out / "metrics.jsonl", {"stage": "text", **report})
-            (t.out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")
-            if self.G is not None and self.grid_caps:
-                self._grid(t, codes[self.first], t.out / "text_grid.png")
-                summary["grid"] = str(t.out / "text_grid.png")
-            summary["eval"] = report
-            m = report["metrics"]
-            msg = (
-                f"text held-out: L2 {m['text_l2']['value']:.4g} (mean-code baseline "
-                f"{m['text_l2']['mean_code_baseline']:.4g}), retrieval top-1 {m['text_retrieval']['top1']:.3f} / "
-                f"top-5 {m['text_retrieval']['top5']:.3f} among {m['text_retrieval']['num_images']} images"
-            )
-            acc = m.get("text_attribute_accuracy", {})
-            if acc.get("value") is not None:
-                msg += (
-                    f", attribute accuracy {acc['value']:.3f} (random codes {acc['random_codes']['value']:.3f}, "
-                    f"inverted ceiling {acc['inverted_ceiling']['value']:.3f})"
-                )
-            t.accelerator.print(msg + f" -> {enc_dir}")
-        return {"step": step, "text_encoder": str(enc_dir)}
+        return line
 
 
 def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
