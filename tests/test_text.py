@@ -291,7 +291,7 @@ def test_stage_end_to_end_and_resume(tiny_run):
         "val": {"codes": True, "text": True},
     }
     assert (out / "cache" / "train.codes.safetensors").is_file() and (
-        out / "cache" / "val.text.json"
+        out / "cache" / "val.text.safetensors"
     ).is_file()
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-3", "checkpoint-6"]
 

@@ -46,6 +46,7 @@ All weights are stored in equalised-lr form (runtime gain ``lr_mul/sqrt(fan_in)`
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -319,15 +320,9 @@ def _check_noise(noise: list | None, n: int) -> list:
     return noise
 
 
-class SynthesisNetwork(nn.Module):
-    """StyleGAN2 skip-architecture synthesis: const 4x4, two 3x3 modulated convs per resolution, toRGB skips.
-
-    W indexing: b4.conv1 uses w[0] and b4.torgb w[1]; block k (k = 0 for 8x8) uses w[2k+1] (conv0),
-    w[2k+2] (conv1) and w[2k+3] (torgb), i.e. each toRGB shares its w with the next up-conv.
-    Subclasses (SWAGAN) override :meth:`skip_upsample` and :meth:`finalize` and the toRGB width.
-    """
-
-    rgb_factor = 1  # toRGB outputs img_channels * rgb_factor channels
+class _StyledSynthesis(nn.Module):
+    """What both synthesis families share: a learned 4x4 constant, one block ``b{R}`` per feature resolution
+    (from :meth:`make_block`), and the checks of ``ws``, ``noise_mode`` and ``noise`` before a forward pass."""
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
@@ -339,15 +334,44 @@ class SynthesisNetwork(nn.Module):
         self.input = ConstantInput(ch[4])
         prev = ch[4]
         for r in self.block_resolutions:
-            block = SynthesisBlock(
-                prev, ch[r], config.w_dim, r, config.img_channels * self.rgb_factor, config.blur_kernel
-            )
-            self.add_module(f"b{r}", block)
+            self.add_module(f"b{r}", self.make_block(config, prev, ch[r], r))
             prev = ch[r]
+        self.out_channels = prev
+
+    def make_block(self, config: GeneratorConfig, in_ch: int, out_ch: int, resolution: int) -> nn.Module:
+        raise NotImplementedError
+
+    def blocks(self) -> list[nn.Module]:
+        return [getattr(self, f"b{r}") for r in self.block_resolutions]
+
+    def noise_layers(self) -> list[NoiseInjection]:
+        raise NotImplementedError
+
+    def _begin(self, ws: torch.Tensor, noise_mode: str, noise: list | None) -> tuple[torch.Tensor, Iterator]:
+        """The constant input for ``ws``'s batch and an iterator over the checked noise inputs."""
+        _check_ws(ws, self.num_ws, self.w_dim)
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        return self.input(ws.shape[0]), iter(_check_noise(noise, len(self.noise_layers())))
+
+
+class SynthesisNetwork(_StyledSynthesis):
+    """StyleGAN2 skip-architecture synthesis: const 4x4, two 3x3 modulated convs per resolution, toRGB skips.
+
+    W indexing: b4.conv1 uses w[0] and b4.torgb w[1]; block k (k = 0 for 8x8) uses w[2k+1] (conv0),
+    w[2k+2] (conv1) and w[2k+3] (torgb), i.e. each toRGB shares its w with the next up-conv.
+    Subclasses (SWAGAN) override :meth:`skip_upsample` and :meth:`finalize` and the toRGB width.
+    """
+
+    rgb_factor = 1  # toRGB outputs img_channels * rgb_factor channels
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__(config)
         self.upsample = Upsample(config.blur_kernel)
 
-    def blocks(self) -> list[SynthesisBlock]:
-        return [getattr(self, f"b{r}") for r in self.block_resolutions]
+    def make_block(self, config: GeneratorConfig, in_ch: int, out_ch: int, resolution: int) -> SynthesisBlock:
+        rgb = config.img_channels * self.rgb_factor
+        return SynthesisBlock(in_ch, out_ch, config.w_dim, resolution, rgb, config.blur_kernel)
 
     def noise_layers(self) -> list[NoiseInjection]:
         """Noise inputs in upstream order (b4.conv1, b8.conv0, b8.conv1, ...)."""
@@ -371,11 +395,7 @@ class SynthesisNetwork(nn.Module):
         noise: list[torch.Tensor] | None = None,
         fused_modconv: bool = True,
     ) -> torch.Tensor:
-        _check_ws(ws, self.num_ws, self.w_dim)
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        noises = iter(_check_noise(noise, len(self.noise_layers())))
-        x = self.input(ws.shape[0])
+        x, noises = self._begin(ws, noise_mode, noise)
         img = None
         wi = 0
         for block in self.blocks():
@@ -473,28 +493,18 @@ class AdaINBlock(nn.Module):
         self.conv1 = AdaINLayer(out_channels, out_channels, w_dim, resolution, blur_kernel=blur_kernel)
 
 
-class AdaINSynthesisNetwork(nn.Module):
+class AdaINSynthesisNetwork(_StyledSynthesis):
     """StyleGAN1 synthesis: const -> (style, conv) at 4x4, then (up-conv, conv) per resolution, 1x1 toRGB.
 
     Layer i uses w[i] (num_ws = 2*log2(R) - 2 layers); the final toRGB is an unstyled 1x1 conv.
     """
 
     def __init__(self, config: GeneratorConfig) -> None:
-        super().__init__()
-        self.w_dim, self.img_channels = config.w_dim, config.img_channels
-        self.resolution = config.resolution
-        self.num_ws = config.num_ws
-        ch = config.channels_per_resolution()
-        self.block_resolutions = config.feature_resolutions
-        self.input = ConstantInput(ch[4])
-        prev = ch[4]
-        for r in self.block_resolutions:
-            self.add_module(f"b{r}", AdaINBlock(prev, ch[r], config.w_dim, r, config.blur_kernel))
-            prev = ch[r]
-        self.torgb = EqualConv2d(prev, config.img_channels, 1)
+        super().__init__(config)
+        self.torgb = EqualConv2d(self.out_channels, config.img_channels, 1)
 
-    def blocks(self) -> list[AdaINBlock]:
-        return [getattr(self, f"b{r}") for r in self.block_resolutions]
+    def make_block(self, config: GeneratorConfig, in_ch: int, out_ch: int, resolution: int) -> AdaINBlock:
+        return AdaINBlock(in_ch, out_ch, config.w_dim, resolution, config.blur_kernel)
 
     def noise_layers(self) -> list[NoiseInjection]:
         return [layer.noise for block in self.blocks() for layer in (block.conv0, block.conv1)]
@@ -506,11 +516,7 @@ class AdaINSynthesisNetwork(nn.Module):
         noise: list[torch.Tensor] | None = None,
         fused_modconv: bool = True,
     ) -> torch.Tensor:
-        _check_ws(ws, self.num_ws, self.w_dim)
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        noises = iter(_check_noise(noise, self.num_ws))
-        x = self.input(ws.shape[0])
+        x, noises = self._begin(ws, noise_mode, noise)
         wi = 0
         for block in self.blocks():
             for layer in (block.conv0, block.conv1):

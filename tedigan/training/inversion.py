@@ -59,16 +59,7 @@ from tedigan.training.loop import (
     warmup_cosine,
 )
 
-__all__ = [
-    "ENCODER_DIRS",
-    "InversionLoss",
-    "InversionStage",
-    "PairedSamples",
-    "colorize_labels",
-    "evaluate",
-    "sample_codes",
-    "train",
-]
+__all__ = ["ENCODER_DIRS", "InversionLoss", "InversionStage", "sample_codes", "train"]
 
 ENCODER_DIRS = {"image": "encoder", "sketch": "sketch_encoder", "label": "label_encoder"}
 CACHE_BUDGET_BYTES = 4 << 30
@@ -503,11 +494,42 @@ class InversionStage(Stage):
         return {ENCODER_DIRS[self.cfg.modality]: self.E_raw}
 
     def report(self, t: Trainer, step: int) -> dict | None:
+        """Reconstruction metrics on the validation split (:mod:`tedigan.metrics.reconstruction`)."""
         if not t.is_main:
             return None
-        cfg = self.cfg
-        report = evaluate(cfg, self.E_raw, self.G, self.val_ds, self.lpips, self.identity, t.device)
-        return {**report, "split": cfg.data.val_split, "data_root": str(cfg.data.root)}
+        cfg, names, classifier = self.cfg, list(RECON_METRICS), None
+        note = "no classifier_path: attribute preservation skipped"
+        if cfg.classifier_path:
+            try:
+                classifier, note = load_judge(cfg.classifier_path, t.device), str(cfg.classifier_path)
+                names.append("recon_attributes")
+            except FileNotFoundError:
+                note = f"classifier_path {cfg.classifier_path} holds no classifier: attribute preservation skipped"
+        identity = self.identity
+        if identity is None and (cfg.identity_weights or cfg.eval_identity):
+            from tedigan.losses.identity import FaceIdentity
+
+            identity = FaceIdentity(cfg.identity_weights, kind=cfg.identity_net).to(t.device)
+        n = min(cfg.eval_num or len(self.val_ds), len(self.val_ds))
+        results = metrics.compute(
+            names,
+            generator=self.G,
+            dataset=self.val_ds,
+            classifier=classifier,
+            encoder=self.E_raw,
+            lpips=self.lpips,
+            num=n,
+            batch_size=cfg.eval_batch_size,
+            device=t.device,
+            identity=identity,
+        )
+        return {
+            "num_images": n,
+            "classifier": note,
+            "metrics": results,
+            "split": cfg.data.val_split,
+            "data_root": str(cfg.data.root),
+        }
 
     def saved_extra(self, step: int, report: dict | None) -> dict:
         return {"generator": str(self.cfg.generator_path)}
@@ -529,45 +551,3 @@ def train(cfg: InversionStageConfig, resume: str | None = None) -> dict:
     """Train the encoder; save it to ``<output_dir>/<encoder|sketch_encoder|label_encoder>``, evaluate it on
     the validation split (``eval.json``). ``resume``: ``"latest"`` or a ``checkpoint-N`` folder."""
     return Trainer(cfg, InversionStage(cfg), resume).run()
-
-
-def evaluate(
-    cfg: InversionStageConfig,
-    E: Encoder,
-    G: Generator,
-    val_ds: Dataset,
-    lpips: LPIPS,
-    identity: nn.Module | None,
-    device: torch.device | str,
-) -> dict:
-    """Reconstruction metrics on the validation split (:mod:`tedigan.metrics.reconstruction`)."""
-    classifier = None
-    names = list(RECON_METRICS)
-    clf_note = "no classifier_path: attribute preservation skipped"
-    if cfg.classifier_path:
-        try:
-            classifier = load_judge(cfg.classifier_path, device)
-            names.append("recon_attributes")
-            clf_note = str(cfg.classifier_path)
-        except FileNotFoundError:
-            clf_note = (
-                f"classifier_path {cfg.classifier_path} holds no classifier: attribute preservation skipped"
-            )
-    if identity is None and (cfg.identity_weights or cfg.eval_identity):
-        from tedigan.losses.identity import FaceIdentity
-
-        identity = FaceIdentity(cfg.identity_weights, kind=cfg.identity_net).to(device)
-    n = min(cfg.eval_num or len(val_ds), len(val_ds))
-    results = metrics.compute(
-        names,
-        generator=G,
-        dataset=val_ds,
-        classifier=classifier,
-        encoder=E,
-        lpips=lpips,
-        num=n,
-        batch_size=cfg.eval_batch_size,
-        device=device,
-        identity=identity,
-    )
-    return {"num_images": n, "classifier": clf_note, "metrics": results}

@@ -43,13 +43,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from tedigan import metrics
 from tedigan.config import ConfigError, TextStageConfig
 from tedigan.data import collate_samples, make_dataset, vocabulary_for
+from tedigan.fs import atomic_write
 from tedigan.metrics import text as text_metrics  # registers the text metrics
 from tedigan.models.encoder import Encoder
 from tedigan.models.named import NAMED_GENERATORS, load_generator, load_judge
@@ -62,18 +64,11 @@ from tedigan.training.loop import (
 )
 
 __all__ = [
-    "CACHE_VERSION",
-    "CachedPairs",
     "PairCache",
-    "codes_cache_key",
-    "compute_codes",
-    "prepare_cache",
-    "text_cache_key",
+    "TextStage",
     "contrastive_loss",
     "layer_weights",
     "load_frozen_encoder",
-    "render_caption_grid",
-    "TextStage",
     "text_code_loss",
     "train",
 ]
@@ -147,8 +142,8 @@ class PairCache:
 
     On disk (``cache_dir``) a split is two independently keyed parts, so that retraining the image encoder
     keeps the (slow) sentence embeddings and changing the text backbone keeps E(x):
-    ``<split>.codes.{safetensors,json}`` (key: encoder weights + data) and ``<split>.text.{safetensors,json}``
-    (key: backbone settings + the captions). A part's json is written last and marks it complete.
+    ``<split>.codes.safetensors`` (key: encoder weights + data) and ``<split>.text.safetensors`` (key: backbone
+    settings + the captions), each written atomically with its key and description in the safetensors header.
     """
 
     def __init__(
@@ -176,11 +171,11 @@ class PairCache:
     ) -> PairCache | None:
         """The cached split ``name`` (None when its codes part is missing or has another key); embeddings are
         None when the text part is missing or has another key (``None`` keys accept any)."""
-        part = _load_part(Path(cache_dir) / f"{name}.codes", codes_key)
+        part = _load_part(Path(cache_dir) / f"{name}.codes.safetensors", codes_key)
         if part is None:
             return None
         t, meta = part
-        text = _load_part(Path(cache_dir) / f"{name}.text", text_key)
+        text = _load_part(Path(cache_dir) / f"{name}.text.safetensors", text_key)
         if text is not None and text[1].get("captions_sha1") != _sha1_strings(meta["captions"]):
             text = None
         return cls(
@@ -200,32 +195,34 @@ class PairCache:
             "caption_rank": self.caption_rank,
         }
         _save_part(
-            Path(cache_dir) / f"{name}.codes", tensors, {**meta, "key": key, "captions": self.captions}
+            Path(cache_dir) / f"{name}.codes.safetensors",
+            tensors,
+            {**meta, "key": key, "captions": self.captions},
         )
 
     def save_text(self, cache_dir: str | Path, name: str, key: str, **meta: Any) -> None:
         if self.embeddings is None:
             raise ValueError("no embeddings to save")
         meta = {**meta, "key": key, "captions_sha1": _sha1_strings(self.captions)}
-        _save_part(Path(cache_dir) / f"{name}.text", {"embeddings": self.embeddings.contiguous()}, meta)
+        _save_part(
+            Path(cache_dir) / f"{name}.text.safetensors", {"embeddings": self.embeddings.contiguous()}, meta
+        )
 
 
-def _save_part(stem: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    meta_file = stem.with_name(stem.name + ".json")
-    meta_file.unlink(missing_ok=True)  # incomplete until the json is back
-    save_file(tensors, str(stem.with_name(stem.name + ".safetensors")))
-    meta_file.write_text(json.dumps(meta) + "\n")
+def _save_part(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """One cache part: tensors, with its key and description in the safetensors header (atomic)."""
+    header = {"meta": json.dumps(meta)}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
 
 
-def _load_part(stem: Path, key: str | None) -> tuple[dict[str, torch.Tensor], dict] | None:
-    meta_file, data_file = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".safetensors")
-    if not (meta_file.is_file() and data_file.is_file()):
+def _load_part(path: Path, key: str | None) -> tuple[dict[str, torch.Tensor], dict] | None:
+    if not path.is_file():
         return None
-    meta = json.loads(meta_file.read_text())
-    if key is not None and meta.get("key") != key:
-        return None
-    return load_file(str(data_file)), meta
+    with safe_open(str(path), "pt") as fh:
+        meta = json.loads((fh.metadata() or {}).get("meta", "{}"))
+        if key is not None and meta.get("key") != key:
+            return None
+        return {k: fh.get_tensor(k) for k in fh.keys()}, meta  # noqa: SIM118 (safe_open is not iterable)
 
 
 def _sha1_file(path: Path) -> str:
@@ -619,13 +616,38 @@ class TextStage(Stage):
         return {"text_encoder": self.T}
 
     def report(self, t: Trainer, step: int) -> dict | None:
+        """Held-out text metrics (:mod:`tedigan.metrics.text`) of the codes of every held-out pair."""
         if not t.is_main:
             return None
-        cfg = self.cfg
+        cfg, va = self.cfg, self.va
         self.final_codes = self.val_codes(t).cpu()
-        report = evaluate(cfg, self.final_codes, self.va, self.G, self.clf, t.device)
+        names = list(TEXT_METRICS)
+        if self.G is not None and self.clf is not None:
+            names.append("text_attribute_accuracy")
+        inputs = text_metrics.TextEval(
+            captions=va.pair_texts(),
+            image_index=va.pair_image,
+            image_codes=va.codes,
+            caption_rank=va.caption_rank,
+            attribute_captions_per_image=cfg.eval_captions_per_image,
+            vocabulary=vocabulary_for(cfg.data.kind, cfg.data.root),
+            codes=self.final_codes,
+        )
+        n_attr = int((va.caption_rank < cfg.eval_captions_per_image).sum())
+        results = metrics.compute(
+            names,
+            generator=self.G,
+            classifier=self.clf,
+            num=max(1, n_attr),
+            batch_size=cfg.eval_batch_size,
+            device=t.device,
+            seed=cfg.train.seed,
+            text=inputs,
+        )
         return {
-            **report,
+            "num_images": int(va.codes.shape[0]),
+            "num_captions": va.num_pairs,
+            "metrics": results,
             "split": cfg.data.val_split,
             "data_root": str(cfg.data.root),
             "generator": self.g_note,
@@ -661,42 +683,3 @@ def train(cfg: TextStageConfig, resume: str | None = None) -> dict:
     """Train the text encoder; save it to ``<output_dir>/text_encoder`` and evaluate it on held-out captions
     (``eval.json``). ``resume``: ``"latest"`` or a ``checkpoint-N`` folder."""
     return Trainer(cfg, TextStage(cfg), resume).run()
-
-
-def evaluate(
-    cfg: TextStageConfig,
-    codes: torch.Tensor,
-    cache: PairCache,
-    G: Generator | None,
-    classifier: Any,
-    device: torch.device | str,
-) -> dict:
-    """Held-out text metrics (:mod:`tedigan.metrics.text`) for the codes of every held-out pair."""
-    names = list(TEXT_METRICS)
-    if G is not None and classifier is not None:
-        names.append("text_attribute_accuracy")
-    inputs = text_metrics.TextEval(
-        captions=cache.pair_texts(),
-        image_index=cache.pair_image,
-        image_codes=cache.codes,
-        caption_rank=cache.caption_rank,
-        attribute_captions_per_image=cfg.eval_captions_per_image,
-        vocabulary=vocabulary_for(cfg.data.kind, cfg.data.root),
-        codes=codes,
-    )
-    n_attr = int((cache.caption_rank < cfg.eval_captions_per_image).sum())
-    results = metrics.compute(
-        names,
-        generator=G,
-        classifier=classifier,
-        num=max(1, n_attr),
-        batch_size=cfg.eval_batch_size,
-        device=device,
-        seed=cfg.train.seed,
-        text=inputs,
-    )
-    return {
-        "num_images": int(cache.codes.shape[0]),
-        "num_captions": cache.num_pairs,
-        "metrics": results,
-    }
