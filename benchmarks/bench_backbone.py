@@ -51,7 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tedigan.config import STAGE_CONFIGS, load_config  # noqa: E402
-from tedigan.models.stylegan2 import Discriminator, Generator  # noqa: E402
+from tedigan.models.stylegan2 import Discriminator, Generator, fused_modconv_for  # noqa: E402
 from tedigan.training.augment import DiffAugment  # noqa: E402
 from tedigan.training.generator import GanStep, GeneratorForward  # noqa: E402
 from tedigan.training.loop import lazy_adam  # noqa: E402
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"config {args.config} | resolution {base.data.resolution} | batch {args.batch} | iters {args.iters} "
         f"x repeats {args.repeats} (warm-up {args.warmup}) | augment {augment} | "
-        f"fused_modconv {base.fused_modconv}"
+        f"fused_modconv {fused_modconv_for(args.device, base.fused_modconv)}"
     )
 
     peak = Peak(device, args.batch, args.peak_seconds)
@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> dict:
         "repeats": args.repeats,
         "warmup": args.warmup,
         "augment": augment,
-        "fused_modconv": base.fused_modconv,
+        "fused_modconv": fused_modconv_for(device, base.fused_modconv),
         "device": str(device),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),

@@ -204,7 +204,9 @@ class GeneratorStageConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     ema_kimg: float = 10.0  # EMA half-life of G_ema in thousands of images
     ema_rampup: float | None = 0.05  # half-life <= rampup * images seen so far (null = off)
-    fused_modconv: bool = True  # grouped-conv modulation in training (False: per-sample scaling; same maths)
+    # modulated conv in training: True one grouped conv, False per-sample scaling (same maths); None: the
+    # faster one for the device (grouped on CUDA, per-sample on CPU)
+    fused_modconv: bool | None = None
     cache_images: bool = True  # keep decoded training images in RAM (only with data.num_workers = 0)
     num_samples: int = 16  # images in each samples/step-N.png grid (fixed latents)
     sample_seed: int = 12345
@@ -293,7 +295,7 @@ class InversionStageConfig:
     lr_warmup_steps: int = 100
     lr_min_ratio: float = 0.1  # cosine decay of the encoder lr to lr * lr_min_ratio (1 = constant)
     cache_images: bool = True  # keep decoded training samples in RAM (only with data.num_workers = 0)
-    fused_modconv: bool = True  # G's grouped-conv modulation (False: per-sample scaling, faster on CPU)
+    fused_modconv: bool | None = None  # G's modulated conv: as the generator stage's (None: per device)
     num_grid: int = 16  # validation pairs in each samples/step-N.png grid (input | reconstruction)
     eval_num: int | None = None  # validation images for the final metrics (None: the whole split)
     eval_batch_size: int = 32

@@ -97,7 +97,7 @@ class GeneratorForward(nn.Module):
     Returns the image and the (mixed) ws it was synthesised from, which path length differentiates by.
     """
 
-    def __init__(self, G: Generator, fused_modconv: bool = True) -> None:
+    def __init__(self, G: Generator, fused_modconv: bool | None = None) -> None:
         super().__init__()
         self.G = G
         self.fused_modconv = fused_modconv

@@ -198,7 +198,7 @@ class InversionLoss(nn.Module):
         lpips: LPIPS | None,
         weights: Any,
         identity: nn.Module | None = None,
-        fused_modconv: bool = True,
+        fused_modconv: bool | None = None,
     ):
         super().__init__()
         self.G, self.lpips, self.identity, self.w = G, lpips, identity, weights
