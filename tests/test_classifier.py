@@ -123,3 +123,17 @@ def test_domain_stage_tells_two_data_sets_apart_and_resumes_exactly(tmp_path, mo
     }
     model = AttributeClassifier.from_pretrained(tmp_path / "domain" / "full" / "model")
     assert model.config.heads == {"domain": ["avatars", "folder"]}
+
+
+def test_time_limit_stops_on_a_log_step_saves_and_resumes(tmp_path):
+    from tedigan.training.classifier import train
+
+    cfg = _tiny_cfg(tmp_path, **{"train.max_minutes": 1e-6, "train.log_every": 2})
+    report = train(cfg)
+    out = tmp_path / "clf"
+    done = json.loads((out / "complete.json").read_text())
+    assert report["step"] == done["step"] == 2 and done["time_limited"] is True
+    assert (out / "model" / "model.safetensors").is_file() and (out / "checkpoints" / "checkpoint-2").is_dir()
+    again = train(_tiny_cfg(tmp_path, **{"train.max_steps": 4}), resume="latest")
+    assert again["step"] == 4
+    assert json.loads((out / "complete.json").read_text())["time_limited"] is False

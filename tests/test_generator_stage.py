@@ -351,3 +351,38 @@ def test_config_errors_are_clear():
     cfg = load_config(GeneratorStageConfig, None, {"arch": "stylegan1", "data.resolution": 32})
     assert (cfg.generator.arch, cfg.discriminator.arch) == ("stylegan1", "stylegan1")
     assert cfg.generator.resolution == cfg.discriminator.resolution == 32
+
+
+def test_init_from_a_finished_run_starts_from_its_weights(blobs, tmp_path):
+    stage.train(_cfg(blobs, tmp_path / "first"))
+    G, D = stage.build_networks(_cfg(blobs, tmp_path / "second", init_from=str(tmp_path / "first")))
+    saved_G = Generator.from_pretrained(tmp_path / "first" / "generator")
+    saved_D = Discriminator.from_pretrained(tmp_path / "first" / "discriminator")
+    for net, saved in ((G, saved_G), (D, saved_D)):
+        for (k, a), b in zip(net.state_dict().items(), saved.state_dict().values()):
+            assert torch.equal(a, b), k
+    summary = stage.train(_cfg(blobs, tmp_path / "second", init_from=str(tmp_path / "first")))
+    extra = json.loads((tmp_path / "second" / "generator" / "config.json").read_text())["_extra"]
+    assert extra["kimg_total"] == pytest.approx(2 * summary["kimg"])  # both runs: 4 steps of 8 images
+    with pytest.raises(ConfigError, match="init_from"):
+        stage.build_networks(
+            _cfg(blobs, tmp_path / "third", init_from=str(tmp_path / "first"), **{"generator.w_dim": 8})
+        )
+
+
+def test_device_script_trains_for_its_minutes_and_leaves_eight_files(tmp_path):
+    import os
+    import subprocess
+
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work"), "MINUTES": "0.01",
+           "NUM": "24", "CONFIG": str(CONFIGS / "generator_tiny.yaml"), "PYTHON": "python", "OMP_NUM_THREADS": "1"}  # fmt: skip
+    script = CONFIGS.parent / "scripts" / "device_generator.sh"
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert files == [
+        "complete.json", "discriminator/config.json", "discriminator/model.safetensors", "generator/config.json",
+        "generator/model.safetensors", "metrics.jsonl", "samples.png", "train.log",
+    ]  # fmt: skip
+    assert json.loads((tmp_path / "out" / "complete.json").read_text())["time_limited"] is True
+    Generator.from_pretrained(tmp_path / "out" / "generator")

@@ -27,14 +27,16 @@ and noise, truncation ``sample_truncation_psi``), ``samples/reals.png``, ``check
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from tedigan.config import GeneratorStageConfig
+from tedigan.config import ConfigError, GeneratorStageConfig
 from tedigan.data import make_dataset
 from tedigan.losses.gan import (
     PathLengthRegularizer,
@@ -118,8 +120,27 @@ class GeneratorForward(nn.Module):
 
 
 def build_networks(cfg: GeneratorStageConfig) -> tuple[Generator, Discriminator]:
-    """G and D from the stage config (call after ``set_seed``: initial weights use the global RNG)."""
-    return Generator(cfg.generator), Discriminator(cfg.discriminator)
+    """G and D from the stage config (call after ``set_seed``: initial weights use the global RNG), with the
+    weights of ``cfg.init_from`` when it names a finished run."""
+    G, D = Generator(cfg.generator), Discriminator(cfg.discriminator)
+    if cfg.init_from:
+        for net, name in ((G, "generator"), (D, "discriminator")):
+            folder = Path(cfg.init_from) / name
+            saved = type(net).from_pretrained(folder)
+            if saved.config != net.config:
+                raise ConfigError(
+                    f"init_from: {folder} is not this config's {name} ({saved.config} vs {net.config})"
+                )
+            net.load_state_dict(saved.state_dict())
+    return G, D
+
+
+def init_kimg(cfg: GeneratorStageConfig) -> float:
+    """The kimg that ``cfg.init_from``'s generator had been trained for (0 without one)."""
+    if not cfg.init_from:
+        return 0.0
+    extra = json.loads((Path(cfg.init_from) / "generator" / "config.json").read_text()).get("_extra") or {}
+    return float(extra.get("kimg_total", extra.get("kimg", 0.0)))
 
 
 def ema_beta(batch: int, cur_nimg: int, ema_kimg: float, rampup: float | None) -> float:
@@ -380,7 +401,8 @@ class GeneratorStage(Stage):
         return {"generator": self.gan.G_ema, "discriminator": t.accelerator.unwrap_model(self.gan.D)}
 
     def saved_extra(self, step: int, report: dict | None) -> dict:
-        return {"kimg": step * self.samples_per_step / 1000, "data_root": self.cfg.data.root}
+        kimg = step * self.samples_per_step / 1000
+        return {"kimg": kimg, "kimg_total": init_kimg(self.cfg) + kimg, "data_root": self.cfg.data.root}
 
     def finish(self, t: Trainer, step: int, report: dict | None, summary: dict) -> None:
         summary.update(

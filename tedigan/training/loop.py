@@ -397,6 +397,13 @@ class Trainer:
         self._batches.append(batches)
         return batches
 
+    def _past(self, deadline: float | None) -> bool:
+        """Whether the run is past its time limit: the same answer on every process (any one's clock)."""
+        if deadline is None:
+            return False
+        late = torch.tensor([float(time.perf_counter() > deadline)], device=self.device)
+        return self.accelerator.reduce(late, reduction="sum").item() > 0
+
     def _means(self) -> dict[str, float]:
         row = {k: (self._sums[k] / self._counts[k]).item() for k in self._sums}
         self._sums.clear()
@@ -426,15 +433,16 @@ class Trainer:
 
         bar = tqdm(total=tc.max_steps, initial=step, desc=st.name, disable=not self.is_main)
         t_start = window_t = time.perf_counter()
-        start_step, window_steps, last_row = step, 0, {}
-        while step < tc.max_steps:
+        deadline = None if tc.max_minutes is None else t_start + 60 * tc.max_minutes
+        start_step, window_steps, last_row, last = step, 0, {}, False
+        while not last and step < tc.max_steps:
             self.step = step
             st.train_step(self, step)
             step += 1
             self.step = step
             window_steps += 1
             bar.update(1)
-            last = step == tc.max_steps
+            last = step == tc.max_steps or (step % tc.log_every == 0 and self._past(deadline))
             log_now, eval_now = last or step % tc.log_every == 0, last or step % tc.eval_every == 0
             ckpt_now = last or step % tc.checkpoint_every == 0
             if log_now or ckpt_now:
@@ -465,6 +473,7 @@ class Trainer:
         trained = step - start_step
         summary: dict[str, Any] = {
             "step": step,
+            "time_limited": step < tc.max_steps,
             st.rate_key: trained * per_step / wall if trained else None,
             "last": last_row,
         }
