@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tedigan.config import STAGE_CONFIGS, load_config  # noqa: E402
 from tedigan.models.stylegan2 import Discriminator, Generator, fused_modconv_for  # noqa: E402
 from tedigan.training.augment import DiffAugment  # noqa: E402
-from tedigan.training.generator import GanStep, GeneratorForward  # noqa: E402
+from tedigan.training.generator import GanStep, GeneratorForward, memory_format_for  # noqa: E402
 from tedigan.training.loop import lazy_adam  # noqa: E402
 
 ARCHS = ("stylegan2", "stylegan1", "swagan")
@@ -192,8 +192,9 @@ class ArchBench:
         cfg = replace(cfg, train=replace(cfg.train, batch_size=batch, grad_accum=1))
         self.cfg, self.batch, self.device = cfg, batch, device
         self.lc = lc = cfg.loss
-        self.G = Generator(cfg.generator).to(device)
-        self.D = Discriminator(cfg.discriminator).to(device)
+        fmt = memory_format_for(cfg, device)  # as the stage runs them
+        self.G = Generator(cfg.generator).to(device, memory_format=fmt)
+        self.D = Discriminator(cfg.discriminator).to(device, memory_format=fmt)
         G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         G_opt = lazy_adam(self.G.parameters(), cfg.train.lr, lc.pl_interval if lc.pl_weight > 0 else None)
         D_opt = lazy_adam(
@@ -206,7 +207,7 @@ class ArchBench:
         self.gan = GanStep(cfg, self.G_fwd, self.D, G_opt, D_opt, G_ema, rng, aug)
         g = torch.Generator().manual_seed(seed + 1)
         res, ch = cfg.generator.resolution, cfg.generator.img_channels
-        self.reals = (torch.rand(batch, ch, res, res, generator=g) * 2 - 1).to(device)
+        self.reals = (torch.rand(batch, ch, res, res, generator=g) * 2 - 1).to(device, memory_format=fmt)
         self.z_const = torch.randn(batch, self.G.z_dim, generator=g).to(device)
         self.img_grad = torch.randn(batch, ch, res, res, generator=g).to(device)
         self.params = {
@@ -341,7 +342,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"config {args.config} | resolution {base.data.resolution} | batch {args.batch} | iters {args.iters} "
         f"x repeats {args.repeats} (warm-up {args.warmup}) | augment {augment} | "
-        f"fused_modconv {fused_modconv_for(args.device, base.fused_modconv)}"
+        f"fused_modconv {fused_modconv_for(args.device, base.fused_modconv)} | "
+        f"memory format {memory_format_for(base, torch.device(args.device))}"
     )
 
     peak = Peak(device, args.batch, args.peak_seconds)
@@ -466,6 +468,7 @@ def main(argv: list[str] | None = None) -> dict:
         "warmup": args.warmup,
         "augment": augment,
         "fused_modconv": fused_modconv_for(device, base.fused_modconv),
+        "memory_format": str(memory_format_for(base, device)),
         "device": str(device),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),

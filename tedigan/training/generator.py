@@ -135,6 +135,12 @@ def build_networks(cfg: GeneratorStageConfig) -> tuple[Generator, Discriminator]
     return G, D
 
 
+def memory_format_for(cfg: GeneratorStageConfig, device: torch.device) -> torch.memory_format:
+    """G's and D's memory order: ``cfg.channels_last``, or (None) channels-last on CPU."""
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cpu"
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
 def init_kimg(cfg: GeneratorStageConfig) -> float:
     """The kimg that ``cfg.init_from``'s generator had been trained for (0 without one)."""
     if not cfg.init_from:
@@ -345,6 +351,8 @@ class GeneratorStage(Stage):
         augment = DiffAugment(a.policy, a.translation_ratio, a.cutout_ratio, a.p) if use_augment else None
         self.data = t.loader(self.images, tc.batch_size, num_workers=cfg.data.num_workers)
         G, D = build_networks(cfg)
+        self.memory_format = memory_format_for(cfg, t.device)
+        G, D = G.to(memory_format=self.memory_format), D.to(memory_format=self.memory_format)
         G_ema = copy.deepcopy(G).eval().requires_grad_(False).to(t.device)
         lc = cfg.loss
         G_opt = lazy_adam(G.parameters(), tc.lr, lc.pl_interval if lc.pl_weight > 0 else None)
@@ -369,7 +377,10 @@ class GeneratorStage(Stage):
         }
 
     def train_step(self, t: Trainer, step: int) -> None:
-        self.gan([next(self.data).to(t.device) for _ in range(self.gan.accum)], step)
+        reals = [
+            next(self.data).to(t.device, memory_format=self.memory_format) for _ in range(self.gan.accum)
+        ]
+        self.gan(reals, step)
 
     def log_row(self, t: Trainer, step: int) -> dict:
         return {
