@@ -65,7 +65,8 @@ timed() {
   local name="$1" done_marker="$2"
   shift 2
   log "stage $name"
-  if [ -e "$done_marker" ]; then
+  # a run stopped by --train.max_minutes says "time_limited": true in its complete.json: it goes on
+  if [ -e "$done_marker" ] && ! grep -q '"time_limited": true' "$done_marker"; then
     log "  finished earlier ($done_marker), skipping; to train it further run its pipelines/train_stage.py" \
         "command with --resume_from_checkpoint latest and a larger --train.max_steps, or delete its folder"
     return

@@ -12,8 +12,9 @@
 # copies eight files into $OUT: generator/ and discriminator/ (model.safetensors + config.json each),
 # samples.png (the last grid), metrics.jsonl, complete.json (steps, kimg, img/s) and train.log.
 # RESUME continues from such a folder's generator and discriminator (G_ema seeds G too; the optimiser
-# states start afresh, as they do not come back). FID is measured afterwards where the FID Inception
-# package is installed: python -m tedigan.metrics --model $OUT --metrics fid --data-root DATA --data-kind avatars
+# states start afresh, as they do not come back; the seed becomes the images trained so far). FID is measured
+# afterwards where the FID Inception package is installed:
+#   python -m tedigan.metrics --model $OUT --metrics fid --data-root DATA --data-kind avatars
 set -euo pipefail
 : "${OUT:?set OUT to the folder whose files come back}"
 MINUTES="${MINUTES:-7}"
@@ -37,12 +38,15 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
   [ -f "$WORK/data/info.json" ] || "$PY" -m tedigan.data.avatars --num "$NUM" --resolution "$res" --out "$WORK/data" --no-hf
   init=()
   if [ -n "$RESUME" ]; then
-    init=(--init_from="$RESUME")
+    # a new seed per continuation (the images seen so far): not the first session's data order and latents again
+    seed=$("$PY" -c "import json, sys; e = json.load(open(sys.argv[1])).get('_extra') or {}
+print(round(1000 * e.get('kimg_total', e.get('kimg', 0))))" "$RESUME/generator/config.json")
+    init=(--init_from="$RESUME" --train.seed="$seed")
   fi
   # shellcheck disable=SC2086  # EXTRA is a list of --key=value overrides
   "$PY" pipelines/train_stage.py --stage generator --config "$CONFIG" --data.root="$WORK/data" \
     --train.output_dir="$WORK/gen" --train.max_minutes="$MINUTES" --train.max_steps=100000000 \
-    "${init[@]}" $EXTRA
+    ${init[@]+"${init[@]}"} $EXTRA
 } >"$log" 2>&1 || { tail -n 20 "$log"; exit 1; }
 
 mkdir -p "$OUT/generator" "$OUT/discriminator"

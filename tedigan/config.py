@@ -95,7 +95,7 @@ class TrainConfig:
     max_minutes: float | None = None
 
     def __post_init__(self) -> None:
-        if self.max_minutes is not None and self.max_minutes <= 0:
+        if self.max_minutes is not None and not self.max_minutes > 0:  # NaN too
             raise ValueError(f"train.max_minutes must be > 0, got {self.max_minutes}")
         for name in ("max_steps", "batch_size", "grad_accum", "log_every", "eval_every", "checkpoint_every"):
             if getattr(self, name) <= 0:
@@ -211,13 +211,13 @@ class GeneratorStageConfig:
     ema_rampup: float | None = 0.05  # half-life <= rampup * images seen so far (null = off)
     # modulated conv in training: True one grouped conv, False per-sample scaling (same maths); None: the
     # faster one for the device (grouped on CUDA, per-sample on CPU)
-    # start from a finished run's generator/ and discriminator/ (its G_ema seeds G and G_ema; optimisers start
-    # afresh) instead of random weights: to go on from weights that came back without their checkpoint
+    fused_modconv: bool | None = None
     # G and D weights and activations in channels-last memory order (None: on CPU, where their convolutions
     # run 1.15x (G) and 1.4x (D) faster forward+backward at the avatars64 preset; same maths)
     channels_last: bool | None = None
+    # start from a finished run's generator/ and discriminator/ (its G_ema seeds G and G_ema; optimisers start
+    # afresh) instead of random weights: to go on from weights that came back without their checkpoint
     init_from: str | None = None
-    fused_modconv: bool | None = None
     cache_images: bool = True  # keep decoded training images in RAM (only with data.num_workers = 0)
     num_samples: int = 16  # images in each samples/step-N.png grid (fixed latents)
     sample_seed: int = 12345

@@ -4,6 +4,7 @@ save/load, gradients)."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -102,6 +103,23 @@ def test_upfirdn2d_matches_naive(up, down, pad, kshape):
     ref = naive_upfirdn2d(x, k, up, down, pad)
     assert out.shape == ref.shape
     assert (out - ref).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_upfirdn2d_is_differentiable_twice(fmt):
+    """R1 and path length differentiate through the blurs twice (the FIR has its own adjoint pair)."""
+    g = torch.Generator().manual_seed(1)
+    a = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.double) / 8
+    for up, down, pad, k in [
+        (1, 1, (2, 1), a),
+        (1, 2, (2, 2), a),
+        (2, 1, (2, 1), torch.outer(a, a)),
+        (2, 2, 1, a),
+    ]:
+        x = torch.randn(2, 3, 7, 6, dtype=torch.double, generator=g).contiguous(memory_format=fmt)
+        x.requires_grad_(True)
+        f = functools.partial(upfirdn2d, kernel=k, up=up, down=down, pad=pad)
+        assert torch.autograd.gradcheck(f, (x,)) and torch.autograd.gradgradcheck(f, (x,))
 
 
 def test_upfirdn2d_separable_equals_2d_and_output_size():

@@ -34,6 +34,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from tedigan.assets import check_pickle
+
 from .io import (
     BadImagePolicy,
     ImageLoadError,
@@ -74,6 +76,7 @@ class _NamesOnlyUnpickler(pickle.Unpickler):
 def _read_pickled_names(path: Path) -> list[Any]:
     with open(path, "rb") as fh:
         try:
+            check_pickle(fh)
             names = _NamesOnlyUnpickler(fh, encoding="latin1").load()
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
             raise ValueError(f"split file {path}: {err}") from None

@@ -110,13 +110,66 @@ def upfirdn2d(
     # form is an order of magnitude faster, forward and backward.
     if kernel.ndim == 1:
         k = kernel.flip(0)
-        x = F.conv2d(x, k.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), stride=(1, down), groups=c)
-        x = F.conv2d(x, k.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), stride=(down, 1), groups=c)
+        x = _DepthwiseFIR.apply(x, k.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), (1, down))
+        x = _DepthwiseFIR.apply(x, k.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), (down, 1))
     elif kernel.ndim == 2:
-        x = F.conv2d(x, kernel.flip([0, 1])[None, None].expand(c, 1, -1, -1), stride=down, groups=c)
+        x = _DepthwiseFIR.apply(x, kernel.flip([0, 1])[None, None].expand(c, 1, -1, -1), (down, down))
     else:
         raise ValueError(f"kernel must be 1-D or 2-D, got shape {tuple(kernel.shape)}")
     return x
+
+
+class _DepthwiseFIR(torch.autograd.Function):
+    """``conv2d(x, weight, stride, groups=C)`` with a fixed ``weight [C, 1, kh, kw]``, differentiable any number
+    of times: its gradient is :class:`_DepthwiseFIRTranspose`, whose gradient is this again. torch's own double
+    backward of a grouped convolution splits it into one convolution per channel (R1's double backward through
+    D's blurs ran ~34 convolutions per blur on CPU); with this pair the R1 step is 1.7x and the path-length
+    step 1.4x faster on one CPU core (avatars64 preset), the first-order steps within 3 %."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int]) -> torch.Tensor:
+        ctx.weight, ctx.stride, ctx.in_shape, ctx.in_format = weight, stride, x.shape, _memory_format(x)
+        return F.conv2d(x, weight, stride=stride, groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        g = _DepthwiseFIRTranspose.apply(grad, ctx.weight, ctx.stride, ctx.in_shape, ctx.in_format)
+        return g, None, None
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+class _DepthwiseFIRTranspose(torch.autograd.Function):
+    """The adjoint of :class:`_DepthwiseFIR` (its input gradient), back to the input's shape."""
+
+    @staticmethod
+    def forward(
+        ctx, g: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int], in_shape, in_format
+    ) -> torch.Tensor:
+        ctx.weight, ctx.stride = weight, stride
+        like = torch.empty(
+            in_shape, dtype=g.dtype, device=g.device, memory_format=in_format
+        )  # its shape only
+        return torch.ops.aten.convolution_backward(
+            g,
+            like,
+            weight,
+            None,
+            list(stride),
+            [0, 0],
+            [1, 1],
+            False,
+            [0, 0],
+            g.shape[1],
+            [True, False, False],
+        )[0]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
+        return _DepthwiseFIR.apply(grad, ctx.weight, ctx.stride), None, None, None, None
 
 
 def make_kernel(k: Sequence[float] | torch.Tensor) -> torch.Tensor:

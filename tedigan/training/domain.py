@@ -90,6 +90,9 @@ class DomainStage(ClassifierStage):
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         return degrade(images.cpu(), self.gen).to(images.device)
 
+    def postfix(self, row: dict) -> dict:
+        return {"loss": f"{row['loss']:.3f}", "acc": f"{row['train_acc/domain']:.3f}"}
+
     @torch.no_grad()
     def evaluate(self, t: Trainer, step: int) -> dict:
         model = t.accelerator.unwrap_model(self.model).eval()

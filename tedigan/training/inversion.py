@@ -47,7 +47,7 @@ from tedigan.data import make_dataset
 from tedigan.losses.gan import d_logistic_loss, g_nonsaturating_loss, r1_loss, r1_penalty
 from tedigan.losses.perceptual import LPIPS
 from tedigan.models.encoder import Encoder
-from tedigan.models.named import load_generator, load_judge
+from tedigan.models.named import FACE_JUDGES, load_generator, load_judge
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
 from tedigan.training.loop import (
     GeneratorState,
@@ -499,12 +499,15 @@ class InversionStage(Stage):
             return None
         cfg, names, classifier = self.cfg, list(RECON_METRICS), None
         note = "no classifier_path: attribute preservation skipped"
-        if cfg.classifier_path:
-            try:
-                classifier, note = load_judge(cfg.classifier_path, t.device), str(cfg.classifier_path)
-                names.append("recon_attributes")
-            except FileNotFoundError:
-                note = f"classifier_path {cfg.classifier_path} holds no classifier: attribute preservation skipped"
+        if cfg.classifier_path in FACE_JUDGES or (
+            cfg.classifier_path and (Path(cfg.classifier_path) / "config.json").is_file()
+        ):
+            classifier, note = load_judge(cfg.classifier_path, t.device), str(cfg.classifier_path)
+            names.append("recon_attributes")
+        elif cfg.classifier_path:
+            note = (
+                f"classifier_path {cfg.classifier_path} holds no classifier: attribute preservation skipped"
+            )
         identity = self.identity
         if identity is None and (cfg.identity_weights or cfg.eval_identity):
             from tedigan.losses.identity import FaceIdentity

@@ -3,7 +3,7 @@
 - ``Trainer`` + ``Stage``: the loop (accelerator, seed, data, config, trackers, resume, progress, metric
   tracking without per-step device syncs, divergence checks, held-out evaluation, sample grids, checkpoints,
   the final save with ``complete.json`` last). A stage is a small object that says what one step is, what its
-  checkpoint holds and what it writes at the end; ``tedigan/training/{generator,inversion,text,classifier}.py``.
+  checkpoint holds and what it writes at the end; ``tedigan/training/{generator,inversion,text,classifier,domain}.py``.
 - ``make_accelerator``: ``Accelerator`` with mixed precision, gradient accumulation and trackers
   (``jsonl`` is built in: one JSON line per ``accelerator.log`` call in ``<output_dir>/metrics.jsonl``).
 - ``ResumableSampler``: an endless, seeded sample order that can restart at any position, so a run resumed
@@ -479,14 +479,21 @@ class Trainer:
         }
         components = st.components(self)
         start_final_save(self.out, st.kind, components, acc)
-        report = st.report(self, step)
-        report = None if report is None else {"step": step, **report}
         dirs = {name: str(self.out / name) for name in components}
         summary.update(dirs)
-        if self.is_main:
+
+        def save(report: dict | None) -> None:
             extra = {"stage": st.kind, "step": step, **st.saved_extra(step, report)}
             for name, module in components.items():
                 module.save_pretrained(self.out / name, extra=extra)
+
+        if self.is_main:
+            save(None)  # before the evaluation, which may fail (a missing judge) and is cheap to run again
+        report = st.report(self, step)
+        report = None if report is None else {"step": step, **report}
+        if self.is_main:
+            if report is not None and st.saved_extra(step, report) != st.saved_extra(step, None):
+                save(report)
             if report is not None:
                 row = append_results(self.out / "metrics.jsonl", {"stage": st.kind, **report})
                 (self.out / "eval.json").write_text(json.dumps(row, indent=2) + "\n")

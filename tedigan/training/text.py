@@ -54,7 +54,7 @@ from tedigan.data import collate_samples, make_dataset, vocabulary_for
 from tedigan.fs import atomic_write
 from tedigan.metrics import text as text_metrics  # registers the text metrics
 from tedigan.models.encoder import Encoder
-from tedigan.models.named import NAMED_GENERATORS, load_generator, load_judge
+from tedigan.models.named import FACE_JUDGES, NAMED_GENERATORS, load_generator, load_judge
 from tedigan.models.stylegan2 import Generator
 from tedigan.models.text_encoder import TextEncoder
 from tedigan.training.loop import (
@@ -410,10 +410,9 @@ def _load_generator(path: str | None, E: Encoder, device, resolution: int) -> tu
 def _load_classifier(path: str | None, device) -> tuple[Any, str]:
     if not path:
         return None, "no classifier_path: text->image attribute accuracy skipped"
-    try:
-        return load_judge(path, device), str(path)
-    except FileNotFoundError:
+    if path not in FACE_JUDGES and not (Path(path) / "config.json").is_file():
         return None, f"classifier_path {path} holds no classifier: text->image attribute accuracy skipped"
+    return load_judge(path, device), f"the {path} face judge" if path in FACE_JUDGES else str(path)
 
 
 # ----------------------------------------------------------------------------------------------- grids
