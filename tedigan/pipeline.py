@@ -136,6 +136,8 @@ class TediGANOutput:
     ``source_images`` / ``source_latents``: the aligned input and its inverted code (edit, invert, and
     sketch/label generation). ``text_latents``: the prompt's code ``[1, num_ws, w_dim]``. ``losses``: the
     optimisation history (one dict per step; empty when ``steps = 0``). ``seconds``: wall time of the call.
+    ``tuned_generators``: with ``pti_steps > 0``, each image's pivotally tuned generator copy (render more codes
+    of that image with ``g.synthesis(w, noise_mode="const")``); else None.
     """
 
     images: list[Image.Image]
@@ -146,6 +148,7 @@ class TediGANOutput:
     text_latents: torch.Tensor | None = None
     losses: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    tuned_generators: list[Any] | None = None
 
 
 def packaged_generator(spec: dict, device: str | torch.device, where: Path | str = "model_index.json") -> Any:
@@ -632,6 +635,30 @@ class TediGANPipeline:
             callback=callback,
         )
 
+    def _pivotal(
+        self,
+        pivots: torch.Tensor,
+        targets: torch.Tensor,
+        codes: torch.Tensor,
+        steps: int,
+        seed: int,
+        progress: bool,
+    ) -> tuple[torch.Tensor, list[Any]]:
+        """Tune one generator copy per image around its pivot code (:mod:`tedigan.editing.pivotal`); render
+        ``codes`` (one per image) with it. Returns the images and the tuned copies."""
+        from tedigan.editing.pivotal import PivotalTuningConfig, pivotal_tuning
+
+        cfg = PivotalTuningConfig(steps=steps, seed=seed, progress=progress)
+        images, tuned = [], []
+        for i in range(len(pivots)):
+            g, _ = pivotal_tuning(
+                self.generator, pivots[i : i + 1], targets[i : i + 1], self._lpips_loss(), cfg
+            )
+            with torch.no_grad():
+                images.append(g.synthesis(codes[i : i + 1].float(), noise_mode="const"))
+            tuned.append(g)
+        return torch.cat(images), tuned
+
     # ------------------------------------------------------------------------------------------------ calls
 
     def __call__(
@@ -667,13 +694,23 @@ class TediGANPipeline:
         return out
 
     def invert(
-        self, image: Any, *, align: bool = False, steps: int = 0, seed: int = 0, progress: bool = False
+        self,
+        image: Any,
+        *,
+        align: bool = False,
+        steps: int = 0,
+        pti_steps: int = 0,
+        seed: int = 0,
+        progress: bool = False,
     ) -> TediGANOutput:
         """Encode image(s) into W+ and reconstruct them; ``steps > 0`` then refines the codes by instance-level
-        optimisation (pixel + LPIPS to the image, the encoder regulariser), as in-domain inversion does."""
+        optimisation (pixel + LPIPS to the image, the encoder regulariser), as in-domain inversion does;
+        ``pti_steps > 0`` then tunes a generator copy per image around its code (pivotal tuning) and renders
+        with it (``tuned_generators`` of the output)."""
         start = time.perf_counter()
         steps = _integer("steps", steps, 0, MAX_STEPS)
-        self._check_optimisable(steps)
+        pti_steps = _integer("pti_steps", pti_steps, 0, MAX_STEPS)
+        self._check_optimisable(max(steps, pti_steps))
         x = self._images(image, align=align)
         self.check_domain(x)
         with torch.no_grad():
@@ -685,6 +722,9 @@ class TediGANPipeline:
         else:
             with torch.no_grad():
                 rec = self.generator.synthesis(w, noise_mode="const")
+        tuned = None
+        if pti_steps > 0:
+            rec, tuned = self._pivotal(w, x, w, pti_steps, seed, progress)
         _checked_output(rec, w)
         return TediGANOutput(
             images=_pils(rec),
@@ -693,6 +733,7 @@ class TediGANPipeline:
             source_latents=w_enc,
             losses=losses,
             seconds=time.perf_counter() - start,
+            tuned_generators=tuned,
         )
 
     def _latents(self, latents: Any) -> torch.Tensor:
@@ -716,10 +757,12 @@ class TediGANPipeline:
         return w.to(self.device, self.dtype)
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> list[Image.Image]:
-        """W+ codes ``[B, num_ws, w_dim]`` (e.g. ``out.source_latents``) -> images."""
+    def decode(self, latents: torch.Tensor, generator: Any = None) -> list[Image.Image]:
+        """W+ codes ``[B, num_ws, w_dim]`` (e.g. ``out.source_latents``) -> images; ``generator``: another
+        generator of this pipeline's code space to render them with (e.g. one of ``out.tuned_generators``)."""
         w = self._latents(latents)
-        images = self.generator.synthesis(w, noise_mode="const")
+        G = generator if generator is not None else self.generator
+        images = G.synthesis(w.to(next(G.parameters()).dtype), noise_mode="const")
         _checked_output(images, w)
         return _pils(images)
 
@@ -745,6 +788,7 @@ class TediGANPipeline:
         progress: bool = True,
         callback: Any = None,
         mode: str | None = None,
+        pti_steps: int = 0,
     ) -> TediGANOutput:
         """Edit image(s) as ``prompt`` says: invert, take the prompt's layers from its text code
         (``strength`` 0..1 interpolates them, up to 2 extrapolates), then optionally refine for ``steps`` Adam
@@ -754,7 +798,9 @@ class TediGANPipeline:
         ``invert``) replace the inversion: pass ``image=None``; the source is then their rendering.
         ``callback(step, images)`` sees every optimisation step's images in [-1, 1] (projection videos).
         ``mode``: ``"mix"`` (TediGAN: the layers come from the text code) or ``"delta"`` (the layers move along
-        :meth:`text_direction`); None: the model's ``info["edit_mode"]``, else ``"mix"``."""
+        :meth:`text_direction`); None: the model's ``info["edit_mode"]``, else ``"mix"``. ``pti_steps > 0``
+        renders the edit with a generator copy tuned for ``pti_steps`` steps to reproduce the image from its
+        inverted code (pivotal tuning, Roich et al. 2022; needs ``image``): the image's own details stay."""
         start = time.perf_counter()
         # 1. check the arguments (before any work)
         if (image is None) == (latents is None):
@@ -762,7 +808,10 @@ class TediGANPipeline:
         steps = _steps(steps, optimization)
         strength = _number("strength", strength, *STRENGTH_RANGE)
         seed = _integer("seed", seed, 0, MAX_SEED)
-        self._check_optimisable(steps)
+        pti_steps = _integer("pti_steps", pti_steps, 0, MAX_STEPS)
+        if pti_steps > 0 and image is None:
+            raise PipelineError("pti_steps needs the image (pivotal tuning fits the generator to it)")
+        self._check_optimisable(max(steps, pti_steps))
         mode = mode if mode is not None else self.info.get("edit_mode", "mix")
         if mode not in EDIT_MODES:
             raise PipelineError(f"mode must be one of {EDIT_MODES}, got {mode!r}")
@@ -801,7 +850,11 @@ class TediGANPipeline:
                 w_edit, x, w_edit, chosen, keep, steps, seed, optimization, progress, callback
             )
             w_edit, images, losses = result.w, result.image, result.losses
-        # 6. decode (checked: never a black image for a NaN)
+        # 6. optionally render with a generator tuned to the image around its code
+        tuned = None
+        if pti_steps > 0:
+            images, tuned = self._pivotal(w_src, x, w_edit.detach(), pti_steps, seed, progress)
+        # 7. decode (checked: never a black image for a NaN)
         _checked_output(images, w_edit)
         return TediGANOutput(
             images=_pils(images),
@@ -812,6 +865,7 @@ class TediGANPipeline:
             text_latents=w_text,
             losses=losses,
             seconds=time.perf_counter() - start,
+            tuned_generators=tuned,
         )
 
     def generate(
