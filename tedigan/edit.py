@@ -84,15 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     cli.add_common_args(parser)
-    parser.add_argument(
-        "--pti-steps",
-        type=int,
-        default=0,
-        metavar="N",
-        help="pivotal tuning: fine-tune a copy of the generator for N steps to reproduce the image from its code "
-        "and render with it (keeps the image's own details; 100 is a good start, about 0.2 s per step and "
-        "image on a CPU core for the avatar model)",
-    )
+    cli.add_pti_arg(parser)
     return parser
 
 
