@@ -25,7 +25,7 @@ import math
 import random
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -332,8 +332,7 @@ class CheckpointManager:
     def read_state(path: Path) -> dict:
         return json.loads((path / STATE_NAME).read_text())
 
-    def load(self, accelerator: Any, path: Path, objects: Mapping[str, Any]) -> dict:
-        """Load ``objects`` (and the global RNGs) from the checkpoint at ``path``; returns its state.json."""
+    def _read(self, path: Path, names: Iterable[str]) -> tuple[dict, dict[str, torch.Tensor]]:
         self.refuse_pickles(path)
         why = self.problem(path)
         if why is not None:
@@ -343,12 +342,24 @@ class CheckpointManager:
             skeleton = json.loads((path / OBJECTS_NAME).read_text())
         except Exception as err:  # noqa: BLE001 - any parse failure means a damaged file
             raise CheckpointError(f"{path}: damaged checkpoint ({type(err).__name__}: {err})") from None
-        missing = [n for n in objects if n not in skeleton]
+        missing = [n for n in names if n not in skeleton]
         if missing:
             raise CheckpointError(
                 f"{path} lacks {missing} (saved by another stage or configuration): use another "
                 "train.output_dir or start without --resume_from_checkpoint"
             )
+        return skeleton, tensors
+
+    def read_objects(self, path: Path, names: Iterable[str]) -> dict[str, Any]:
+        """The saved states (state dicts) of ``names`` in the checkpoint at ``path``, loaded into nothing;
+        the global RNGs are left alone (for exporting a checkpoint's networks)."""
+        names = list(names)
+        skeleton, tensors = self._read(path, names)
+        return {name: unflatten_state(skeleton[name], tensors) for name in names}
+
+    def load(self, accelerator: Any, path: Path, objects: Mapping[str, Any]) -> dict:
+        """Load ``objects`` (and the global RNGs) from the checkpoint at ``path``; returns its state.json."""
+        skeleton, tensors = self._read(path, objects)
         for name, obj in objects.items():
             state = unflatten_state(skeleton[name], tensors)
             target = accelerator.unwrap_model(obj) if isinstance(obj, torch.nn.Module) else obj
