@@ -32,10 +32,11 @@ __all__ = ["PivotalTuningConfig", "pivotal_tuning"]
 
 @dataclass
 class PivotalTuningConfig:
-    """Pivotal tuning of one image's generator copy (the paper's defaults, scaled to small generators)."""
+    """Pivotal tuning of one image's generator copy."""
 
     steps: int = 100
-    lr: float = 3e-4
+    # the paper's 3e-4 is for 1024 px generators; on the small CPU ones 3e-3 fits ~3x closer in 100 steps
+    lr: float = 3e-3
     lpips_weight: float = 1.0
     l2_weight: float = 1.0
     locality_weight: float = 0.0  # > 0: locality regularisation (about twice the cost of a step)
