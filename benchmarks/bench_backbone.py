@@ -15,7 +15,7 @@ Measures, in one run and side by side for each selected ``arch`` at the same sta
 - ``amortised``   ``train iter + R1/r1_interval + PL/pl_interval``: the cost of an average training step,
                   i.e. what the stage's logged img/s should approach (data loading aside).
 
-Each function's FLOPs are counted once with :class:`torch.utils.flop_counter.FlopCounterMode` (matmul /
+Each function's FLOPs are counted once with the formulas of :mod:`torch.utils.flop_counter` (matmul /
 conv / their backward; element-wise ops are not counted), which gives achieved GFLOP/s. The machine's own
 peak is measured in the same run — a float32 1024x1024 matmul loop and a representative 3x3 conv, each run
 for a fixed time — so every figure is also a *ratio to the peak measured now*. The machine is shared and
@@ -46,7 +46,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry, shape_wrapper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -111,18 +112,39 @@ def _conv_backward_flops(
     return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
 
 
+class _FlopCount(TorchDispatchMode):
+    """Sum of torch's FLOP formulas (``torch.utils.flop_counter``) over every op dispatched inside it.
+
+    ``FlopCounterMode`` itself is not used: since torch 2.14 it attributes FLOPs to modules through grad hooks
+    on module inputs, which ``autograd.grad`` refuses when an input is a leaf (as the reals of the R1 step are).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+        self.registry = {
+            **flop_registry,
+            torch.ops.aten.convolution_backward: shape_wrapper(_conv_backward_flops),
+        }
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = self.registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += int(formula(*args, **kwargs, out_val=out))
+        return out
+
+
 def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of one call of ``fn`` as counted by FlopCounterMode (the call runs once, with side effects).
+    """FLOPs of one call of ``fn`` (the call runs once, with side effects).
 
     Matmuls, convolutions and their backward only (element-wise ops are not counted); grouped-conv backward
     uses :func:`_conv_backward_flops`.
     """
-    counter = FlopCounterMode(
-        display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flops}
-    )
-    with counter:
+    with _FlopCount() as counter:
         fn()
-    return int(counter.get_total_flops())
+    return counter.total
 
 
 def rate_for(fn: Callable[[], object], flops: int, seconds: float, device: torch.device) -> float:
@@ -179,6 +201,43 @@ class Peak:
         return statistics.median(self.conv)
 
 
+def summarise(
+    times: dict[str, list[float]], flops: dict[str, int], images: dict[str, int], lc, mm: float, cv: float
+) -> dict[str, dict]:
+    """Per-function medians, IQR, FLOP rates and peak shares for the six :data:`FUNCTIONS`, plus the derived
+    ``amortised`` row (``train iter + R1/r1_interval + PL/pl_interval`` in time and FLOPs; ``lc`` is the
+    loss config that holds the intervals). ``mm`` / ``cv``: the matmul and conv peaks (GFLOP/s)."""
+    rows: dict[str, dict] = {}
+    for name in FUNCTIONS:
+        t = statistics.median(times[name])
+        q = statistics.quantiles(times[name], n=4) if len(times[name]) > 1 else [t, t, t]
+        rows[name] = {
+            "images": images[name],
+            "seconds": t,
+            "iqr_pct": 100 * (q[2] - q[0]) / t,
+            "flops": flops[name],
+        }
+    r1_w = 1 / lc.r1_interval if lc.r1_gamma > 0 else 0.0
+    pl_w = 1 / lc.pl_interval if lc.pl_weight > 0 else 0.0
+    rows["amortised"] = {
+        "images": rows["train iter"]["images"],
+        "seconds": rows["train iter"]["seconds"]
+        + r1_w * rows["R1 step"]["seconds"]
+        + pl_w * rows["PL step"]["seconds"],
+        "iqr_pct": None,
+        "flops": int(
+            rows["train iter"]["flops"] + r1_w * rows["R1 step"]["flops"] + pl_w * rows["PL step"]["flops"]
+        ),
+    }
+    for v in rows.values():
+        v["img_per_s"] = v["images"] / v["seconds"]
+        v["gflop"] = v["flops"] / 1e9
+        v["gflop_per_s"] = v["gflop"] / v["seconds"]
+        v["ratio_matmul"] = v["gflop_per_s"] / mm
+        v["ratio_conv"] = v["gflop_per_s"] / cv
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------
 # the measured functions of one arch
 
@@ -224,8 +283,7 @@ class ArchBench:
 
     @torch.no_grad()
     def g_forward(self) -> int:
-        # frozen parameters, like the stage's G_ema (also keeps FlopCounterMode's module hooks happy: a
-        # view of a parameter taken under no_grad still requires grad but has no grad_fn)
+        # frozen parameters, like the stage's G_ema
         self.G.requires_grad_(False)
         self.G(self.z_const, noise_mode="const")
         return self.batch
@@ -378,38 +436,10 @@ def main(argv: list[str] | None = None) -> dict:
     load_end = _loadavg()
 
     mm, cv = peak.matmul_gflops, peak.conv_gflops
-    results: dict[str, dict[str, dict]] = {}
-    for arch in args.archs:
-        lc = benches[arch].lc
-        results[arch] = {}
-        for name in FUNCTIONS:
-            t = statistics.median(times[arch][name])
-            q = statistics.quantiles(times[arch][name], n=4) if len(times[arch][name]) > 1 else [t, t, t]
-            results[arch][name] = {
-                "images": images[arch][name],
-                "seconds": t,
-                "iqr_pct": 100 * (q[2] - q[0]) / t,
-                "flops": flops[arch][name],
-            }
-        r = results[arch]
-        r1_w = 1 / lc.r1_interval if lc.r1_gamma > 0 else 0.0
-        pl_w = 1 / lc.pl_interval if lc.pl_weight > 0 else 0.0
-        r["amortised"] = {
-            "images": r["train iter"]["images"],
-            "seconds": r["train iter"]["seconds"]
-            + r1_w * r["R1 step"]["seconds"]
-            + pl_w * r["PL step"]["seconds"],
-            "iqr_pct": None,
-            "flops": int(
-                r["train iter"]["flops"] + r1_w * r["R1 step"]["flops"] + pl_w * r["PL step"]["flops"]
-            ),
-        }
-        for v in r.values():
-            v["img_per_s"] = v["images"] / v["seconds"]
-            v["gflop"] = v["flops"] / 1e9
-            v["gflop_per_s"] = v["gflop"] / v["seconds"]
-            v["ratio_matmul"] = v["gflop_per_s"] / mm
-            v["ratio_conv"] = v["gflop_per_s"] / cv
+    results = {
+        arch: summarise(times[arch], flops[arch], images[arch], benches[arch].lc, mm, cv)
+        for arch in args.archs
+    }
     first = args.archs[0]
     for arch in args.archs:
         for name, v in results[arch].items():
