@@ -508,8 +508,9 @@ def main(argv: list[str] | None = None) -> dict:
         for fname, fn in fns[name].items():
             for _ in range(args.warmup):
                 fn()
-            flops[name][fname] = count_flops(fn)
-            images[name][fname] = fn()
+            seen: list[int] = []
+            flops[name][fname] = count_flops(lambda fn=fn, seen=seen: seen.append(fn()))
+            images[name][fname] = seen[0]
             times[name][fname] = []
     for rep in range(args.repeats):
         peak.sample()
