@@ -16,6 +16,7 @@ import yaml
 
 from tedigan.models.classifier import ClassifierConfig
 from tedigan.models.encoder import EncoderConfig
+from tedigan.models.projected import ProjectedDiscriminatorConfig
 from tedigan.models.stylegan2 import ARCHS, DiscriminatorConfig, GeneratorConfig
 from tedigan.models.text_encoder import TextEncoderConfig
 from tedigan.typed import ConfigError, from_dict, to_dict
@@ -207,6 +208,9 @@ class GeneratorStageConfig:
     d_lr: float | None = None  # discriminator learning rate (null = train.lr)
     loss: GANLossConfig = field(default_factory=GANLossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # set: train against the projected discriminator (frozen AlexNet features, fixed random projections,
+    # trained per-scale heads; tedigan.models.projected) instead of `discriminator`; use with r1_gamma 0
+    projected: ProjectedDiscriminatorConfig | None = None
     ema_kimg: float = 10.0  # EMA half-life of G_ema in thousands of images
     ema_rampup: float | None = 0.05  # half-life <= rampup * images seen so far (null = off)
     # modulated conv in training: True one grouped conv, False per-sample scaling (same maths); None: the
@@ -232,6 +236,8 @@ class GeneratorStageConfig:
         # replace() re-runs each config's own validation at the final resolution/arch
         self.generator = replace(self.generator, resolution=res, arch=g_arch)
         self.discriminator = replace(self.discriminator, resolution=res, arch=d_arch)
+        if self.projected is not None:
+            self.projected = replace(self.projected, resolution=res, img_channels=self.generator.img_channels)
         if (self.generator.arch == "swagan") != (self.discriminator.arch == "swagan"):
             raise ValueError("swagan's wavelet G and D go together: set arch=swagan (or neither)")
         if self.ema_kimg < 0:

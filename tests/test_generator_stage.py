@@ -185,6 +185,23 @@ def test_every_arch_trains_a_few_steps(blobs, tmp_path, arch):
     assert (out / "config.yaml").is_file() and (out / "checkpoints" / "checkpoint-4" / "state.json").is_file()
 
 
+def test_trains_against_the_projected_discriminator(blobs, tmp_path):
+    from tedigan.models.projected import ProjectedDiscriminator, load_discriminator
+
+    out = tmp_path / "projected"
+    proj = {"projected.feature_resolution": 64, "projected.projection_channels": [8, 16, 32]}
+    cfg = _cfg(blobs, out, **proj, **{"projected.head_max_channels": 16, "loss.r1_gamma": 0.0})
+    assert cfg.projected.resolution == RES
+    summary = stage.train(cfg)
+    assert summary["step"] == 4
+    rows = _rows(out)
+    assert all(math.isfinite(r["loss/D"]) for r in rows if "loss/D" in r)
+    D = load_discriminator(out / "discriminator")
+    assert isinstance(D, ProjectedDiscriminator) and D.config.feature_resolution == 64
+    resumed = _cfg(blobs, out, **proj, **{"projected.head_max_channels": 16, "loss.r1_gamma": 0.0})
+    assert stage.build_networks(resumed)[1].config == D.config
+
+
 def _tiles(path: Path, n: int) -> torch.Tensor:
     """Cut a ``save_image_grid`` PNG (padding 1) back into ``n`` images in [0, 1]."""
     grid = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from tedigan.config import GeneratorStageConfig, load_config
 from tedigan.convert import check_out_dir
-from tedigan.models.stylegan2 import Discriminator, Generator
+from tedigan.models.stylegan2 import Generator
 from tedigan.training.checkpoint import CheckpointError, CheckpointManager
+from tedigan.training.generator import new_discriminator
 
 __all__ = ["export_generator", "main"]
 
@@ -50,7 +51,7 @@ def export_generator(run_dir: str | Path, out: str | Path, checkpoint: str = "la
     }
     for name, net, state in (
         ("generator", Generator(cfg.generator), states["G_ema"]),
-        ("discriminator", Discriminator(cfg.discriminator), states["D"]),
+        ("discriminator", new_discriminator(cfg), states["D"]),
     ):
         try:
             net.load_state_dict(state)

@@ -46,6 +46,7 @@ from tedigan.losses.gan import (
     r1_loss,
     r1_penalty,
 )
+from tedigan.models.projected import ProjectedDiscriminator
 from tedigan.models.stylegan2 import Discriminator, Generator
 from tedigan.training.augment import DiffAugment
 from tedigan.training.loop import (
@@ -119,10 +120,15 @@ class GeneratorForward(nn.Module):
         return img, ws
 
 
-def build_networks(cfg: GeneratorStageConfig) -> tuple[Generator, Discriminator]:
+def new_discriminator(cfg: GeneratorStageConfig) -> Discriminator | ProjectedDiscriminator:
+    """The stage's D: the projected discriminator when ``cfg.projected`` is set, else ``cfg.discriminator``'s."""
+    return ProjectedDiscriminator(cfg.projected) if cfg.projected else Discriminator(cfg.discriminator)
+
+
+def build_networks(cfg: GeneratorStageConfig) -> tuple[Generator, Discriminator | ProjectedDiscriminator]:
     """G and D from the stage config (call after ``set_seed``: initial weights use the global RNG), with the
     weights of ``cfg.init_from`` when it names a finished run."""
-    G, D = Generator(cfg.generator), Discriminator(cfg.discriminator)
+    G, D = Generator(cfg.generator), new_discriminator(cfg)
     if cfg.init_from:
         for net, name in ((G, "generator"), (D, "discriminator")):
             folder = Path(cfg.init_from) / name

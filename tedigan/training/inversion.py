@@ -48,6 +48,7 @@ from tedigan.losses.gan import d_logistic_loss, g_nonsaturating_loss, r1_loss, r
 from tedigan.losses.perceptual import LPIPS
 from tedigan.models.encoder import Encoder
 from tedigan.models.named import FACE_JUDGES, load_generator, load_judge
+from tedigan.models.projected import ProjectedDiscriminator, load_discriminator
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
 from tedigan.training.loop import (
     GeneratorState,
@@ -138,7 +139,9 @@ def _label_classes(cfg: InversionStageConfig, dataset: Dataset) -> int:
 # ---------------------------------------------------------------------------------------------- models
 
 
-def _discriminator(cfg: InversionStageConfig, G: Generator) -> tuple[Discriminator, str]:
+def _discriminator(
+    cfg: InversionStageConfig, G: Generator
+) -> tuple[Discriminator | ProjectedDiscriminator, str]:
     path = cfg.discriminator_path
     if path is None and cfg.loss.adversarial > 0:
         sibling = Path(cfg.generator_path).parent / "discriminator"
@@ -151,7 +154,7 @@ def _discriminator(cfg: InversionStageConfig, G: Generator) -> tuple[Discriminat
             )
         path = str(sibling)
     if path:
-        D = Discriminator.from_pretrained(path)
+        D = load_discriminator(path)
         if D.config.resolution != G.resolution:
             raise ConfigError(
                 f"discriminator {path} is {D.config.resolution} px, the generator {G.resolution} px"
