@@ -22,8 +22,9 @@ Each implementation runs on its own CPU code path, as its users would run it the
 - tedigan: the generator stage's own :class:`~tedigan.training.generator.GanStep` phases, exactly as
   ``bench_backbone.py`` times them (channels-last and per-sample modulation on CPU, as the stage runs).
 
-The three share one set of weights: rosinality's randomly initialised networks are converted with
-``tedigan.convert.rosinality`` and renamed once more into NVlabs' names. Before anything is timed, the
+All share one set of weights: rosinality's randomly initialised networks, converted with
+``tedigan.convert.rosinality`` and renamed once more into NVlabs' names (without ``--rosinality``: NVlabs'
+networks, converted with ``tedigan.convert.nvlabs``). Before anything is timed, the
 generators (constant noise) and the discriminators are run on the same inputs and their largest differences are
 printed; the script stops if they differ by more than ``--tolerance``.
 
@@ -70,6 +71,7 @@ from bench_backbone import (  # noqa: E402
 )
 
 from tedigan.config import STAGE_CONFIGS, load_config  # noqa: E402
+from tedigan.convert.nvlabs import NVNetwork, convert_discriminator_state, convert_generator_state  # noqa: E402
 from tedigan.convert.rosinality import convert_discriminator_state_dict, convert_generator_state_dict  # noqa: E402
 from tedigan.models.stylegan2 import fused_modconv_for  # noqa: E402
 from tedigan.training.generator import memory_format_for  # noqa: E402
@@ -418,8 +420,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
-    if args.rosinality is None:
-        p.error("--rosinality DIR is required (the weights are made by rosinality's networks)")
+    if args.rosinality is None and args.nvlabs is None:
+        p.error("give --rosinality DIR and/or --nvlabs DIR (the reference checkouts to compare with)")
     for name in ("batch", "iters", "repeats"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
@@ -475,21 +477,30 @@ def main(argv: list[str] | None = None) -> dict:
         f"memory format {memory_format_for(cfg, device)}"
     )
 
-    impls: dict[str, object] = {"tedigan": ArchBench(cfg, args.batch, device, False, args.seed)}
-    model, train = load_rosinality(args.rosinality.expanduser().resolve())
-    ros = RosinalityBench(model, train, cfg, args.batch, device, args.seed)
-    g_state = convert_generator_state_dict(ros.G.state_dict(), impls["tedigan"].G.config)
-    d_state = convert_discriminator_state_dict(ros.D.state_dict(), impls["tedigan"].D.config)
-    load_into(impls["tedigan"].G, g_state, "tedigan G")
-    load_into(impls["tedigan"].D, d_state, "tedigan D")
-    impls["tedigan"].gan.G_ema.load_state_dict(impls["tedigan"].G.state_dict())
-    impls["rosinality"] = ros
+    ours = ArchBench(cfg, args.batch, device, False, args.seed)
+    impls: dict[str, object] = {"tedigan": ours}
+    if args.rosinality is not None:  # the weights come from rosinality's initialisation
+        model, train = load_rosinality(args.rosinality.expanduser().resolve())
+        ros = RosinalityBench(model, train, cfg, args.batch, device, args.seed)
+        g_state = convert_generator_state_dict(ros.G.state_dict(), ours.G.config)
+        d_state = convert_discriminator_state_dict(ros.D.state_dict(), ours.D.config)
+        impls["rosinality"] = ros
     if args.nvlabs is not None:
         nv = NVlabsBench(*load_nvlabs(args.nvlabs.expanduser().resolve()), cfg, args.batch, device, args.seed)
+        if args.rosinality is None:  # ... or from NVlabs' own
+            g_state = convert_generator_state(
+                NVNetwork("G", "Generator", {}, nv.G.state_dict()), ours.G.config
+            )
+            d_state = convert_discriminator_state(
+                NVNetwork("D", "Discriminator", {}, nv.D.state_dict()), ours.D.config
+            )
         load_into(nv.G, to_nvlabs_names(g_state), "NVlabs G")
         load_into(nv.D, d_state, "NVlabs D")
         nv.G_ema.load_state_dict(nv.G.state_dict())
         impls["nvlabs"] = nv
+    load_into(ours.G, g_state, "tedigan G")
+    load_into(ours.D, d_state, "tedigan D")
+    ours.gan.G_ema.load_state_dict(ours.G.state_dict())
 
     diffs = compare_outputs(impls, min(args.batch, 8), args.seed)
     for name, d in diffs.items():
