@@ -97,3 +97,10 @@ def test_reference_bench_refuses_a_folder_that_is_not_a_checkout(tmp_path):
         ref.load_rosinality(tmp_path)
     with pytest.raises(SystemExit, match="not a checkout of NVlabs"):
         ref.load_nvlabs(tmp_path)
+
+
+def test_reference_bench_needs_a_checkout(capsys):
+    ref = _bench("bench_reference")
+    with pytest.raises(SystemExit):
+        ref.parse_args([])
+    assert "--rosinality DIR and/or --nvlabs DIR" in capsys.readouterr().err
