@@ -9,6 +9,9 @@
 #   OUT=outputs/run2 bash train_all.sh      # another output folder
 #   LAUNCH="accelerate launch" bash train_all.sh   # multi-GPU / multi-node through accelerate
 #   EXTRA="--train.max_steps=20" bash train_all.sh # overrides appended to every training stage (smoke runs)
+#   GENERATOR=DIR bash train_all.sh avatars64     # use a generator trained elsewhere instead of the generator
+#       stage: DIR holds generator/ (and optionally discriminator/), e.g. from python -m tedigan.training.export
+#       or scripts/device_generator.sh; it is copied into OUT/generator
 #
 # Stages: data (procedural avatars, rendered at 64 px; the 32 px preset resizes on load) -> classifier
 #   (attribute judge) -> generator (StyleGAN2) -> inversion (image encoder) -> sketch and label encoders
@@ -58,6 +61,15 @@ case "$PRESET" in
          "with pipelines/train_stage.py --config configs/generator_PRESET.yaml --data.kind=folder --data.root=YOUR_DATA" >&2
     exit 2 ;;
 esac
+GENERATOR="${GENERATOR:-}"
+if [ -n "$GENERATOR" ]; then
+  GENERATOR="$(abspath "$GENERATOR")"
+  if [ ! -f "$GENERATOR/generator/config.json" ]; then
+    echo "GENERATOR=$GENERATOR holds no generator/config.json: point it at a folder with generator/ (and" \
+         "discriminator/), e.g. one written by python -m tedigan.training.export RUN --out DIR" >&2
+    exit 2
+  fi
+fi
 mkdir -p "$OUT"
 
 # timed NAME DONE_MARKER COMMAND...: skip when DONE_MARKER exists, else run and record the wall time
@@ -110,8 +122,19 @@ timed "data: $NUM avatars at 64 px -> $DATA" "$DATA/info.json" \
   python -m tedigan.data.avatars --num "$NUM" --resolution 64 --out "$DATA" --overwrite
 stage classifier "configs/classifier_$PRESET.yaml" "$OUT/classifier/complete.json" \
   --train.output_dir="$OUT/classifier"
-stage generator "configs/generator_$PRESET.yaml" "$OUT/generator/complete.json" \
-  --train.output_dir="$OUT/generator"
+if [ -n "$GENERATOR" ]; then
+  copy_generator() {  # into a fresh folder first, renamed into place, complete.json last
+    rm -rf "$OUT/generator.tmp" && mkdir -p "$OUT/generator.tmp"
+    cp -r "$GENERATOR/generator" "$OUT/generator.tmp/"
+    [ -d "$GENERATOR/discriminator" ] && cp -r "$GENERATOR/discriminator" "$OUT/generator.tmp/"
+    rm -rf "$OUT/generator" && mv "$OUT/generator.tmp" "$OUT/generator"
+    printf '{"stage": "generator", "copied_from": "%s"}\n' "$GENERATOR" > "$OUT/generator/complete.json"
+  }
+  timed "generator (copied from $GENERATOR)" "$OUT/generator/complete.json" copy_generator
+else
+  stage generator "configs/generator_$PRESET.yaml" "$OUT/generator/complete.json" \
+    --train.output_dir="$OUT/generator"
+fi
 for modality in image sketch label; do
   suffix=""
   [ "$modality" != image ] && suffix="_$modality"

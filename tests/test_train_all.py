@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -19,6 +20,7 @@ from tedigan.pipeline import TediGANPipeline
 
 REPO = Path(__file__).resolve().parent.parent
 STAGES = ["classifier", "generator", "inversion", "inversion_sketch", "inversion_label", "text"]
+SKIP = {"generator", "pipeline", "benchmark", "train_all.log.jsonl"}  # what a GENERATOR=DIR run redoes
 
 
 def _start(env: dict) -> subprocess.Popen:
@@ -85,3 +87,35 @@ def test_tiny_train_all_survives_kills_at_random_points(tmp_path):
     face = Image.open(next((data / "images").iterdir()))
     edited = pipe.edit(face, "blond hair")
     assert torch.isfinite(edited.latents).all() and edited.images[0].size == (16, 16)
+
+    # GENERATOR=DIR: a generator trained elsewhere takes the generator stage's place (copied, marked done)
+    out2 = tmp_path / "out2"
+    shutil.copytree(out, out2, ignore=lambda d, names: [n for n in names if Path(d) == out and n in SKIP])
+    env2 = {**env, "OUT": str(out2), "GENERATOR": str(out / "generator")}
+    again = subprocess.run(
+        ["bash", str(REPO / "train_all.sh"), "tiny"], env=env2, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((out2 / "generator" / "complete.json").read_text())["copied_from"] == str(
+        out / "generator"
+    )
+    for part in ("generator", "discriminator"):
+        rel = Path("generator") / part / "model.safetensors"
+        assert (out2 / rel).read_bytes() == (out / rel).read_bytes()
+    assert (out2 / "pipeline" / "model_index.json").is_file() and (
+        out2 / "benchmark" / "benchmark.json"
+    ).is_file()
+
+
+def test_train_all_refuses_a_generator_folder_without_a_generator(tmp_path):
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path / "out"),
+        "DATA": str(tmp_path / "data"),
+        "GENERATOR": str(tmp_path),
+    }
+    run = subprocess.run(
+        ["bash", str(REPO / "train_all.sh"), "tiny"], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 2 and "holds no generator/config.json" in run.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists()
