@@ -382,6 +382,38 @@ def _fmt_table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(out)
 
 
+def warm_and_count(fns: dict[str, Callable[[], int]], warmup: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Call every function ``warmup`` times, then once more under the FLOP counter: ``(flops, images)``
+    per function (each function returns the number of images it processed)."""
+    flops, images = {}, {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        seen: list[int] = []
+        flops[name] = count_flops(lambda fn=fn, seen=seen: seen.append(fn()))
+        images[name] = seen[0]
+    return flops, images
+
+
+def measure(
+    fns: dict[str, dict[str, Callable[[], int]]], peak: Peak, repeats: int, iters: int, device: torch.device
+) -> dict[str, dict[str, list[float]]]:
+    """Seconds per call of every function of every implementation, interleaved: each of ``repeats`` rounds
+    samples the peaks, then times ``iters`` calls of each function in turn; one last peak sample at the end."""
+    times = {impl: {name: [] for name in f} for impl, f in fns.items()}
+    for rep in range(repeats):
+        peak.sample()
+        for impl, f in fns.items():
+            for name, fn in f.items():
+                times[impl][name].extend(time_calls(fn, iters, device))
+        print(
+            f"  repeat {rep + 1}/{repeats}: matmul {peak.matmul[-1]:.1f} GFLOP/s, "
+            f"conv3x3 {peak.conv[-1]:.1f} GFLOP/s, load {_loadavg()}"
+        )
+    peak.sample()
+    return times
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.threads is not None:
@@ -409,30 +441,14 @@ def main(argv: list[str] | None = None) -> dict:
     fns: dict[str, dict[str, Callable[[], int]]] = {}
     flops: dict[str, dict[str, int]] = {}
     images: dict[str, dict[str, int]] = {}
-    times: dict[str, dict[str, list[float]]] = {}
     for arch in args.archs:
         cfg = load_config(STAGE_CONFIGS["generator"], args.config, {"arch": arch})
         bench = ArchBench(cfg, args.batch, device, augment, args.seed)
         benches[arch], fns[arch] = bench, bench.functions()
-        flops[arch], images[arch], times[arch] = {}, {}, {}
-        for name, fn in fns[arch].items():
-            for _ in range(args.warmup):
-                fn()
-            flops[arch][name] = count_flops(fn)
-            images[arch][name] = fn()
-            times[arch][name] = []
+        flops[arch], images[arch] = warm_and_count(fns[arch], args.warmup)
         print(f"  {arch}: G {bench.params['G'] / 1e6:.2f} M, D {bench.params['D'] / 1e6:.2f} M parameters")
 
-    for rep in range(args.repeats):
-        peak.sample()
-        for arch in args.archs:
-            for name, fn in fns[arch].items():
-                times[arch][name].extend(time_calls(fn, args.iters, device))
-        print(
-            f"  repeat {rep + 1}/{args.repeats}: matmul {peak.matmul[-1]:.1f} GFLOP/s, "
-            f"conv3x3 {peak.conv[-1]:.1f} GFLOP/s, load {_loadavg()}"
-        )
-    peak.sample()
+    times = measure(fns, peak, args.repeats, args.iters, device)
     load_end = _loadavg()
 
     mm, cv = peak.matmul_gflops, peak.conv_gflops

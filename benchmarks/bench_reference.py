@@ -65,9 +65,9 @@ from bench_backbone import (  # noqa: E402
     Peak,
     _fmt_table,
     _loadavg,
-    count_flops,
+    measure,
     summarise,
-    time_calls,
+    warm_and_count,
 )
 
 from tedigan.config import STAGE_CONFIGS, load_config  # noqa: E402
@@ -512,27 +512,11 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"{name} does not compute the same networks (tolerance {args.tolerance})")
 
     peak = Peak(device, args.batch, args.peak_seconds)
-    fns, flops, images, times = {}, {}, {}, {}
+    fns, flops, images = {}, {}, {}
     for name, b in impls.items():
         fns[name] = b.functions()
-        flops[name], images[name], times[name] = {}, {}, {}
-        for fname, fn in fns[name].items():
-            for _ in range(args.warmup):
-                fn()
-            seen: list[int] = []
-            flops[name][fname] = count_flops(lambda fn=fn, seen=seen: seen.append(fn()))
-            images[name][fname] = seen[0]
-            times[name][fname] = []
-    for rep in range(args.repeats):
-        peak.sample()
-        for name in impls:
-            for fname, fn in fns[name].items():
-                times[name][fname].extend(time_calls(fn, args.iters, device))
-        print(
-            f"  repeat {rep + 1}/{args.repeats}: matmul {peak.matmul[-1]:.1f} GFLOP/s, "
-            f"conv3x3 {peak.conv[-1]:.1f} GFLOP/s, load {_loadavg()}"
-        )
-    peak.sample()
+        flops[name], images[name] = warm_and_count(fns[name], args.warmup)
+    times = measure(fns, peak, args.repeats, args.iters, device)
     load_end = _loadavg()
     mm, cv = peak.matmul_gflops, peak.conv_gflops
     results = {n: summarise(times[n], flops[n], images[n], cfg.loss, mm, cv) for n in impls}

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from tedigan.models.base import CONFIG_NAME, PretrainedModule
-from tedigan.models.stylegan2 import Discriminator
+from tedigan.models.stylegan2 import Discriminator, check_discriminator_input
 
 #: AlexNet conv trunk: (features index, in, out, kernel, stride, padding); max-pool 3/2 after convs 0 and 3
 _ALEXNET = [(0, 3, 64, 11, 4, 2), (3, 64, 192, 5, 1, 2), (6, 192, 384, 3, 1, 1), (8, 384, 256, 3, 1, 1)]
@@ -153,12 +153,7 @@ class ProjectedDiscriminator(PretrainedModule):
         return maps
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
-        expected = (cfg.img_channels, cfg.resolution, cfg.resolution)
-        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
-            raise ValueError(
-                f"discriminator expects [B, {', '.join(map(str, expected))}], got {tuple(img.shape)}"
-            )
+        check_discriminator_input(img, self.config.img_channels, self.config.resolution)
         logits = [head(m).mean(dim=(2, 3)) for head, m in zip(self.heads, self.features(img))]
         return torch.stack(logits, 0).sum(0)
 

@@ -662,6 +662,15 @@ def _registered(name: str) -> ArchParts:
         raise ValueError(f"architecture {name!r} is not available (its module did not register)") from None
 
 
+def check_discriminator_input(img: torch.Tensor, channels: int, resolution: int) -> None:
+    """Raise a one-line ``ValueError`` unless ``img`` is ``[B, channels, resolution, resolution]``."""
+    expected = (channels, resolution, resolution)
+    if img.ndim != 4 or tuple(img.shape[1:]) != expected:
+        raise ValueError(
+            f"discriminator expects [B, {', '.join(map(str, expected))}], got {tuple(img.shape)}"
+        )
+
+
 class Discriminator(PretrainedModule):
     """Residual StyleGAN2 discriminator (or SWAGAN's wavelet discriminator); returns logits ``[B, 1]``."""
 
@@ -684,12 +693,7 @@ class Discriminator(PretrainedModule):
                 self.fromrgb = EqualConv2d(config.img_channels, ch[4], 1, activation="lrelu")
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
-        expected = (cfg.img_channels, cfg.resolution, cfg.resolution)
-        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
-            raise ValueError(
-                f"discriminator expects [B, {', '.join(map(str, expected))}], got {tuple(img.shape)}"
-            )
+        check_discriminator_input(img, self.config.img_channels, self.config.resolution)
         x = None
         if self.dwt is not None:
             img = self.dwt(img)
