@@ -19,6 +19,7 @@ from tedigan import generate as generate_cli
 from tedigan.data.io import ImageLoadError, to_tensor
 from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
 from tedigan.pipeline import INDEX_NAME, PipelineError, PromptNotUnderstood, TediGANPipeline, change_mask
+from tedigan.training import assemble
 from tedigan.training.assemble import from_stages
 
 RES = 16  # num_ws = 6 (the conftest's tiny pipeline)
@@ -191,6 +192,8 @@ def test_from_stages_reads_a_train_all_folder(pipe, tmp_path):
     built = from_stages(out)
     assert set(built.components()) == {"generator", "encoder", "text_encoder"}
     assert built.layer_map.layers == pipe.layer_map.layers
+    assert assemble.main(["--stages", str(out), "--out", str(tmp_path / "p"), "--edit-mode", "delta"]) == 0
+    assert TediGANPipeline.from_pretrained(tmp_path / "p").info["edit_mode"] == "delta"
     with pytest.raises(PipelineError, match="run the generator stage"):
         from_stages(tmp_path / "empty")
     pipe.generator.save_pretrained(tmp_path / "half" / "generator" / "generator")
@@ -359,7 +362,12 @@ def test_edit_benchmark_runs_end_to_end(pipe, tmp_path):
         ClassifierConfig(resolution=RES, widths=[4, 8], heads={a: list(v) for a, v in ATTRIBUTES.items()})
     )
     bench_pipe = TediGANPipeline(
-        pipe.generator, pipe.encoder, pipe.text_encoder, classifier=judge, layer_map=pipe.layer_map
+        pipe.generator,
+        pipe.encoder,
+        pipe.text_encoder,
+        classifier=judge,
+        layer_map=pipe.layer_map,
+        vocabulary=pipe.vocabulary,
     )
     cfg = BenchmarkConfig(num_sources=3, num_optimized=2, steps=1, samples_per_prompt=2, grid_sources=2)
     s = run_benchmark(bench_pipe, tmp_path, cfg)
@@ -374,12 +382,18 @@ def test_edit_benchmark_runs_end_to_end(pipe, tmp_path):
     assert json.loads((tmp_path / "benchmark.json").read_text())["num_sources"] == 3
     for name in ("report.md", "edit_grid.png", "t2i_grid.png", "target_accuracy.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "| encoder only |" in (tmp_path / "report.md").read_text()
-    # encoder-only runs (no optimised edits) and one sample per prompt still report
+    assert "| encoder only |" in (tmp_path / "report.md").read_text() and s["edit_mode"] == "mix"
+    # encoder-only runs (no optimised edits) and one sample per prompt still report, in the asked edit mode
+    modes, edit = [], bench_pipe.edit
+    bench_pipe.edit = lambda *a, **k: modes.append(k.get("mode")) or edit(*a, **k)
     plain = run_benchmark(
-        bench_pipe, tmp_path / "plain", BenchmarkConfig(num_sources=2, steps=0, samples_per_prompt=1)
+        bench_pipe,
+        tmp_path / "plain",
+        BenchmarkConfig(num_sources=2, steps=0, samples_per_prompt=1, mode="delta"),
     )
     assert "optimized" not in plain["edits"] and plain["text_to_image"]["diversity"] == 0.0
+    assert set(modes) == {"delta"}
+    assert plain["edit_mode"] == "delta" and "delta mode" in (tmp_path / "plain" / "report.md").read_text()
     assert (tmp_path / "plain" / "report.md").is_file() and (tmp_path / "plain" / "edit_grid.png").is_file()
 
 

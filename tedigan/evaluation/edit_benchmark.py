@@ -99,6 +99,7 @@ class BenchmarkConfig:
         strength: float = 1.0,
         pti_steps: int = 0,
         num_pti: int = 20,
+        mode: str | None = None,
     ) -> None:
         self.num_sources = int(num_sources)
         self.num_optimized = min(int(num_optimized), self.num_sources)
@@ -111,6 +112,7 @@ class BenchmarkConfig:
         self.strength = float(strength)
         self.pti_steps = int(pti_steps)
         self.num_pti = min(int(num_pti), self.num_sources)
+        self.mode = mode  # edit mode ("mix" / "delta"); None: the model's own default
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -222,7 +224,9 @@ def _run_edits(
             chunk = ids[i : i + cfg.batch_size]
             batch = sources[[jobs[j]["source"] for j in chunk]]
             start = time.perf_counter()
-            result = pipe.edit(batch, prompt, steps=steps, seed=cfg.seed, strength=cfg.strength)
+            result = pipe.edit(
+                batch, prompt, steps=steps, seed=cfg.seed, strength=cfg.strength, mode=cfg.mode
+            )
             seconds += time.perf_counter() - start
             for j, img in zip(chunk, _tensors(result.images)):
                 out[j] = img
@@ -327,7 +331,7 @@ def run_benchmark(
     single = {}
     for steps in sorted({0, cfg.steps}):
         t = time.perf_counter()
-        pipe.edit(sources[:1], EDITS[0][2][0], steps=steps, seed=cfg.seed)
+        pipe.edit(sources[:1], EDITS[0][2][0], steps=steps, seed=cfg.seed, mode=cfg.mode)
         single[str(steps)] = time.perf_counter() - t
     results["single_edit_seconds"] = single
 
@@ -377,6 +381,7 @@ def run_benchmark(
         "resolution": res,
         "num_sources": cfg.num_sources,
         "num_edit_jobs": len(jobs),
+        "edit_mode": cfg.mode or pipe.info.get("edit_mode", "mix"),
         "inversion": inversion,
         "edits": results,
         "text_to_image": t2i,
@@ -463,7 +468,7 @@ def _report(s: dict[str, Any]) -> str:
         "# Ground-truth edit benchmark",
         "",
         f"{s['num_sources']} held-out avatars (seed {s['config']['seed']}) at {s['resolution']} px, "
-        f"{s['num_edit_jobs']} valid edits (strength {s['config']['strength']}); optimised edits on the first "
+        f"{s['num_edit_jobs']} valid edits ({s['edit_mode']} mode, strength {s['config']['strength']}); optimised edits on the first "
         f"{s['config']['num_optimized']} sources.",
         "",
         "| mode | edits | target acc. | preserved (vs truth) | preserved (vs recon.) | LPIPS to target | "
@@ -532,6 +537,8 @@ def _report(s: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tedigan.pipeline import EDIT_MODES, TediGANPipeline
+
     parser = argparse.ArgumentParser(
         prog="python -m tedigan.evaluation.edit_benchmark",
         description="Ground-truth edit benchmark of a TediGAN pipeline on held-out procedural avatars.",
@@ -562,10 +569,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--num-pti", type=int, default=20, help="sources inverted with pivotal tuning (default 20)"
     )
+    parser.add_argument(
+        "--mode",
+        choices=EDIT_MODES,
+        default=None,
+        help="edit mode: mix (TediGAN: the prompt's layers from the text code) or delta (moved along the text "
+        "direction); default: the model's own",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing benchmark in --out")
     args = parser.parse_args(argv)
-    from tedigan.pipeline import TediGANPipeline
 
     if (Path(args.out) / "benchmark.json").exists() and not args.overwrite:
         parser.exit(
@@ -587,6 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         strength=args.strength,
         pti_steps=args.pti_steps,
         num_pti=args.num_pti,
+        mode=args.mode,
     )
     s = run_benchmark(pipe, args.out, cfg, data_root=args.data_root)
     print((Path(args.out) / "report.md").read_text())

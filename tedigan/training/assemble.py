@@ -21,7 +21,14 @@ import torch
 
 from tedigan.data.vocabulary import Vocabulary
 from tedigan.models.base import ComponentLoadError
-from tedigan.pipeline import COMPONENTS, LAYER_MAP_NAME, PSI_RANGE, PipelineError, TediGANPipeline
+from tedigan.pipeline import (
+    COMPONENTS,
+    EDIT_MODES,
+    LAYER_MAP_NAME,
+    PSI_RANGE,
+    PipelineError,
+    TediGANPipeline,
+)
 
 __all__ = ["STAGE_PATHS", "from_stages", "main"]
 
@@ -102,6 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--generator", default=None, choices=("faces",), help="a packaged generator instead of OUT/generator"
     )
+    parser.add_argument(
+        "--edit-mode",
+        default=None,
+        choices=EDIT_MODES,
+        help="the model's default edit mode (the one its benchmark measured best; default: mix)",
+    )
     args = parser.parse_args(argv)
     prog = parser.prog
     out_dir = Path(args.out)
@@ -118,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"{prog}: error: {' '.join(str(err).split())}\n")
     pipe.truncation_psi = args.truncation_psi
     pipe.info = {"trained_by": "train_all.sh", "stages": str(args.stages)}
+    if args.edit_mode:
+        pipe.info["edit_mode"] = args.edit_mode
     out = pipe.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"pipeline ({', '.join(pipe.components())}) -> {out} ({size / 1e6:.1f} MB)")
