@@ -392,6 +392,8 @@ class TextStageConfig:
     eval_captions_per_image: int = 1  # captions per held-out image judged for attribute accuracy
     eval_batch_size: int = 64
     num_grid: int = 12  # held-out captions in the samples / final grid
+    # step of the "prototype" edit at strength 1, in units of the prototype difference (tedigan.editing.prototypes)
+    prototype_gain: float = 2.0
 
     def __post_init__(self) -> None:
         if not self.encoder_path:
@@ -409,6 +411,8 @@ class TextStageConfig:
                 raise ValueError(f"{name} must be >= 1 or null, got {getattr(self, name)}")
         if self.num_grid < 0:
             raise ValueError(f"num_grid must be >= 0, got {self.num_grid}")
+        if not 0 < self.prototype_gain <= 10:
+            raise ValueError(f"prototype_gain must be in (0, 10], got {self.prototype_gain}")
 
 
 STAGE_CONFIGS: dict[str, type] = {

@@ -68,10 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--mode",
-        choices=("mix", "delta"),
+        choices=("mix", "delta", "prototype"),
         default=None,
         help="mix: the selected layers come from the text code (TediGAN); delta: they move along the text "
-        "direction of the asked value (default: the model's choice)",
+        "direction of the asked value; prototype: from the mean text code of the image's nearest value to the "
+        "asked value's (default: the model's choice)",
     )
     parser.add_argument(
         "--grid", action="store_true", help="also write a source | reconstruction | edit strip"

@@ -47,6 +47,7 @@ from tedigan.data.io import load_image, load_label_map, to_pil, to_tensor
 from tedigan.data.vocabulary import VOCABULARY_NAME, Vocabulary, VocabularyError
 from tedigan.editing.mixing import as_wplus, edit_codes, shift_codes, text_to_image_codes
 from tedigan.editing.optimization import OptimizationConfig, optimize_latent
+from tedigan.editing.prototypes import PROTOTYPES_NAME, PrototypeError, Prototypes, shift_to_prototypes
 from tedigan.fs import replace_dir, temp_dir_for
 from tedigan.models.base import FORMAT_VERSION, ComponentLoadError
 from tedigan.models.classifier import AttributeClassifier
@@ -122,7 +123,7 @@ MAX_SEED = 2**32 - 1
 STRENGTH_RANGE = (0.0, 2.0)
 PSI_RANGE = (-2.0, 2.0)
 #: how an edit changes the selected layers: TediGAN's mixing, or a move along the text direction
-EDIT_MODES = ("mix", "delta")
+EDIT_MODES = ("mix", "delta", "prototype")
 #: codes synthesised per generator call in ``generate`` (any ``num_images`` runs in chunks of this size)
 GENERATE_CHUNK = 64
 
@@ -203,6 +204,7 @@ class TediGANPipeline:
         info: dict[str, Any] | None = None,
         vocabulary: Vocabulary | None = None,
         domain_classifier: AttributeClassifier | None = None,
+        prototypes: Prototypes | None = None,
     ) -> None:
         self.generator = generator.eval()
         self.encoder = encoder.eval()
@@ -228,6 +230,13 @@ class TediGANPipeline:
         if vocabulary is not None and not isinstance(vocabulary, Vocabulary):
             raise PipelineError(f"vocabulary must be a Vocabulary, got {type(vocabulary)}")
         self.vocabulary = vocabulary
+        if prototypes is not None and not isinstance(prototypes, Prototypes):
+            raise PipelineError(f"prototypes must be Prototypes, got {type(prototypes)}")
+        if prototypes is not None and prototypes.num_ws not in (None, int(generator.num_ws)):
+            raise PipelineError(
+                f"the value prototypes cover {prototypes.num_ws} W+ layers, the generator has {generator.num_ws}"
+            )
+        self.prototypes = prototypes
         self.truncation_psi = float(truncation_psi)
         self.info = dict(info or {})
         self.model_card: str | None = None  # the folder's README.md, kept by save_pretrained
@@ -360,6 +369,12 @@ class TediGANPipeline:
                 vocabulary = Vocabulary.load(folder / str(index["vocabulary"]))
             except (VocabularyError, FileNotFoundError) as err:
                 raise PipelineError(f"vocabulary: {err}") from None
+        prototypes = None
+        if index.get("prototypes"):
+            try:
+                prototypes = Prototypes.load(folder / str(index["prototypes"]))
+            except (PrototypeError, FileNotFoundError) as err:
+                raise PipelineError(f"prototypes: {err}") from None
         psi = index.get("truncation_psi", 0.7)
         if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not math.isfinite(psi):
             raise PipelineError(f"{index_file}: truncation_psi must be a number, got {psi!r}")
@@ -369,6 +384,7 @@ class TediGANPipeline:
             truncation_psi=psi,
             info=index.get("info") or {},
             vocabulary=vocabulary,
+            prototypes=prototypes,
         )
         card = folder / "README.md"
         pipe.model_card = card.read_text(encoding="utf-8") if card.is_file() else None
@@ -427,6 +443,9 @@ class TediGANPipeline:
         if self.layer_map is not None:
             self.layer_map.save(folder, plot=False)
             index["layer_map"] = LAYER_MAP_NAME
+        if self.prototypes is not None:
+            self.prototypes.save(folder / PROTOTYPES_NAME)
+            index["prototypes"] = PROTOTYPES_NAME
         if self.model_card is not None:
             (folder / "README.md").write_text(self.model_card, encoding="utf-8")
         (folder / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
@@ -550,6 +569,21 @@ class TediGANPipeline:
             codes = self.text_encoder.encode_text([*pos, *neg]).to(self.device)
             direction += codes[: len(pos)].mean(0, keepdim=True) - codes[len(pos) :].mean(0, keepdim=True)
         return direction
+
+    def _check_prototypes(self, asked: dict[str, str]) -> None:
+        if self.prototypes is None:
+            raise PipelineError(
+                "this model has no value prototypes (prototypes.safetensors, written by the text stage): "
+                "use mode='mix' or 'delta', or re-assemble it from a newer text stage"
+            )
+        if not asked:
+            raise PipelineError("mode 'prototype' needs a prompt the model's vocabulary reads")
+        for a, v in asked.items():
+            if v not in self.prototypes.codes.get(a, {}):
+                raise PipelineError(
+                    f"the model has no prototype for {a.replace('_', ' ')} = {v} (no training caption named it): "
+                    "use mode='mix' for this prompt"
+                )
 
     def read_prompt(self, prompt: str) -> dict[str, str]:
         """``{attribute: value}`` the pipeline's vocabulary reads in ``prompt``; raises
@@ -797,8 +831,10 @@ class TediGANPipeline:
         ``seed`` and ``progress`` of the call win over the config's. ``latents`` (W+ codes, e.g. saved by
         ``invert``) replace the inversion: pass ``image=None``; the source is then their rendering.
         ``callback(step, images)`` sees every optimisation step's images in [-1, 1] (projection videos).
-        ``mode``: ``"mix"`` (TediGAN: the layers come from the text code) or ``"delta"`` (the layers move along
-        :meth:`text_direction`); None: the model's ``info["edit_mode"]``, else ``"mix"``. ``pti_steps > 0``
+        ``mode``: ``"mix"`` (TediGAN: the layers come from the text code), ``"delta"`` (the layers move along
+        :meth:`text_direction`) or ``"prototype"`` (the code moves from the mean text code of the image's nearest
+        value to the asked value's, :mod:`tedigan.editing.prototypes`; all layers unless ``layers`` is given);
+        None: the model's ``info["edit_mode"]``, else ``"mix"``. ``pti_steps > 0``
         renders the edit with a generator copy tuned for ``pti_steps`` steps to reproduce the image from its
         inverted code (pivotal tuning, Roich et al. 2022; needs ``image``): the image's own details stay."""
         start = time.perf_counter()
@@ -816,8 +852,10 @@ class TediGANPipeline:
         if mode not in EDIT_MODES:
             raise PipelineError(f"mode must be one of {EDIT_MODES}, got {mode!r}")
         chosen = self._check_layers(layers) if layers is not None else None
-        if chosen is None:
-            self.read_prompt(prompt)  # a prompt the vocabulary cannot read is refused before any work
+        asked = self.read_prompt(prompt) if chosen is None or mode == "prototype" else {}
+        if mode == "prototype":  # refused before any work when the model cannot do it
+            self._check_prototypes(asked)
+            chosen = chosen if chosen is not None else list(range(self.num_ws))
         # 2. encode the text, 3. invert the image
         w_text = self._text_code(prompt)
         w_given = self._latents(latents) if latents is not None else None
@@ -833,7 +871,9 @@ class TediGANPipeline:
             # 4. mix the prompt's layers of the text code into the image's code
             if chosen is None:
                 chosen = self.select_layers(prompt, w_text, w_src)
-            if mode == "delta":
+            if mode == "prototype":
+                w_edit = shift_to_prototypes(w_src, self.prototypes, asked, chosen, strength)
+            elif mode == "delta":
                 w_edit = shift_codes(w_src, self.text_direction(prompt), chosen, strength)
             else:
                 w_edit = edit_codes(w_src, w_text, chosen, strength)

@@ -410,6 +410,60 @@ def test_delta_mode_moves_the_selected_layers_along_the_text_direction(pipe, fac
         pipe.edit(face, "red hair", mode="sideways")
 
 
+def test_prototypes_are_value_means_and_the_shift_moves_between_them(tmp_path):
+    from tedigan.data import builtin_vocabulary
+    from tedigan.editing.prototypes import Prototypes, shift_to_prototypes, value_prototypes
+
+    vocab = builtin_vocabulary("avatars")
+    captions = ["a person with red hair", "red-haired avatar", "someone with blond hair", "a smiling face"]
+    codes = torch.arange(4 * 3 * 2, dtype=torch.float32).view(4, 3, 2)
+    protos = value_prototypes(codes, captions, vocab, gain=1.0)
+    red, blond = protos.codes["hair_color"]["red"], protos.codes["hair_color"]["blond"]
+    assert torch.equal(red, codes[:2].mean(0)) and torch.equal(blond, codes[2])
+    assert protos.counts["hair_color"] == {"blond": 1, "red": 2}
+    assert "mouth" not in protos.codes  # one value alone gives no direction
+    again = Prototypes.load(protos.save(tmp_path))
+    assert torch.equal(again.codes["hair_color"]["red"], red) and again.counts == protos.counts
+
+    w = torch.stack([red, blond])  # one image at each prototype
+    moved = shift_to_prototypes(w, protos, {"hair_color": "blond"}, layers=[0, 1, 2])
+    assert torch.allclose(moved[0], blond) and torch.equal(moved[1], blond)  # the blond one stays
+    part = shift_to_prototypes(w, protos, {"hair_color": "blond"}, layers=[1])
+    assert torch.equal(part[0, [0, 2]], red[[0, 2]]) and torch.allclose(part[0, 1], blond[1])
+    half = shift_to_prototypes(w[:1], protos, {"hair_color": "blond"}, layers=[0, 1, 2], strength=0.5)
+    assert torch.allclose(half[0], (red + blond) / 2)
+
+
+def test_prototype_mode_edits_and_round_trips(pipe, face, tmp_path):
+    from tedigan.editing.prototypes import Prototypes
+
+    g = torch.Generator().manual_seed(0)
+    shape = (pipe.num_ws, pipe.generator.w_dim)
+    protos = Prototypes(
+        {"hair_color": {v: torch.randn(shape, generator=g) for v in ("black", "blond", "red")}}, gain=2.0
+    )
+    with pytest.raises(PipelineError, match="no value prototypes"):
+        pipe.edit(face, "red hair", mode="prototype")
+    pipe.prototypes = protos
+    try:
+        out = pipe.edit(face, "red hair", mode="prototype")
+        assert out.layers == list(range(pipe.num_ws)) and not torch.equal(out.latents, out.source_latents)
+        some = pipe.edit(face, "red hair", mode="prototype", layers=[1])
+        moved = (some.latents - some.source_latents).abs().sum(dim=(0, 2))
+        assert set(torch.nonzero(moved).flatten().tolist()) <= {1}
+        with pytest.raises(PipelineError, match="no prototype for facial hair"):
+            pipe.edit(face, "add a beard", mode="prototype")
+        pipe.info["edit_mode"] = "prototype"
+        loaded = TediGANPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "p"))
+        assert torch.equal(loaded.prototypes.codes["hair_color"]["red"], protos.codes["hair_color"]["red"])
+        assert torch.allclose(
+            loaded.edit(face, "red hair").latents, out.latents, atol=1e-5
+        )  # the model's mode
+    finally:
+        pipe.prototypes = None
+        pipe.info.pop("edit_mode", None)
+
+
 def test_invert_with_optimisation_gets_closer_to_the_image(pipe, face):
     enc = pipe.invert(face)
     opt = pipe.invert(face, steps=8, seed=0)

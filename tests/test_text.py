@@ -302,6 +302,19 @@ def test_stage_end_to_end_and_resume(tiny_run):
     assert codes.shape == (3, 6, 16)
     assert torch.allclose(codes, T.head(val.embeddings[val.pair_caption[:3]]), atol=1e-5)
 
+    # the value prototypes: the mean trained text code of the training captions naming each value
+    from tedigan.data import vocabulary_for
+    from tedigan.editing.prototypes import Prototypes
+
+    protos = Prototypes.load(out / "prototypes.safetensors")
+    assert summary["prototypes"] == str(out / "prototypes.safetensors") and protos.gain == 2.0
+    train = stage.PairCache.load(out / "cache", "train")
+    vocab = vocabulary_for("avatars", tiny_run["data"])
+    a, v = next((a, v) for a, vals in protos.codes.items() for v in vals)
+    named = [i for i, c in enumerate(train.captions) if vocab.read(c).values.get(a) == v]
+    assert protos.counts[a][v] == len(named) > 0
+    assert torch.allclose(protos.codes[a][v], T.head(train.embeddings[named]).mean(0), atol=1e-5)
+
     # resume from the latest checkpoint with the caches reused
     again = stage.train(_stage_cfg(tiny_run, **{"train.max_steps": 8}), resume="latest")
     assert again["step"] == 8

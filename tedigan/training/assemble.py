@@ -3,7 +3,7 @@
 The training folder layout is a contract between the stages and this module only: ``OUT/generator/generator``,
 ``OUT/inversion/encoder``, ``OUT/text/text_encoder``, ``OUT/inversion_sketch/sketch_encoder``,
 ``OUT/inversion_label/label_encoder``, ``OUT/classifier/model``, ``OUT/domain/model`` and
-``OUT/layer_analysis/layer_map.json``. The
+``OUT/layer_analysis/layer_map.json`` (and the text stage's value prototypes, ``OUT/text/prototypes.safetensors``). The
 pipeline itself (:mod:`tedigan.pipeline`) only reads pipeline folders.
 
     python -m tedigan.training.assemble --stages outputs/avatars32 --out my_model --fp16 --vocabulary avatars
@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from tedigan.data.vocabulary import Vocabulary
+from tedigan.editing.prototypes import PROTOTYPES_NAME, Prototypes
 from tedigan.models.base import ComponentLoadError
 from tedigan.pipeline import (
     COMPONENTS,
@@ -76,7 +77,10 @@ def from_stages(
         from tedigan.editing.layer_analysis import LayerMap
 
         layer_map = LayerMap.load(out_dir / "layer_analysis")
-    return TediGANPipeline(**parts, layer_map=layer_map, vocabulary=vocabulary)
+    prototypes = None
+    if (out_dir / "text" / PROTOTYPES_NAME).is_file():
+        prototypes = Prototypes.load(out_dir / "text" / PROTOTYPES_NAME)
+    return TediGANPipeline(**parts, layer_map=layer_map, vocabulary=vocabulary, prototypes=prototypes)
 
 
 def _trained_resolution(encoder_dir: Path) -> int:

@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 from tedigan import metrics
 from tedigan.config import ConfigError, TextStageConfig
 from tedigan.data import collate_samples, make_dataset, vocabulary_for
+from tedigan.editing.prototypes import PROTOTYPES_NAME, Prototypes, value_prototypes
 from tedigan.fs import atomic_write
 from tedigan.metrics import text as text_metrics  # registers the text metrics
 from tedigan.models.encoder import Encoder
@@ -504,7 +505,7 @@ class TextStage(Stage):
         ):
             caches[name], self.built[name] = prepare_cache(cfg, name, split, ds, n, E, T, enc_sha, acc)
         self.cache_s = time.perf_counter() - t0
-        tr = caches["train"]
+        tr = self.tr = caches["train"]
         va = self.va = caches["val"]
         # variance of the training codes (mean over elements): the unit of the normalised L2 term
         self.code_var = code_var = tr.codes.double().var(dim=0).mean().item() if len(tr.codes) > 1 else 0.0
@@ -656,8 +657,34 @@ class TextStage(Stage):
     def saved_extra(self, step: int, report: dict | None) -> dict:
         return {"encoder": str(self.cfg.encoder_path), "generator": str(_generator_path(self.cfg) or "")}
 
+    @torch.no_grad()
+    def prototypes(self) -> Prototypes | None:
+        """Value prototypes of the trained text encoder over the training captions (None without a
+        vocabulary for the data)."""
+        cfg, tr = self.cfg, self.tr
+        vocabulary = vocabulary_for(cfg.data.kind, cfg.data.root)
+        if vocabulary is None:
+            return None
+        T = self.T.eval()
+        if self.frozen and tr.embeddings is not None:
+            emb = tr.embeddings
+            codes = torch.cat(
+                [
+                    T.head(emb[i : i + 4096].to(T.head.out.weight.device)).cpu()
+                    for i in range(0, len(emb), 4096)
+                ]
+            )
+        else:
+            codes = T.encode_text(tr.captions, batch_size=cfg.embed_batch_size).cpu()
+        return value_prototypes(codes, tr.captions, vocabulary, gain=cfg.prototype_gain)
+
     def finish(self, t: Trainer, step: int, report: dict | None, summary: dict) -> None:
         summary.update(cache_seconds=round(self.cache_s, 2), cache_built=self.built)
+        if t.is_main:
+            protos = self.prototypes()
+            if protos is not None:
+                summary["prototypes"] = str(protos.save(t.out / PROTOTYPES_NAME))
+                summary["prototype_counts"] = protos.counts
         if t.is_main and self.G is not None and self.grid_caps:
             self._grid(t, self.final_codes[self.first], t.out / "text_grid.png")
             summary["grid"] = str(t.out / "text_grid.png")
