@@ -127,14 +127,21 @@ def _predict(classifier: Any, images: torch.Tensor, batch_size: int = 100) -> li
     return out
 
 
+@torch.no_grad()
+def _lpips_batched(lpips: Any, a: torch.Tensor, b: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
+    """LPIPS of image pairs in batches (VGG features of a thousand 64 px pairs at once need ~16 GB)."""
+    return torch.cat(
+        [lpips(a[i : i + batch_size], b[i : i + batch_size]).flatten() for i in range(0, len(a), batch_size)]
+    )
+
+
 def _pairwise_lpips(lpips: Any, images: torch.Tensor) -> float:
     pairs = list(itertools.combinations(range(len(images)), 2))
     if not pairs:
         return 0.0
     a = images[[i for i, _ in pairs]]
     b = images[[j for _, j in pairs]]
-    with torch.no_grad():
-        return float(lpips(a, b).mean())
+    return float(_lpips_batched(lpips, a, b).mean())
 
 
 def _tensors(pils: Sequence[Any]) -> torch.Tensor:
@@ -176,9 +183,8 @@ def _score(
     ids = sorted(edited)
     imgs = torch.stack([edited[j] for j in ids])
     preds = _predict(classifier, imgs)
-    with torch.no_grad():
-        to_target = lpips(imgs, torch.stack([targets[j] for j in ids]))
-        to_source = lpips(imgs, sources[[jobs[j]["source"] for j in ids]])
+    to_target = _lpips_batched(lpips, imgs, torch.stack([targets[j] for j in ids]))
+    to_source = _lpips_batched(lpips, imgs, sources[[jobs[j]["source"] for j in ids]])
     hits, keep, keep_rec = [], [], []
     per_attr: dict[str, list[float]] = defaultdict(list)
     per_prompt: dict[str, list[float]] = defaultdict(list)
