@@ -104,7 +104,7 @@ ALEXNET_CONV_INDICES = [0, 3, 6, 8, 10]
 
 #: the pipelines tedigan ships in ``tedigan/weights``, by name (their data domain)
 SHIPPED_MODELS = {
-    "avatars": Path(__file__).resolve().parent / "weights" / "avatars32",
+    "avatars": Path(__file__).resolve().parent / "weights" / "avatars64",
     "faces": Path(__file__).resolve().parent / "weights" / "faces",
 }
 DEFAULT_MODEL = "avatars"

@@ -158,7 +158,7 @@ def test_save_pretrained_keeps_the_model_card_and_normal_permissions(tmp_path):
     from tedigan.pipeline import TediGANPipeline
 
     pipe = TediGANPipeline.from_pretrained(torch_dtype="auto")  # the shipped model, fp16 as saved
-    assert pipe.model_card and "avatars32" in pipe.model_card
+    assert pipe.model_card and "avatars64" in pipe.model_card
     out = pipe.save_pretrained(tmp_path / "copy")
     assert (out / "README.md").read_text() == pipe.model_card
     again = TediGANPipeline.from_pretrained(out, torch_dtype="auto")

@@ -205,9 +205,23 @@ def test_versioned_folders_load_tolerantly(tiny_model_dir, tmp_path):
     from tedigan.models.base import FORMAT_VERSION
     from tedigan.pipeline import DEFAULT_MODEL_DIR
 
-    # the shipped model was saved before format versions existed (version 0): it loads as it is
-    index = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
-    assert "format_version" not in index
+    # a folder saved before format versions existed (version 0) loads as it is
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model_dir, old)
+    index = json.loads((old / "model_index.json").read_text())
+    del index["format_version"]
+    (old / "model_index.json").write_text(json.dumps(index))
+    for cfg_file in old.glob("*/config.json"):
+        cfg = {
+            k: v
+            for k, v in json.loads(cfg_file.read_text()).items()
+            if k not in ("_format_version", "_dtype")
+        }
+        cfg_file.write_text(json.dumps(cfg))
+    assert TediGANPipeline.from_pretrained(old).num_ws == 6
+    assert (
+        json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())["format_version"] == FORMAT_VERSION
+    )
     shipped = TediGANPipeline.from_pretrained()
     assert shipped.dtype == torch.float32
     assert TediGANPipeline.from_pretrained(torch_dtype="auto").dtype == torch.float16  # as saved

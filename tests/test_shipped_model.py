@@ -1,4 +1,4 @@
-"""The model shipped in tedigan/weights/avatars32: it loads without arguments, edits the shipped example face
+"""The model shipped in tedigan/weights/avatars64: it loads without arguments, edits the shipped example face
 from text through the Python API and the CLI, and its edit is judged by its own attribute classifier."""
 
 from __future__ import annotations
@@ -24,17 +24,33 @@ def test_shipped_folder_is_small_and_complete(shipped):
     size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.rglob("*") if p.is_file())
     assert size < 100e6
     assert set(shipped.components()) >= {"generator", "encoder", "text_encoder", "classifier"}
-    assert shipped.layer_map is not None and shipped.resolution == 32
+    assert shipped.layer_map is not None and shipped.resolution == 64
     index = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
     assert index["dtype"] == "float16"
+    assert shipped.info["edit_mode"] == "prototype" and shipped.prototypes.num_ws == shipped.num_ws
+
+
+def test_shipped_default_edit_hits_its_target_on_held_out_avatars(shipped):
+    from tedigan.data import avatars
+    from tedigan.data.io import to_tensor
+
+    records = [avatars.record_for(7, i) for i in range(8)]
+    records = [r for r in records if r["eyewear"] != "sunglasses"][:6]
+    x = torch.stack([to_tensor(avatars.render(r, 64).image.convert("RGB")) for r in records])
+    out = shipped.edit(x, "put sunglasses on them")
+    with torch.no_grad():
+        judged = shipped.classifier.decode(
+            shipped.classifier.predict(torch.stack([to_tensor(im) for im in out.images]))
+        )
+    assert sum(j["eyewear"] == "sunglasses" for j in judged) >= len(records) - 1, judged
 
 
 def test_shipped_model_edits_the_example(shipped, tmp_path):
     out = shipped.edit(EXAMPLE, "blond hair")
-    assert out.images[0].size == (32, 32) and out.layers
+    assert out.images[0].size == (64, 64) and out.layers
     assert not torch.equal(out.latents, out.source_latents)
     rc = edit_cli.main(["--image", str(EXAMPLE), "--text", "blond hair", "--out", str(tmp_path / "e.png")])
-    assert rc == 0 and Image.open(tmp_path / "e.png").size == (128, 128)
+    assert rc == 0 and Image.open(tmp_path / "e.png").size == (256, 256)  # --scale 4 by default
 
 
 def test_shipped_models_load_by_name(shipped, tmp_path, monkeypatch):

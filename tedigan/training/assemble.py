@@ -6,7 +6,7 @@ The training folder layout is a contract between the stages and this module only
 ``OUT/layer_analysis/layer_map.json`` (and the text stage's value prototypes, ``OUT/text/prototypes.safetensors``). The
 pipeline itself (:mod:`tedigan.pipeline`) only reads pipeline folders.
 
-    python -m tedigan.training.assemble --stages outputs/avatars32 --out my_model --fp16 --vocabulary avatars
+    python -m tedigan.training.assemble --stages outputs/avatars64 --out my_model --fp16 --vocabulary avatars
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tedigan.training.assemble",
         description="Assemble a pipeline folder from the stage outputs of train_all.sh.",
-        epilog="example: python -m tedigan.training.assemble --stages outputs/avatars32 --out my_model --fp16",
+        epilog="example: python -m tedigan.training.assemble --stages outputs/avatars64 --out my_model --fp16",
     )
     parser.add_argument("--stages", required=True, help="train_all.sh output folder (OUT)")
     parser.add_argument("--out", required=True, help="pipeline folder to write")
