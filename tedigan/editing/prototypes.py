@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from tedigan.editing.mixing import as_wplus, layer_mask
 
@@ -71,11 +72,9 @@ class Prototypes:
         if path.is_dir():
             path = path / PROTOTYPES_NAME
         try:
-            tensors = load_file(str(path))
-            from safetensors import safe_open
-
             with safe_open(str(path), "pt") as f:
                 meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
             counts = json.loads(meta.get("counts", "{}"))
             gain = float(meta.get("gain", "1.0"))
         except FileNotFoundError:
