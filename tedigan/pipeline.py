@@ -122,7 +122,8 @@ MAX_IMAGES = 10_000
 MAX_SEED = 2**32 - 1
 STRENGTH_RANGE = (0.0, 2.0)
 PSI_RANGE = (-2.0, 2.0)
-#: how an edit changes the selected layers: TediGAN's mixing, or a move along the text direction
+#: how an edit changes the selected layers: TediGAN's mixing, a move along the text direction, or a move
+#: between value prototypes (:mod:`tedigan.editing.prototypes`)
 EDIT_MODES = ("mix", "delta", "prototype")
 #: codes synthesised per generator call in ``generate`` (any ``num_images`` runs in chunks of this size)
 GENERATE_CHUNK = 64

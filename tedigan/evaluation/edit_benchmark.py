@@ -112,7 +112,7 @@ class BenchmarkConfig:
         self.strength = float(strength)
         self.pti_steps = int(pti_steps)
         self.num_pti = min(int(num_pti), self.num_sources)
-        self.mode = mode  # edit mode ("mix" / "delta"); None: the model's own default
+        self.mode = mode  # an edit mode of tedigan.pipeline.EDIT_MODES; None: the model's own default
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
