@@ -297,6 +297,9 @@ class InversionStageConfig:
     identity_net: Literal["dlib", "facenet"] = "dlib"  # the identity loss/metric network (dlib: offline)
     eval_identity: bool = False  # measure identity kept in the final evaluation even when the loss is off
     identity_weights: str | None = None  # its weights (None: tedigan.assets lookup)
+    # start from a trained encoder folder (e.g. tedigan/weights/avatars64/encoder) to train it further; its
+    # widths, modality and W+ shape must match this run's (None: random initialisation)
+    init_encoder: str | None = None
     label_classes: int | None = None  # label modality: number of classes (None: from the data set)
     encoder: EncoderConfig = field(
         default_factory=lambda: EncoderConfig(

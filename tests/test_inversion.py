@@ -259,6 +259,29 @@ def test_stage_trains_evaluates_and_resumes(G, g_dir, blobs, tmp_path, monkeypat
     assert _rows(out)[-1]["metrics"] == row["metrics"]
 
 
+def test_init_encoder_fine_tunes_a_trained_encoder(G, g_dir, blobs, tmp_path):
+    torch.manual_seed(3)
+    trained = _enc(G)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # weights no fresh encoder has
+    src = trained.save_pretrained(tmp_path / "trained" / "encoder")
+    cfg = _cfg(blobs, "folder", g_dir, tmp_path / "ft", **{"init_encoder": str(src), "train.lr": 1e-12})
+    summary = stage.train(cfg)
+    assert any("initialised from" in n for n in summary["notes"])
+    tuned = Encoder.from_pretrained(tmp_path / "ft" / "encoder")
+    x = torch.rand(2, 3, RES, RES) * 2 - 1
+    with torch.no_grad():  # a vanishing learning rate: the run's encoder is still the one it started from
+        assert torch.allclose(tuned(x), trained(x), atol=1e-4)
+    # an encoder of other widths does not fit: one clear error naming the field
+    other = Encoder.from_generator(G, "image", **{**TINY_ENC, "head_dim": 16})
+    bad = other.save_pretrained(tmp_path / "other" / "encoder")
+    with pytest.raises(ConfigError, match="head_dim"):
+        stage.train(_cfg(blobs, "folder", g_dir, tmp_path / "ft2", init_encoder=str(bad)))
+    with pytest.raises(ConfigError, match="no config.json"):
+        stage.train(_cfg(blobs, "folder", g_dir, tmp_path / "ft3", init_encoder=str(tmp_path)))
+
+
 @pytest.mark.parametrize("modality", ["sketch", "label"])
 def test_stage_sketch_and_label_encoders(G, g_dir, avatars, tmp_path, modality):
     from tedigan.data.avatars import ATTRIBUTES

@@ -267,6 +267,22 @@ def _visible(x: torch.Tensor, modality: str, num_classes: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------ train
 
 
+def _init_from(E: Encoder, path: str) -> None:
+    """Copy a trained encoder's weights into ``E`` (fine-tuning); a mismatched architecture is a ConfigError."""
+    if not (Path(path) / "config.json").is_file():
+        raise ConfigError(f"init_encoder={path} holds no config.json: point it at a trained encoder/ folder")
+    trained = Encoder.from_pretrained(path)
+    mine, theirs = E.config, trained.config
+    if mine != theirs:
+        diff = {
+            k: (getattr(theirs, k), getattr(mine, k))
+            for k in vars(mine)
+            if getattr(mine, k) != getattr(theirs, k)
+        }
+        raise ConfigError(f"init_encoder={path} does not fit this run (field: (theirs, this run's)): {diff}")
+    E.load_state_dict({k: v.float() for k, v in trained.state_dict().items()})
+
+
 class InversionStage(Stage):
     kind = "inversion"
     per_phase_accumulation = True  # the encoder and D alternate, as in the GAN stage
@@ -332,6 +348,9 @@ class InversionStage(Stage):
             )
         E = Encoder(enc_cfg)
         E.set_w_avg(G.mapping.w_avg)
+        if cfg.init_encoder:
+            _init_from(E, cfg.init_encoder)
+            notes.append(f"encoder initialised from {cfg.init_encoder}")
         D, d_source = _discriminator(cfg, G) if self.use_adv else (None, "none (adversarial loss off)")
         self.lpips = LPIPS("vgg").to(device)  # always built: the final evaluation measures LPIPS too
         self.identity = None
