@@ -62,6 +62,32 @@ def test_every_phrase_reads_as_its_value():
                 assert V.read(phrase).values.get(attribute) == value, phrase
 
 
+def test_read_only_synonyms_are_read_but_never_written():
+    from tedigan.data.avatars.captions import READ_ONLY_HAIR_WORDS, READ_ONLY_PHRASES
+
+    for text, expected in [
+        ("give him a goatee", {"facial_hair": "beard"}),
+        ("remove the goatee", {"facial_hair": "none"}),
+        ("dye the hair platinum", {"hair_color": "blond"}),
+        ("auburn locks", {"hair_color": "red"}),
+        ("curly locks", {"hair_style": "curly"}),
+        ("make the skin darker", {"skin_tone": "dark"}),
+        ("make the skin lighter", {"skin_tone": "light"}),
+        ("dark glasses", {"eyewear": "sunglasses"}),  # "dark" reads as a skin word only next to "skin"
+    ]:
+        assert V.read(text).values == expected, text
+    # the caption grammar never writes them: the training captions (and text codes) stay as they were
+    words = {w for vs in READ_ONLY_PHRASES.values() for ps in vs.values() for w in ps}
+    words |= {w for ws in READ_ONLY_HAIR_WORDS.values() for w in ws} | {"darker", "lighter", "locks"}
+    for i in range(300):
+        for caption in captions(sample_record(i), i, n=10):
+            assert not words & set(caption.replace(",", " ").split()), caption
+
+
+def test_the_shipped_vocabulary_is_the_avatar_one():
+    assert Vocabulary.load(DEFAULT_MODEL_DIR).to_dict() == V.to_dict()
+
+
 def test_save_load_round_trip_and_errors(tmp_path):
     V.save(tmp_path)
     again = Vocabulary.load(tmp_path)

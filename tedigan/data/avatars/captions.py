@@ -274,6 +274,15 @@ def captions(record: Mapping[str, Any], rng_or_seed: Any, n: int = 10) -> list[s
     return out
 
 
+#: phrases and hair words the vocabulary reads but the caption grammar never writes (so the training captions,
+#: and every text code and prototype made from them, stay as they were)
+READ_ONLY_PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "facial_hair": {"beard": ("goatee", "stubble")},
+    "hair_color": {"blond": ("platinum blond", "platinum blonde")},
+}
+READ_ONLY_HAIR_WORDS: dict[str, tuple[str, ...]] = {"blond": ("platinum", "flaxen"), "red": ("auburn",)}
+
+
 @functools.lru_cache(maxsize=1)
 def _vocabulary() -> Vocabulary:
     """The avatar domain's :class:`~tedigan.data.vocabulary.Vocabulary` (saved with avatar pipelines)."""
@@ -285,13 +294,23 @@ def _vocabulary() -> Vocabulary:
         v: [p[: -len(" hair")] for p in ps if p.endswith(" hair") and p[: -len(" hair")] not in NEGATORS]
         for v, ps in PHRASES["hair_style"].items()
     }
+    for a, values in READ_ONLY_PHRASES.items():
+        for v, ps in values.items():
+            phrases[a][v] = [*phrases[a][v], *ps]
+    hair_words = {v: [*ws, *READ_ONLY_HAIR_WORDS.get(v, ())] for v, ws in HAIR_COLOR_WORDS.items()}
     return Vocabulary(
         domain="avatars",
         attributes=phrases,
-        nouns={"hair_color": ["hair", "curls", "afro"], "hair_style": ["hair"]},
+        nouns={
+            "hair_color": ["hair", "curls", "afro", "locks"],
+            "hair_style": ["hair", "locks"],
+            "skin_tone": ["skin", "complexion"],
+        },
         words={
-            "hair_color": {v: list(ws) for v, ws in HAIR_COLOR_WORDS.items()},
+            "hair_color": hair_words,
             "hair_style": {v: ws for v, ws in style_words.items() if ws},
+            # comparatives next to "skin" ("make the skin darker"): the far end of the scale
+            "skin_tone": {"dark": ["darker"], "light": ["lighter", "paler", "fairer"]},
         },
         absent={"eyewear": "none", "hat": "none", "facial_hair": "none", "mouth": "neutral"},
         noun_window=2,
