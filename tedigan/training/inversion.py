@@ -347,10 +347,10 @@ class InversionStage(Stage):
                 f"empty split in {cfg.data.root}: train {len(train_ds)}, val {len(self.val_ds)} images"
             )
         E = Encoder(enc_cfg)
-        E.set_w_avg(G.mapping.w_avg)
         if cfg.init_encoder:
             _init_from(E, cfg.init_encoder)
             notes.append(f"encoder initialised from {cfg.init_encoder}")
+        E.set_w_avg(G.mapping.w_avg)  # offsets from this generator's average code, also for a loaded encoder
         D, d_source = _discriminator(cfg, G) if self.use_adv else (None, "none (adversarial loss off)")
         self.lpips = LPIPS("vgg").to(device)  # always built: the final evaluation measures LPIPS too
         self.identity = None
