@@ -1,7 +1,27 @@
 """Shared test set-up."""
 
+import functools
+
 import pytest
 import torch
+
+
+@functools.cache
+def faces_installed() -> bool:
+    """The faces model's generator (random-face) and the MTCNN weights are installed."""
+    from tedigan import assets
+
+    try:
+        assets.mobilestylegan_ir_dir()
+        assets.mtcnn_weights_dir()
+        return True
+    except assets.MissingWeightsError:
+        return False
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("needs_faces") and not faces_installed():
+        pytest.skip("random-face or MTCNN weights not installed (bash scripts/install.sh installs them)")
 
 
 @pytest.fixture(autouse=True, scope="session")
