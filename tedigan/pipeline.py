@@ -161,7 +161,7 @@ def packaged_generator(spec: dict, device: str | torch.device, where: Path | str
         raise PipelineError(
             f"{where}: unknown generator package {spec.get('package')!r} (known: mobilestylegan)"
         )
-    from tedigan.models.mobilestylegan import MobileStyleGAN
+    from tedigan.models.ports.mobilestylegan import MobileStyleGAN
 
     try:
         return MobileStyleGAN.from_package(device=device, resolution=int(spec.get("resolution", 256)))

@@ -377,7 +377,7 @@ def test_stage_config_errors(tiny_run, tmp_path):
 
 def test_light_bert_equals_transformers():
     """The frozen default backbone runs without importing transformers, with transformers' numbers."""
-    from tedigan.models.bert import BertEncoder, FastTokenizer
+    from tedigan.models.ports.bert import BertEncoder, FastTokenizer
     from tedigan.models.text_encoder import load_text_model
 
     tl, ml = load_text_model(frozen=True)

@@ -134,8 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tedigan.assets import MissingWeightsError
     from tedigan.editing.mixing import seed_latents
     from tedigan.fs import atomic_write_text
-    from tedigan.models.faceapi import FaceApiJudge
-    from tedigan.models.human import HumanJudge
+    from tedigan.models.ports.faceapi import FaceApiJudge
+    from tedigan.models.ports.human import HumanJudge
 
     if not 1 <= args.num <= 10_000:
         parser.error("--num must be in 1..10000")

@@ -26,7 +26,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", resolut
     """A generator in eval mode with no trainable parameters: a named one (rendering at ``resolution``,
     default 256) or a generator folder (``<generator stage out>/generator``)."""
     if str(path) in NAMED_GENERATORS:
-        from tedigan.models.mobilestylegan import MobileStyleGAN
+        from tedigan.models.ports.mobilestylegan import MobileStyleGAN
 
         G = MobileStyleGAN.from_package(device=device, resolution=resolution or 256)
         return G.eval().requires_grad_(False)
@@ -47,11 +47,11 @@ def face_judge(name: str = "faceapi", device: str | torch.device = "cpu") -> Jud
     from tedigan.data.faces import AGE_GROUPS
 
     if name == "faceapi":
-        from tedigan.models.faceapi import FaceApiJudge
+        from tedigan.models.ports.faceapi import FaceApiJudge
 
         inner = FaceApiJudge.from_package(heads=("expression", "age_gender"))
     elif name == "human":
-        from tedigan.models.human import HumanJudge
+        from tedigan.models.ports.human import HumanJudge
 
         inner = HumanJudge.from_package(nets=("emotion", "faceres"))
     else:

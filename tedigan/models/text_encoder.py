@@ -55,11 +55,11 @@ def load_text_model(
     (eval mode).
 
     ``frozen``: the model is only run, never trained; a local BERT folder (the offline default) is then read
-    by :mod:`tedigan.models.bert` without importing ``transformers`` (same outputs, ~3 s less start-up)."""
+    by :mod:`tedigan.models.ports.bert` without importing ``transformers`` (same outputs, ~3 s less start-up)."""
     resolved = text_model_path(name_or_path)
     local = Path(resolved).is_dir()
     if frozen and local:
-        from tedigan.models.bert import is_light_bert, load_bert
+        from tedigan.models.ports.bert import is_light_bert, load_bert
 
         if is_light_bert(resolved):
             return load_bert(resolved)
