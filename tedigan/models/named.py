@@ -1,10 +1,11 @@
-"""Networks known by name rather than by folder: the packaged generator and the face judges.
+"""Networks known by name rather than by folder (the names are in :mod:`tedigan.domains`).
 
-``load_generator("faces", device, resolution)`` is the FFHQ MobileStyleGAN of the ``random-face`` package
-(research / non-commercial weights); any other name is a generator folder. ``face_judge("faceapi" | "human")``
-judges the face vocabulary's attributes (expression, gender, and age group binned from the age): face-api
-labels the face data and may drive an optimisation, human is the independent judge that benchmarks score with.
-Training stages, layer analysis, the benchmarks and the CLIs all take these names.
+``load_generator("mobilestylegan", device, resolution)`` is the FFHQ MobileStyleGAN of the ``random-face``
+package (research / non-commercial weights); any other name is a generator folder.
+``face_judge("faceapi" | "human")`` judges the face vocabulary's attributes (expression, gender, and age group
+binned from the age): face-api labels the face data and may drive an optimisation, human is the independent
+judge that benchmarks score with. Training stages, layer analysis, the benchmarks and the CLIs all take these
+names.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from pathlib import Path
 
 import torch
 
+from tedigan.domains import FACE_JUDGES, NAMED_GENERATORS
 from tedigan.models.judge import BinnedJudge, Judge
 
-__all__ = ["FACE_JUDGES", "NAMED_GENERATORS", "face_judge", "load_generator", "load_judge"]
-
-#: generator names -> what they are
-NAMED_GENERATORS = {"faces": "MobileStyleGAN, FFHQ 1024 px (random-face package; research / non-commercial)"}
-FACE_JUDGES = ("faceapi", "human")
+__all__ = ["face_judge", "load_generator", "load_judge"]
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu", resolution: int | None = None):
