@@ -58,7 +58,7 @@ from tedigan.assets.lpips import (
 from tedigan.assets.npm import NPM_MODELS, fetch_npm_models, npm_model_dir
 from tedigan.assets.resolve import INSTALL_SCRIPT, MissingWeightsError, cache_dir, offline
 from tedigan.assets.safe_pickle import check_pickle, load_numpy_pickle
-from tedigan.assets.text import TEXT_MODEL_HUB_ID, text_model_path
+from tedigan.assets.text import TEXT_MODEL_HUB_ID, hub_offline, text_model_path
 
 __all__ = [
     "ALEXNET_CONV_INDICES",
@@ -72,6 +72,7 @@ __all__ = [
     "facenet_weights_path",
     "fetch_npm_models",
     "fid_inception_path",
+    "hub_offline",
     "load_numpy_pickle",
     "lpips_backbone_path",
     "lpips_backbone_state_dict",

@@ -38,8 +38,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from tedigan.assets import MissingWeightsError, text_model_path
-from tedigan.assets.text import hub_offline
+from tedigan.assets import MissingWeightsError, hub_offline, text_model_path
 from tedigan.models.base import CONFIG_NAME, WEIGHTS_NAME, PretrainedModule
 from tedigan.typed import to_dict
 
