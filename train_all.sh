@@ -106,10 +106,10 @@ if [ "$PRESET" = faces256 ]; then
   stage text configs/text_faces256.yaml "$OUT/text/complete.json" --encoder_path="$OUT/inversion/encoder" \
     --train.output_dir="$OUT/text"
   timed "layer analysis -> $OUT/layer_analysis" "$OUT/layer_analysis/layer_map.json" \
-    python -m tedigan.editing.layer_analysis --generator faces --classifier faceapi --pairs "$PAIRS" \
+    python -m tedigan.editing.layer_analysis --generator mobilestylegan --classifier faceapi --pairs "$PAIRS" \
       --out "$OUT/layer_analysis" --overwrite
   timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
-    python -m tedigan.training.assemble --stages "$OUT" --out "$OUT/pipeline" --generator faces --fp16 --overwrite \
+    python -m tedigan.training.assemble --stages "$OUT" --out "$OUT/pipeline" --generator mobilestylegan --fp16 --overwrite \
       --vocabulary faces
   timed "benchmark -> $OUT/benchmark" "$OUT/benchmark/face_benchmark.json" \
     python -m tedigan.evaluation.face_benchmark --model "$OUT/pipeline" --data "$DATA" --out "$OUT/benchmark" \

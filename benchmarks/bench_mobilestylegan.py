@@ -101,7 +101,7 @@ def _load(impl: str, threads: int, tune_malloc: bool):
     import torch
     import torch.nn.functional as F
 
-    from tedigan.models.mobilestylegan import MobileStyleGAN, load_ir
+    from tedigan.models.ports.mobilestylegan import MobileStyleGAN, load_ir
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -25,7 +25,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "face.png"
 
-_PIPES: dict[str, Any] = {}
+_PIPES: dict[str, Any] = {}  # pipelines by --model
+# bare generators by name (tedigan.domains.NAMED_GENERATORS), apart from the pipelines
+_GENERATORS: dict[str, Any] = {}
 
 
 def _pipe(model: str | None):
@@ -100,13 +102,15 @@ def build_demo(model: str | None = None):
         import torch
 
         from tedigan.data.io import to_pil
+        from tedigan.domains import DOMAINS
         from tedigan.editing.mixing import seed_latents
-        from tedigan.models.mobilestylegan import MobileStyleGAN
+        from tedigan.models.ports.mobilestylegan import MobileStyleGAN
 
         wanted = cli.parse_ranges(seeds, "seeds", cli.MAX_SEED, 16)
-        if "faces" not in _PIPES:
-            _PIPES["faces"] = MobileStyleGAN.from_package(resolution=256)
-        G = _PIPES["faces"]
+        name = DOMAINS["faces"].generator
+        if name not in _GENERATORS:
+            _GENERATORS[name] = MobileStyleGAN.from_package(resolution=256)
+        G = _GENERATORS[name]
         with torch.no_grad():
             images = G.synthesis(seed_latents(G, wanted, float(psi)), resolution=256).clamp(-1, 1)
         return list(to_pil(images.cpu()))

@@ -24,8 +24,8 @@ from PIL import Image
 
 from tedigan.assets import MissingWeightsError
 from tedigan.data.io import ImageLoadError
+from tedigan.domains import NAMED_GENERATORS
 from tedigan.fs import atomic_write
-from tedigan.models import named
 
 #: --scale limit and the largest side of a written image (beyond them a strip would take gigabytes)
 MAX_SCALE = 16
@@ -195,18 +195,19 @@ def load_pipeline(args: argparse.Namespace):
     return TediGANPipeline.from_pretrained(args.model, device=args.device)
 
 
-#: generators known by name (``--model NAME``) rather than by folder
-NAMED_GENERATORS = named.NAMED_GENERATORS
-
-
 def load_generator(args: argparse.Namespace, resolution: int | None = None) -> tuple[object, float, str]:
-    """``(generator, default truncation psi, what it is)`` for ``--model``: a named generator (``faces``) or
-    the generator of a pipeline folder (default: the shipped model)."""
+    """``(generator, default truncation psi, what it is)`` for ``--model``: a named generator
+    (:data:`tedigan.domains.NAMED_GENERATORS`: ``mobilestylegan``) or the generator of a pipeline folder
+    (default: the shipped model)."""
     if args.model in NAMED_GENERATORS:
+        from tedigan.models import named
+
         check_device_available(args)
         return named.load_generator(args.model, args.device, resolution), 0.7, NAMED_GENERATORS[args.model]
     if resolution is not None:
-        raise UsageError("--resolution applies to --model faces only (pipelines render at their own size)")
+        raise UsageError(
+            f"--resolution applies to --model {' / '.join(NAMED_GENERATORS)} only (pipelines render at their own size)"
+        )
     from tedigan.pipeline import TediGANPipeline
 
     check_device_available(args)

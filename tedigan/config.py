@@ -287,7 +287,7 @@ class InversionStageConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     modality: Literal["image", "sketch", "label"] = "image"
-    # a folder written by the generator stage, or "faces" (the FFHQ MobileStyleGAN of the random-face package)
+    # a folder written by the generator stage, or "mobilestylegan" (the FFHQ MobileStyleGAN of random-face)
     generator_path: str = "outputs/generator/generator"
     # the encoder's input size; None: the generator's (larger images are resized down inside the encoder)
     input_resolution: int | None = None

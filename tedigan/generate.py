@@ -4,7 +4,8 @@ Text-to-image mixes the text code into the W+ layers that carry what the text na
 codes (so the images differ in everything the text leaves open). ``--sketch`` / ``--label`` start from a
 line drawing or a part-label map instead (the text, if given, is mixed into its code). Without text,
 ``--seeds 0-7`` samples the generator (NVlabs' seed convention) and ``--mix-seeds`` draws a style-mixing grid;
-``--model faces`` is the photo-real FFHQ generator (MobileStyleGAN; research / non-commercial weights).
+``--model mobilestylegan`` is the photo-real FFHQ generator alone (MobileStyleGAN; research / non-commercial
+weights; ``--model faces`` is the pipeline built on it).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ examples:
   python -m tedigan.generate --text "she has pink hair and glasses" -n 8 --seed 3 --psi 0.5
   python -m tedigan.generate --sketch sketch.png --text "blond hair" --out from_sketch/
   python -m tedigan.generate --label parts.png --out from_labels/
-  python -m tedigan.generate --model faces --seeds 0-7 --resolution 256 --out faces/
-  python -m tedigan.generate --model faces --seeds 0-3 --mix-seeds 10-13 --mix-layers 0-6 --out mixing/
-  python -m tedigan.generate --model faces --seeds 0-4 --interpolate 12 --resolution 128 --out walk/
+  python -m tedigan.generate --model mobilestylegan --seeds 0-7 --resolution 256 --out faces/
+  python -m tedigan.generate --model mobilestylegan --seeds 0-3 --mix-seeds 10-13 --mix-layers 0-6 --out mixing/
+  python -m tedigan.generate --model mobilestylegan --seeds 0-4 --interpolate 12 --resolution 128 --out walk/
 
 writes OUT/<index>.png (upscaled by --scale) and OUT/grid.png with the first 16 images in a row; any -n
 runs in chunks with a progress bar. --seeds writes OUT/seed0003.png per seed (and grid.png); --mix-seeds
@@ -70,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="W+ layers the columns give (default: the coarse third)",
     )
     parser.add_argument(
-        "--resolution", type=int, default=None, help="--model faces: output size, 64..1024 (default 256)"
+        "--resolution",
+        type=int,
+        default=None,
+        help="--model mobilestylegan: output size, 64..1024 (default 256)",
     )
     parser.add_argument(
         "--interpolate",

@@ -42,9 +42,9 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from tedigan.assets import DEFAULT_MODEL, SHIPPED_MODELS
 from tedigan.data.io import load_image, load_label_map, to_pil, to_tensor
 from tedigan.data.vocabulary import VOCABULARY_NAME, Vocabulary, VocabularyError
+from tedigan.domains import DEFAULT_MODEL, SHIPPED_MODELS
 from tedigan.editing.mixing import as_wplus, edit_codes, shift_codes, text_to_image_codes
 from tedigan.editing.optimization import OptimizationConfig, optimize_latent
 from tedigan.editing.prototypes import PROTOTYPES_NAME, PrototypeError, Prototypes, shift_to_prototypes
@@ -161,7 +161,7 @@ def packaged_generator(spec: dict, device: str | torch.device, where: Path | str
         raise PipelineError(
             f"{where}: unknown generator package {spec.get('package')!r} (known: mobilestylegan)"
         )
-    from tedigan.models.mobilestylegan import MobileStyleGAN
+    from tedigan.models.ports.mobilestylegan import MobileStyleGAN
 
     try:
         return MobileStyleGAN.from_package(device=device, resolution=int(spec.get("resolution", 256)))

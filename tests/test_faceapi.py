@@ -1,4 +1,4 @@
-"""face-api ports (tedigan.models.faceapi) against tfjs references made by @vladmandic/face-api 1.7.15.
+"""face-api ports (tedigan.models.ports.faceapi) against tfjs references made by @vladmandic/face-api 1.7.15.
 
 The references are ``<fixtures>/real_faces/faceapi_ref.pt`` (override the fixtures root with
 ``TEDIGAN_FIXTURES``; see its README); the weights come from the npm package (``python -m tedigan.assets
@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from tedigan import assets
-from tedigan.models import faceapi as fa
-from tedigan.models.tfjs import TfjsFormatError
+from tedigan.models.ports import faceapi as fa
+from tedigan.models.ports.tfjs import TfjsFormatError
 
 FIXTURES = Path(
     os.environ.get("TEDIGAN_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures")

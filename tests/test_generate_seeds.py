@@ -1,5 +1,5 @@
 """``python -m tedigan.generate --seeds`` / ``--mix-seeds``: seeded samples and style-mixing grids, of a pipeline's
-generator and of the photo-real ``faces`` generator (MobileStyleGAN; skipped where random-face is absent)."""
+generator and of the photo-real ``mobilestylegan`` generator (MobileStyleGAN; skipped where random-face is absent)."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def test_seeds_and_mixing_grid_from_a_pipeline(tiny_model_dir, tmp_path, capsys)
         (["--mix-seeds", "1-2"], "needs --seeds"),
         (["--seeds", "0", "--mix-layers", "0-3"], "needs --mix-seeds"),
         (["--seeds", "0", "--mix-seeds", "1", "--mix-layers", "0-99"], "--mix-layers must be in"),
-        (["--seeds", "0", "--resolution", "300", "--model", "faces"], "--resolution must be"),
-        (["--seeds", "0", "--resolution", "256"], "--model faces only"),
+        (["--seeds", "0", "--resolution", "300", "--model", "mobilestylegan"], "--resolution must be"),
+        (["--seeds", "0", "--resolution", "256"], "--model mobilestylegan only"),
     ],
 )
 def test_seed_sampling_refuses_bad_arguments(argv, message, tiny_model_dir, tmp_path, capsys):
@@ -90,12 +90,34 @@ def test_seed_sampling_refuses_bad_arguments(argv, message, tiny_model_dir, tmp_
 @faces
 def test_faces_generator_samples_and_mixes(tmp_path):
     out = tmp_path / "f"
-    argv = ["--model", "faces", "--seeds", "0-1", "--resolution", "64", "--scale", "1", "--out", str(out)]
+    argv = [
+        "--model",
+        "mobilestylegan",
+        "--seeds",
+        "0-1",
+        "--resolution",
+        "64",
+        "--scale",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert generate_cli.main(argv) == 0
     img = np.asarray(Image.open(out / "seed0001.png")).astype(float)
     assert img.shape == (64, 64, 3) and img.std() > 20  # a face, not a flat image
     mix = tmp_path / "mix"
-    argv = ["--model", "faces", "--seeds", "0", "--mix-seeds", "1", "--resolution", "64", "--scale", "1"]
+    argv = [
+        "--model",
+        "mobilestylegan",
+        "--seeds",
+        "0",
+        "--mix-seeds",
+        "1",
+        "--resolution",
+        "64",
+        "--scale",
+        "1",
+    ]
     assert generate_cli.main([*argv, "--out", str(mix)]) == 0
     assert Image.open(mix / "mixing.png").size == (128, 128)
 
@@ -111,7 +133,7 @@ def test_damaged_or_missing_face_generator_is_one_line(tmp_path, monkeypatch, ca
     for folder, message in cases:
         monkeypatch.setenv("TEDIGAN_MOBILESTYLEGAN_DIR", str(folder))
         out = tmp_path / "o"
-        assert generate_cli.main(["--model", "faces", "--seeds", "0", "--out", str(out)]) == 2
+        assert generate_cli.main(["--model", "mobilestylegan", "--seeds", "0", "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err, err
         assert not out.exists()

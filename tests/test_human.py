@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tedigan import assets
-from tedigan.models.tfjs import TfjsFormatError
+from tedigan.models.ports.tfjs import TfjsFormatError
 
 FIXTURES = (
     Path(
@@ -44,7 +44,7 @@ def faces() -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def judge():
-    from tedigan.models.human import HumanJudge
+    from tedigan.models.ports.human import HumanJudge
 
     try:
         return HumanJudge.from_package()
@@ -83,7 +83,7 @@ def test_built_layers_follow_the_graph(judge):
     """Spot checks of what the reader derived: TF 'SAME' padding, depthwise groups, PReLU, heads."""
     from torch import nn
 
-    from tedigan.models.human import ConvAct, Residual, TfConv2d, _same_pads
+    from tedigan.models.ports.human import ConvAct, Residual, TfConv2d, _same_pads
 
     assert _same_pads(224, 3, 2, 1) == (0, 1)  # stride-2 3×3 on an even size: all padding after
     assert _same_pads(29, 3, 2, 1) == (1, 1)
@@ -100,7 +100,7 @@ def test_built_layers_follow_the_graph(judge):
 
 def test_legacy_resize_matches_tfjs():
     """face-api's dlib-box crop: tfjs slice + resizeBilinear(150, false) then floor(v + 0.5), bit for bit."""
-    from tedigan.models.human import crop_resize_legacy
+    from tedigan.models.ports.human import crop_resize_legacy
 
     d = _fixture("faceapi_ref.pt")
     x, y, s, _ = d["faces.box_dlib_512"].tolist()
@@ -122,7 +122,7 @@ def test_judge_reads_the_fixture_faces(judge, faces):
     assert (out.values["age_human"] - out.values["age"]).abs().max() < 5
     assert out.embedding.shape == (2, judge.embedding_dim) == (2, 1024)  # faceres, the default identity
     # the shipped MobileFaceNet barely depends on its input (see HumanJudge): two people lie ~0.01 apart
-    from tedigan.models.human import HumanJudge
+    from tedigan.models.ports.human import HumanJudge
 
     mfn = HumanJudge(mobilefacenet=judge.mobilefacenet, embedding="mobilefacenet")
     with torch.no_grad():
@@ -131,7 +131,7 @@ def test_judge_reads_the_fixture_faces(judge, faces):
 
 
 def test_faceres_identity_separates_the_two_faces(judge, faces):
-    from tedigan.models.human import HumanJudge, human_similarity
+    from tedigan.models.ports.human import HumanJudge, human_similarity
 
     ident = HumanJudge(faceres=judge.faceres, embedding="faceres")
     with torch.no_grad():
@@ -142,7 +142,7 @@ def test_faceres_identity_separates_the_two_faces(judge, faces):
 
 
 def test_options_pick_the_nets(judge, faces):
-    from tedigan.models.human import HumanJudge
+    from tedigan.models.ports.human import HumanJudge
 
     only = HumanJudge(emotion=judge.emotion, box="aligned")
     with torch.no_grad():
@@ -172,7 +172,7 @@ def test_gradient_matches_finite_differences(judge):
     """Directional derivative of the expected age (float64 copy, the crop-and-resize included)."""
     import copy
 
-    from tedigan.models.human import HumanJudge
+    from tedigan.models.ports.human import HumanJudge
 
     j = copy.deepcopy(HumanJudge(faceres=judge.faceres)).double()
     torch.manual_seed(1)
@@ -186,7 +186,7 @@ def test_gradient_matches_finite_differences(judge):
 
 
 def test_legacy_resize_gradcheck():
-    from tedigan.models.human import crop_resize_legacy
+    from tedigan.models.ports.human import crop_resize_legacy
 
     x = torch.rand(1, 2, 9, 11, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: crop_resize_legacy(t, (1, 2, 8, 6), 5), (x,))
@@ -206,7 +206,7 @@ def human_copy(tmp_path, judge) -> Path:
 
 
 def _one_line_error(exc: type[Exception], **kw) -> str:
-    from tedigan.models.human import HumanJudge
+    from tedigan.models.ports.human import HumanJudge
 
     with pytest.raises(exc) as info:
         HumanJudge.from_package(nets=("emotion",), **kw)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tedigan.assets import MissingWeightsError, mobilestylegan_ir_dir
-from tedigan.models.mobilestylegan import (
+from tedigan.models.ports.mobilestylegan import (
     STYLE_SITES,
     MobileStyleGAN,
     MobileStyleGANFileError,

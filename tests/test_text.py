@@ -377,11 +377,11 @@ def test_stage_config_errors(tiny_run, tmp_path):
 
 def test_light_bert_equals_transformers():
     """The frozen default backbone runs without importing transformers, with transformers' numbers."""
-    from tedigan import assets
-    from tedigan.models.bert import BertEncoder, FastTokenizer
+    from tedigan.models.ports.bert import BertEncoder, FastTokenizer
+    from tedigan.models.text_encoder import load_text_model
 
-    tl, ml = assets.load_text_model(frozen=True)
-    th, mh = assets.load_text_model(frozen=False)
+    tl, ml = load_text_model(frozen=True)
+    th, mh = load_text_model(frozen=False)
     assert isinstance(ml, BertEncoder) and isinstance(tl, FastTokenizer)
     assert not isinstance(mh, BertEncoder)
     texts = ["a smiling man with long blond hair and sunglasses", "remove the glasses", "x"]

@@ -1,6 +1,6 @@
 """The face domain's words: its vocabulary (expression, age group, gender) and a caption grammar.
 
-Faces are judged, not rendered: the labels come from face judges (:mod:`tedigan.models.faceapi`) reading
+Faces are judged, not rendered: the labels come from face judges (:mod:`tedigan.models.ports.faceapi`) reading
 generated faces, so this module only knows words. :data:`FACE_VOCABULARY` reads prompts (``"make her smile"``,
 ``"stop frowning"``, ``"an older man"``); :func:`face_captions` writes ten captions per face from its labels,
 with synonyms and varied order, as Multi-Modal-CelebA-HQ has ten per image. :func:`age_group` bins an age in

@@ -494,12 +494,16 @@ def _parser() -> argparse.ArgumentParser:
         "classify) and write layer_map.json + layer_map.png.",
     )
     p.add_argument(
-        "--generator", required=True, help="generator folder (config.json + model.safetensors), or faces"
+        "--generator",
+        required=True,
+        help="generator folder (config.json + model.safetensors), or mobilestylegan",
     )
     p.add_argument(
         "--classifier", required=True, help="attribute classifier folder, or a face judge: faceapi"
     )
-    p.add_argument("--resolution", type=int, default=256, help="--generator faces: render size (default 256)")
+    p.add_argument(
+        "--resolution", type=int, default=256, help="--generator mobilestylegan: render size (default 256)"
+    )
     p.add_argument("--out", required=True, help="output folder for layer_map.json and layer_map.png")
     p.add_argument("--pairs", type=int, default=200, help="code pairs to sample (default 200)")
     p.add_argument("--seed", type=int, default=0)

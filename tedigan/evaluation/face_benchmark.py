@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tedigan.data.io import load_image, to_tensor
+from tedigan.domains import DOMAINS
 from tedigan.fs import atomic_write_text
 
 __all__ = ["AGE_KEEP", "AGE_STEP", "EDITS", "T2I_PROMPTS", "run_face_benchmark", "main"]
@@ -163,7 +164,7 @@ def run_face_benchmark(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     res = pipe.resolution
-    judge = face_judge("human", pipe.device)
+    judge = face_judge(DOMAINS["faces"].benchmark_judge, pipe.device)
     lpips = LPIPS("vgg").to(pipe.device)
     threshold = float(judge.same_person_threshold)
     test = make_dataset("faces", data, split="test", resolution=res, with_codes=False)

@@ -1,8 +1,8 @@
 """What judges say about generated faces: label distributions, ages and agreement between judges.
 
-``python -m tedigan.evaluation.judges --model faces --num 64 --out reports/faces`` samples seeds ``0..num-1``
-of a generator, lets every judge read them (face-api's expression / age / gender and human's emotion /
-faceres by default) and writes ``judges.json`` (per judge and attribute: the share of each label, mean
+``python -m tedigan.evaluation.judges --model mobilestylegan --num 64 --out reports/faces`` samples seeds
+``0..num-1`` of a generator, lets every judge read them (face-api's expression / age / gender and human's
+emotion / faceres by default) and writes ``judges.json`` (per judge and attribute: the share of each label, mean
 probabilities, age statistics; where two judges read the same attribute, how often they agree) and
 ``judges.jpg`` (the first 16 faces with both judges' labels). Agreement between two independent judges is the
 honest check that a judge reads these faces at all: the optimisation of an edit may fool one judge, rarely
@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from tedigan.domains import DOMAINS
 from tedigan.models.judge import Judge
 
 __all__ = ["judge_images", "judge_report", "main"]
@@ -120,12 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tedigan.evaluation.judges",
         description="Let the face judges read generated faces; write their label distributions and agreement.",
-        epilog="example: python -m tedigan.evaluation.judges --model faces --num 64 --out reports/faces",
+        epilog="example: python -m tedigan.evaluation.judges --model mobilestylegan --num 64 --out reports/faces",
     )
-    parser.add_argument("--model", default="faces", help="'faces' (MobileStyleGAN) or a pipeline folder")
+    face_generator = DOMAINS["faces"].generator
+    parser.add_argument(
+        "--model",
+        default=face_generator,
+        help=f"'{face_generator}' (the FFHQ generator) or a pipeline folder",
+    )
     parser.add_argument("--num", type=int, default=64, help="faces to judge, seeds 0..num-1 (default 64)")
     parser.add_argument("--psi", type=float, default=0.7, help="truncation (default 0.7)")
-    parser.add_argument("--resolution", type=int, default=256, help="faces: render size (default 256)")
+    parser.add_argument(
+        "--resolution", type=int, default=256, help=f"{face_generator}: render size (default 256)"
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--out", required=True, help="folder for judges.json and judges.jpg")
     parser.add_argument("--device", default="cpu")
@@ -134,8 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tedigan.assets import MissingWeightsError
     from tedigan.editing.mixing import seed_latents
     from tedigan.fs import atomic_write_text
-    from tedigan.models.faceapi import FaceApiJudge
-    from tedigan.models.human import HumanJudge
+    from tedigan.models.ports.faceapi import FaceApiJudge
+    from tedigan.models.ports.human import HumanJudge
 
     if not 1 <= args.num <= 10_000:
         parser.error("--num must be in 1..10000")

@@ -3,7 +3,7 @@
 The usual identity term of face inversion/editing (pSp, e4e, TediGAN's optional extra). Two networks:
 
 - ``kind="dlib"`` (default): face-api's port of dlib's ResNet descriptor
-  (:class:`tedigan.models.faceapi.FaceApiJudge`; MIT package, public-domain weights, fetched from npm by
+  (:class:`tedigan.models.ports.faceapi.FaceApiJudge`; MIT package, public-domain weights, fetched from npm by
   ``scripts/install.sh``), on FFHQ-aligned faces cropped with its fixed box; Euclidean distance, one person
   below 0.6. Differentiable.
 - ``kind="facenet"``: facenet-pytorch's InceptionResnetV1 (VGGFace2 weights; Schroff et al., CVPR 2015):
@@ -47,7 +47,7 @@ class FaceIdentity(nn.Module):
         self.same_person_threshold: float | None = None
         self.dlib = None
         if net is None and kind == "dlib":
-            from tedigan.models.faceapi import FaceApiJudge
+            from tedigan.models.ports.faceapi import FaceApiJudge
 
             self.dlib = FaceApiJudge.from_package(weights, heads=("recognition",))
             self.same_person_threshold = self.dlib.same_person_threshold

@@ -25,7 +25,7 @@ from tedigan import assets
 def _build_lpips(net: str, backbone_path: str | os.PathLike | None) -> nn.Module:
     import lpips  # imported here: it pulls in torchvision, which most of tedigan does not need
 
-    net = assets._net(net)
+    net = assets.lpips_net_name(net)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's "pretrained is deprecated" warnings from lpips
         with torch.device("meta"):
@@ -81,7 +81,7 @@ class LPIPS(nn.Module):
         min_size: int | None = 64,
     ) -> None:
         super().__init__()
-        self.net_name = assets._net(net)
+        self.net_name = assets.lpips_net_name(net)
         self.normalize = normalize
         self.min_size = int(min_size or 0)
         self.model = _build_lpips(self.net_name, backbone_path)

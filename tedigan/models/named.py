@@ -1,10 +1,11 @@
-"""Networks known by name rather than by folder: the packaged generator and the face judges.
+"""Networks known by name rather than by folder (the names are in :mod:`tedigan.domains`).
 
-``load_generator("faces", device, resolution)`` is the FFHQ MobileStyleGAN of the ``random-face`` package
-(research / non-commercial weights); any other name is a generator folder. ``face_judge("faceapi" | "human")``
-judges the face vocabulary's attributes (expression, gender, and age group binned from the age): face-api
-labels the face data and may drive an optimisation, human is the independent judge that benchmarks score with.
-Training stages, layer analysis, the benchmarks and the CLIs all take these names.
+``load_generator("mobilestylegan", device, resolution)`` is the FFHQ MobileStyleGAN of the ``random-face``
+package (research / non-commercial weights); any other name is a generator folder.
+``face_judge("faceapi" | "human")`` judges the face vocabulary's attributes (expression, gender, and age group
+binned from the age): face-api labels the face data and may drive an optimisation, human is the independent
+judge that benchmarks score with. Training stages, layer analysis, the benchmarks and the CLIs all take these
+names.
 """
 
 from __future__ import annotations
@@ -13,20 +14,17 @@ from pathlib import Path
 
 import torch
 
+from tedigan.domains import FACE_JUDGES, NAMED_GENERATORS
 from tedigan.models.judge import BinnedJudge, Judge
 
-__all__ = ["FACE_JUDGES", "NAMED_GENERATORS", "face_judge", "load_generator", "load_judge"]
-
-#: generator names -> what they are
-NAMED_GENERATORS = {"faces": "MobileStyleGAN, FFHQ 1024 px (random-face package; research / non-commercial)"}
-FACE_JUDGES = ("faceapi", "human")
+__all__ = ["face_judge", "load_generator", "load_judge"]
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu", resolution: int | None = None):
     """A generator in eval mode with no trainable parameters: a named one (rendering at ``resolution``,
     default 256) or a generator folder (``<generator stage out>/generator``)."""
     if str(path) in NAMED_GENERATORS:
-        from tedigan.models.mobilestylegan import MobileStyleGAN
+        from tedigan.models.ports.mobilestylegan import MobileStyleGAN
 
         G = MobileStyleGAN.from_package(device=device, resolution=resolution or 256)
         return G.eval().requires_grad_(False)
@@ -47,11 +45,11 @@ def face_judge(name: str = "faceapi", device: str | torch.device = "cpu") -> Jud
     from tedigan.data.faces import AGE_GROUPS
 
     if name == "faceapi":
-        from tedigan.models.faceapi import FaceApiJudge
+        from tedigan.models.ports.faceapi import FaceApiJudge
 
         inner = FaceApiJudge.from_package(heads=("expression", "age_gender"))
     elif name == "human":
-        from tedigan.models.human import HumanJudge
+        from tedigan.models.ports.human import HumanJudge
 
         inner = HumanJudge.from_package(nets=("emotion", "faceres"))
     else:

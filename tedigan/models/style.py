@@ -2,7 +2,7 @@
 interface (sizes from its config, style mixing, the mean style) that editing, inversion and the metrics use.
 
 :class:`~tedigan.models.stylegan2.Generator` (StyleGAN2 / StyleGAN1 / SWAGAN) and
-:class:`~tedigan.models.mobilestylegan.MobileStyleGAN` build on these; a mapping subclass implements ``embed``
+:class:`~tedigan.models.ports.mobilestylegan.MobileStyleGAN` build on these; a mapping subclass implements ``embed``
 (z -> w), a generator subclass has ``config`` (``num_ws``, ``z_dim``, ``w_dim``, ``resolution``,
 ``img_channels``), ``mapping`` and ``synthesis``.
 """

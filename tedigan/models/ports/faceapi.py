@@ -33,7 +33,7 @@ from torch import nn
 
 from tedigan import assets
 from tedigan.models.judge import Judge, Judgement
-from tedigan.models.tfjs import TfjsFormatError, load_layers_weights
+from tedigan.models.ports.tfjs import TfjsFormatError, load_layers_weights
 
 __all__ = [
     "BOX_ALIGNED_512",
@@ -404,7 +404,7 @@ NETS: dict[str, tuple[str, type[_FaceApiNet]]] = {
 def load_net(head: str, path: str | Path | None = None) -> _FaceApiNet:
     """One face-api net (``head`` from :data:`NETS`), frozen in eval mode, from the npm package root ``path``
     (default: :func:`tedigan.assets.npm_model_dir`). Raises ``MissingWeightsError`` when the files are
-    absent and :class:`~tedigan.models.tfjs.TfjsFormatError` when they are damaged."""
+    absent and :class:`~tedigan.models.ports.tfjs.TfjsFormatError` when they are damaged."""
     if head not in NETS:
         raise ValueError(f"unknown face-api net {head!r} (known: {sorted(NETS)})")
     stem, cls = NETS[head]

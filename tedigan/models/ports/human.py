@@ -1,6 +1,6 @@
 """PyTorch ports of three face nets of ``@vladmandic/human`` and a :class:`HumanJudge` built on them.
 
-Sources (MIT npm packages, tfjs graph models read with :func:`tedigan.models.tfjs.load_graph_model`):
+Sources (MIT npm packages, tfjs graph models read with :func:`tedigan.models.ports.tfjs.load_graph_model`):
 
 * ``@vladmandic/human@3.3.6`` ``models/emotion.{json,bin}``: oarriaga's mini-Xception, grey 64² in [-1, 1],
   softmax over :data:`EMOTIONS`;
@@ -15,7 +15,7 @@ every conv node plus the elementwise ops that follow it (fused BiasAdd/Relu, Bat
 written as Relu → Minimum(6) → Maximum(0), PReLU written as relu(x) + (x − |x|)·α/2) into one :class:`TfConv2d`
 + activation, and every two-input Add into a :class:`Residual`. So channel counts, strides, TF padding modes,
 branch structure and constants all come from the graph; anything it does not recognise is a
-:class:`~tedigan.models.tfjs.TfjsFormatError` naming the node. The nets take **NCHW** tensors (the tfjs models
+:class:`~tedigan.models.ports.tfjs.TfjsFormatError` naming the node. The nets take **NCHW** tensors (the tfjs models
 take NHWC: permute with ``x.permute(0, 3, 1, 2)``).
 
 The judge reproduces what human does to a face crop (``src/gear/emotion.ts``, ``src/face/faceres.ts``,
@@ -38,7 +38,7 @@ from torch import nn
 
 from tedigan import assets
 from tedigan.models.judge import Judge, Judgement
-from tedigan.models.tfjs import TfjsFormatError, load_graph_model
+from tedigan.models.ports.tfjs import TfjsFormatError, load_graph_model
 
 __all__ = [
     "EMOTIONS",
