@@ -1,7 +1,6 @@
 """MobileStyleGAN port against the OpenVINO reference fixture (``real_faces/mobilestylegan_ref.pt``)."""
 
 import copy
-import os
 import shutil
 from pathlib import Path
 
@@ -20,10 +19,7 @@ from tedigan.models.mobilestylegan import (
     load_ir,
 )
 
-FIXTURES = Path(
-    os.environ.get("TEDIGAN_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures")
-)
-REF = FIXTURES / "real_faces" / "mobilestylegan_ref.pt"
+REF = "mobilestylegan_ref.pt"
 IMG_ATOL = 1e-4  # fixtures README: a faithful float32 port reaches <= 1e-4 on images and <= 1e-5 on w
 W_ATOL = 2e-5
 
@@ -36,10 +32,8 @@ def _ir_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def ref() -> dict:
-    if not REF.is_file():
-        pytest.skip(f"reference fixture {REF} is absent (set TEDIGAN_FIXTURES)")
-    return torch.load(REF, weights_only=True)
+def ref(fixtures_dir) -> dict:
+    return torch.load(fixtures_dir("real_faces", REF) / REF, weights_only=True)
 
 
 @pytest.fixture(scope="module")
