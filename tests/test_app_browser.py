@@ -29,6 +29,8 @@ if importlib.util.find_spec("playwright") is None:
 if CHROMIUM is None:
     pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)", allow_module_level=True)
 
+pytestmark = pytest.mark.slow  # starts the demo (loads the model) and a browser
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "face.png"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip

@@ -76,6 +76,7 @@ def test_seed_sampling_refuses_bad_arguments(argv, message, tiny_model_dir, tmp_
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.needs_faces
 def test_faces_generator_samples_and_mixes(tmp_path):
     out = tmp_path / "f"

@@ -120,6 +120,7 @@ def _directional_fd(G, ws, probe, site, eps, dtype):
     return float((plus - minus) / (2 * eps)), direction
 
 
+@pytest.mark.slow
 def test_gradient_to_ws(G, ref):
     """Gradients reach every site and agree with central differences: on the (linear) to_img site in float32,
     and on an inner site (the custom backwards) against a float64 copy, since float32 rounding would swamp a
@@ -219,6 +220,7 @@ def test_unexpected_graph_is_refused(ir_copy):
     _assert_clear(err, "SynthesisNetwork.xml")
 
 
+@pytest.mark.slow
 def test_a_pipeline_names_the_packaged_generator_and_never_stores_it(tmp_path):
     from tedigan.models.encoder import Encoder, EncoderConfig
     from tedigan.pipeline import INDEX_NAME, TediGANPipeline
