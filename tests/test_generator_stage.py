@@ -340,6 +340,7 @@ def test_avatars64_preset_builds_and_runs_a_forward_pass():
         assert img.shape == (2, 3, 64, 64) and D(img).shape == (2, 1)
 
 
+@pytest.mark.slow
 def test_tiny_preset_trains_through_the_cli_on_rendered_avatars(tmp_path):
     out = tmp_path / "tiny"
     argv = [
