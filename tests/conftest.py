@@ -1,9 +1,13 @@
 """Shared test set-up."""
 
 import functools
+import os
+from pathlib import Path
 
 import pytest
 import torch
+
+TESTS = Path(__file__).resolve().parent
 
 
 @functools.cache
@@ -17,6 +21,43 @@ def faces_installed() -> bool:
         return True
     except assets.MissingWeightsError:
         return False
+
+
+def fixture_roots() -> list[Path]:
+    """Where test fixture files are looked for, in order: ``$TEDIGAN_FIXTURES`` (a folder holding
+    ``stylegan_interop/``, ``real_faces/``, ...), the repository's own ``tests/fixtures``, then the shared
+    fixtures: ``shared/fixtures`` beside the repository or beside any folder above it (so a worktree
+    nested deeper finds them too)."""
+    roots = [Path(os.environ["TEDIGAN_FIXTURES"])] if os.environ.get("TEDIGAN_FIXTURES") else []
+    roots.append(TESTS / "fixtures")
+    roots += [parent / "shared" / "fixtures" for parent in TESTS.parents[1:]]
+    return roots
+
+
+def find_fixtures(folder: str, *files: str) -> Path | None:
+    """``<root>/<folder>`` of the first fixture root holding every one of ``files`` in it, else None."""
+    for root in fixture_roots():
+        if all((root / folder / f).is_file() for f in files):
+            return root / folder
+    return None
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir():
+    """``fixtures_dir(folder, *files)``: the fixture folder ``folder`` (``"stylegan_interop"``,
+    ``"real_faces"``) of the first root in ``fixture_roots()`` holding all of ``files``; the calling test
+    skips, naming the files, where no root holds them."""
+
+    def get(folder: str, *files: str) -> Path:
+        found = find_fixtures(folder, *files)
+        if found is None:
+            pytest.skip(
+                f"fixtures {folder}/{{{', '.join(files)}}} not found (set TEDIGAN_FIXTURES to the folder "
+                f"holding {folder}/; the shared fixtures live in <repo>/../shared/fixtures)"
+            )
+        return found
+
+    return get
 
 
 def pytest_runtest_setup(item):

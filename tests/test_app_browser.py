@@ -5,6 +5,7 @@ the page. Skips, saying why, where gradio, playwright or Chromium is missing."""
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import os
 import shutil
@@ -20,10 +21,15 @@ import pytest
 from PIL import Image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytest.importorskip("gradio", reason="the demo needs gradio (pip install -e '.[demo]')")
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (pip)")
+# looked up, not imported: importing gradio alone takes seconds, and only the demo's subprocess needs it
+if importlib.util.find_spec("gradio") is None:
+    pytest.skip("the demo needs gradio (pip install -e '.[demo]')", allow_module_level=True)
+if importlib.util.find_spec("playwright") is None:
+    pytest.skip("the browser test needs playwright (pip)", allow_module_level=True)
 if CHROMIUM is None:
     pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)", allow_module_level=True)
+
+pytestmark = pytest.mark.slow  # starts the demo (loads the model) and a browser
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "face.png"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -80,6 +86,8 @@ def _image_at(page, selector: str, timeout_ms: int = 60_000) -> Image.Image:
 
 
 def test_the_demo_edits_an_uploaded_image_in_a_browser(server, tmp_path):
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})

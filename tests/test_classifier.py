@@ -57,6 +57,7 @@ def _tiny_cfg(tmp_path, **over):
     return load_config(ClassifierStageConfig, None, overrides)
 
 
+@pytest.mark.slow
 def test_tiny_training_stage_learns_saves_and_resumes(tmp_path):
     from tedigan.training.classifier import train
 
@@ -80,6 +81,7 @@ def test_tiny_training_stage_learns_saves_and_resumes(tmp_path):
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-24", "checkpoint-28"]
 
 
+@pytest.mark.slow
 def test_stage_resumes_bit_exactly(tmp_path, monkeypatch):
     from resume_check import assert_resumes_exactly
 
@@ -89,6 +91,7 @@ def test_stage_resumes_bit_exactly(tmp_path, monkeypatch):
     assert_resumes_exactly(train, cfg, ClassifierStage, 4, ["model"], monkeypatch)
 
 
+@pytest.mark.slow
 def test_domain_stage_tells_two_data_sets_apart_and_resumes_exactly(tmp_path, monkeypatch):
     from resume_check import assert_resumes_exactly
 
@@ -125,6 +128,7 @@ def test_domain_stage_tells_two_data_sets_apart_and_resumes_exactly(tmp_path, mo
     assert model.config.heads == {"domain": ["avatars", "folder"]}
 
 
+@pytest.mark.slow
 def test_time_limit_stops_on_a_log_step_saves_and_resumes(tmp_path):
     from tedigan.training.classifier import train
 

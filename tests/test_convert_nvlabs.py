@@ -24,19 +24,14 @@ from tedigan.convert.nvlabs import (
     restricted_load,
 )
 
-FIXTURES = Path(
-    os.environ.get(
-        "TEDIGAN_FIXTURES",
-        Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "stylegan_interop",
-    )
-)
-PKL = FIXTURES / "nvlabs_ada_32.pkl"
-REF = FIXTURES / "nvlabs_ada_32_ref.pt"
-SPEC = FIXTURES / "nvlabs_ada_32.json"
-needs_fixture = pytest.mark.skipif(
-    not (PKL.is_file() and REF.is_file() and SPEC.is_file()),
-    reason=f"NVlabs fixture not found in {FIXTURES} (set TEDIGAN_FIXTURES to the stylegan_interop folder)",
-)
+FILES = ("nvlabs_ada_32.pkl", "nvlabs_ada_32_ref.pt", "nvlabs_ada_32.json")
+
+
+@pytest.fixture(scope="module")
+def nv(fixtures_dir) -> tuple[Path, Path, Path]:
+    """The NVlabs fixture (pickle, reference tensors, spec json) from ``stylegan_interop``."""
+    folder = fixtures_dir("stylegan_interop", *FILES)
+    return tuple(folder / f for f in FILES)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -224,10 +219,10 @@ def _assert_matches(out: dict[str, torch.Tensor], ref: dict[str, torch.Tensor]) 
         assert err <= 1e-4 * max(1.0, ref[key].abs().max().item()), f"{key}: max abs diff {err:.3g}"
 
 
-@needs_fixture
-def test_fixture_networks_are_read_exactly():
-    spec = json.loads(SPEC.read_text())
-    nets = read_nvlabs_pickle(PKL)
+def test_fixture_networks_are_read_exactly(nv):
+    pkl, _, spec_file = nv
+    spec = json.loads(spec_file.read_text())
+    nets = read_nvlabs_pickle(pkl)
     assert set(nets) == {"G", "D", "G_ema"}
     for name in ("G", "G_ema"):
         net = nets[name]
@@ -241,18 +236,18 @@ def test_fixture_networks_are_read_exactly():
         assert torch.equal(value, nets["G_ema"].state_dict[key]), key
 
 
-@needs_fixture
-def test_fixture_reproduces_references(tmp_path):
+def test_fixture_reproduces_references(nv, tmp_path):
+    pkl, ref_file, _ = nv
     from tedigan.models.stylegan2 import Discriminator, Generator
 
-    ref = torch.load(REF, map_location="cpu", weights_only=True)
-    G, D = nvlabs.load_nvlabs(PKL)
+    ref = torch.load(ref_file, map_location="cpu", weights_only=True)
+    G, D = nvlabs.load_nvlabs(pkl)
     assert not G.training and not D.training
     assert G.num_ws == ref["ws"].shape[1]
     _assert_matches(_reference_outputs(G, D, ref), ref)
 
     # CLI -> safetensors folders -> from_pretrained gives the same networks.
-    nvlabs.main([str(PKL), "--out", str(tmp_path)])
+    nvlabs.main([str(pkl), "--out", str(tmp_path)])
     G2 = Generator.from_pretrained(tmp_path / "generator").eval()
     D2 = Discriminator.from_pretrained(tmp_path / "discriminator").eval()
     for a, b in ((G, G2), (D, D2)):
@@ -264,9 +259,9 @@ def test_fixture_reproduces_references(tmp_path):
         _assert_matches({"img": img, "d_real": D2(ref["x_real"])}, ref)
 
 
-@needs_fixture
-def test_unsupported_nvlabs_options_are_named():
-    nets = read_nvlabs_pickle(PKL)
+def test_unsupported_nvlabs_options_are_named(nv):
+    pkl = nv[0]
+    nets = read_nvlabs_pickle(pkl)
     g, d = nets["G_ema"], nets["D"]
     cases = [
         (g, {"c_dim": 10}, "conditional"),
@@ -292,16 +287,16 @@ def test_unsupported_nvlabs_options_are_named():
         )
 
 
-@needs_fixture
-def test_generator_without_noise_or_discriminator():
+def test_generator_without_noise_or_discriminator(nv):
     """use_noise=False (no noise tensors) loads as zero noise strength; a pickle without D gives D=None."""
-    nets = read_nvlabs_pickle(PKL)
+    pkl, ref_file, _ = nv
+    nets = read_nvlabs_pickle(pkl)
     g = nets["G_ema"]
     kwargs = {**g.init_kwargs, "synthesis_kwargs": {**g.init_kwargs["synthesis_kwargs"], "use_noise": False}}
     sd = {k: v for k, v in g.state_dict.items() if "noise_" not in k}
     G, D = nvlabs.build_models({"G": nvlabs.NVNetwork("G", "Generator", kwargs, sd)}, generator="G")
     assert D is None
-    ref = torch.load(REF, map_location="cpu", weights_only=True)
+    ref = torch.load(ref_file, map_location="cpu", weights_only=True)
     with torch.no_grad():
         img = G.synthesis(ref["ws"], noise_mode="const")
     _assert_matches({"img_noise_none": img}, ref)

@@ -1,15 +1,15 @@
 """rosinality/stylegan2-pytorch checkpoints: the shared fixtures must reproduce every reference tensor.
 
-Fixtures live in ``<repo>/../shared/fixtures/stylegan_interop`` (override the fixtures root with
-``TEDIGAN_FIXTURES``). Every call listed under ``reference_calls`` in the fixture json is reproduced here
-with our API and compared to the stored reference (max abs diff <= 1e-4).
+Fixtures live in ``stylegan_interop`` under a fixture root (``TEDIGAN_FIXTURES``, the repository's own
+``tests/fixtures``, then ``<repo>/../shared/fixtures``; see ``conftest.fixture_roots``). Every call listed
+under ``reference_calls`` in the fixture json is reproduced here with our API and compared to the stored
+reference (max abs diff <= 1e-4).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -18,23 +18,14 @@ import torch
 from tedigan.convert.rosinality import kernel_1d_from_2d, load_rosinality, main
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
-# the repo's own copies (random-weight state dicts; tests/fixtures) first, then the shared fixtures
-_LOCAL = Path(__file__).resolve().parent / "fixtures"
-_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-FIXTURES = Path(
-    os.environ.get("TEDIGAN_FIXTURES", _LOCAL if (_LOCAL / "stylegan_interop").is_dir() else _SHARED)
-)
-INTEROP = FIXTURES / "stylegan_interop"
 NAMES = ["rosinality_sg2_32", "rosinality_swagan_32"]
 TOL = 1e-4
 
 
-def _fixture(name: str) -> tuple[Path, Path, dict]:
-    ckpt, ref, meta = INTEROP / f"{name}.pt", INTEROP / f"{name}_ref.pt", INTEROP / f"{name}.json"
-    if not (ckpt.is_file() and ref.is_file() and meta.is_file()):
-        pytest.skip(
-            f"fixture {name} not found under {INTEROP} (set TEDIGAN_FIXTURES to the shared fixtures dir)"
-        )
+def _fixture(fixtures_dir, name: str) -> tuple[Path, Path, dict]:
+    files = (f"{name}.pt", f"{name}_ref.pt", f"{name}.json")
+    folder = fixtures_dir("stylegan_interop", *files)
+    ckpt, ref, meta = (folder / f for f in files)
     return ckpt, ref, json.loads(meta.read_text())
 
 
@@ -59,8 +50,8 @@ def reproduce(G: Generator, D: Discriminator, ref: dict) -> dict[str, torch.Tens
 
 
 @pytest.fixture(scope="module", params=NAMES)
-def loaded(request):
-    ckpt, ref_path, meta = _fixture(request.param)
+def loaded(request, fixtures_dir):
+    ckpt, ref_path, meta = _fixture(fixtures_dir, request.param)
     G, D, latent_avg = load_rosinality(ckpt)
     ref = torch.load(ref_path, map_location="cpu", weights_only=True)
     return request.param, G, D, latent_avg, ref, meta
@@ -101,8 +92,8 @@ def test_unfused_modconv_path_matches(loaded):
     assert (img - ref["img_z"]).abs().max() <= TOL
 
 
-def test_cli_writes_loadable_folders(tmp_path):
-    ckpt, ref_path, _ = _fixture("rosinality_sg2_32")
+def test_cli_writes_loadable_folders(fixtures_dir, tmp_path):
+    ckpt, ref_path, _ = _fixture(fixtures_dir, "rosinality_sg2_32")
     main([str(ckpt), "--out", str(tmp_path)])
     G = Generator.from_pretrained(tmp_path / "generator").eval()
     D = Discriminator.from_pretrained(tmp_path / "discriminator").eval()

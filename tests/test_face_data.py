@@ -52,6 +52,7 @@ def _available() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _available(), reason="random-face or the face-api weights are not installed")
 def test_face_dataset_is_a_captioned_folder_with_codes(tmp_path):
     from tedigan.training.face_data import build_face_dataset
@@ -79,6 +80,7 @@ def test_face_dataset_is_a_captioned_folder_with_codes(tmp_path):
     assert rows_again[1]["mixed_from_site"] == rows[1]["mixed_from_site"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _available(), reason="random-face or the face-api weights are not installed")
 def test_face_dataset_resumes_from_its_chunks(tmp_path, monkeypatch):
     from tedigan.training import face_data
@@ -113,6 +115,7 @@ def _human_available() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not (_available() and _human_available()), reason="random-face, face-api or human missing"
 )

@@ -1,14 +1,13 @@
 """face-api ports (tedigan.models.ports.faceapi) against tfjs references made by @vladmandic/face-api 1.7.15.
 
-The references are ``<fixtures>/real_faces/faceapi_ref.pt`` (override the fixtures root with
-``TEDIGAN_FIXTURES``; see its README); the weights come from the npm package (``python -m tedigan.assets
+The references are ``<fixtures>/real_faces/faceapi_ref.pt`` (see its README; ``conftest.fixture_roots``
+says where ``<fixtures>`` is looked for); the weights come from the npm package (``python -m tedigan.assets
 --fetch-npm``). Tests that need either skip with the reason when it is absent.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -20,21 +19,13 @@ from tedigan import assets
 from tedigan.models.ports import faceapi as fa
 from tedigan.models.ports.tfjs import TfjsFormatError
 
-FIXTURES = Path(
-    os.environ.get("TEDIGAN_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures")
-)
-REF_FILE = FIXTURES / "real_faces" / "faceapi_ref.pt"
 TOL = 1e-5  # probabilities, landmarks, descriptors (README: a faithful float32 port reaches ≤ 1e-5)
 TOL_AGE = 1e-4  # years
 
 
 @pytest.fixture(scope="module")
-def ref() -> dict:
-    if not REF_FILE.is_file():
-        pytest.skip(
-            f"face-api fixture {REF_FILE} not found (set TEDIGAN_FIXTURES to the shared fixtures dir)"
-        )
-    return torch.load(REF_FILE, weights_only=True)
+def ref(fixtures_dir) -> dict:
+    return torch.load(fixtures_dir("real_faces", "faceapi_ref.pt") / "faceapi_ref.pt", weights_only=True)
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,6 @@ from tedigan import generate as generate_cli
 from tedigan.editing.mixing import seed_latents
 
 
-def _faces_available() -> bool:
-    try:
-        assets.mobilestylegan_ir_dir()
-        return True
-    except assets.MissingWeightsError:
-        return False
-
-
-faces = pytest.mark.skipif(not _faces_available(), reason="random-face (MobileStyleGAN IR) is not installed")
-
-
 def test_seed_latents_follow_the_nvlabs_convention(tiny_generator):
     G = tiny_generator(16)
     w = seed_latents(G, [3, 5], truncation_psi=1.0)
@@ -87,7 +76,8 @@ def test_seed_sampling_refuses_bad_arguments(argv, message, tiny_model_dir, tmp_
     assert not (tmp_path / "o").exists()
 
 
-@faces
+@pytest.mark.slow
+@pytest.mark.needs_faces
 def test_faces_generator_samples_and_mixes(tmp_path):
     out = tmp_path / "f"
     argv = [
@@ -122,7 +112,7 @@ def test_faces_generator_samples_and_mixes(tmp_path):
     assert Image.open(mix / "mixing.png").size == (128, 128)
 
 
-@faces
+@pytest.mark.needs_faces
 def test_damaged_or_missing_face_generator_is_one_line(tmp_path, monkeypatch, capsys):
     src = assets.mobilestylegan_ir_dir()
     broken = tmp_path / "ir"

@@ -224,6 +224,7 @@ def _moments(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.mean([0, 2, 3]), x.std([0, 2, 3]), x.std([2, 3]).mean(0)])
 
 
+@pytest.mark.slow
 def test_short_training_learns(blobs, tmp_path):
     steps = 150
     out = tmp_path / "learn"
@@ -249,6 +250,7 @@ def test_short_training_learns(blobs, tmp_path):
     assert after < 0.6 * before, (before, after)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_matches_an_uninterrupted_run_exactly(blobs, tmp_path, monkeypatch):
     over = {
         "train.max_steps": 6,
@@ -338,6 +340,7 @@ def test_avatars64_preset_builds_and_runs_a_forward_pass():
         assert img.shape == (2, 3, 64, 64) and D(img).shape == (2, 1)
 
 
+@pytest.mark.slow
 def test_tiny_preset_trains_through_the_cli_on_rendered_avatars(tmp_path):
     out = tmp_path / "tiny"
     argv = [
@@ -387,6 +390,7 @@ def test_init_from_a_finished_run_starts_from_its_weights(blobs, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_device_script_trains_for_its_minutes_and_leaves_eight_files(tmp_path):
     import os
     import subprocess

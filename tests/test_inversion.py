@@ -135,6 +135,7 @@ def _weights(**kw) -> InversionLossConfig:
     return InversionLossConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_latent_loss_alone_pulls_codes_to_w(G):
     torch.manual_seed(0)
     E = _enc(G)
@@ -212,6 +213,7 @@ def _rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_stage_trains_evaluates_and_resumes(G, g_dir, blobs, tmp_path, monkeypatch):
     used = []
     init = stage.InversionLoss.__init__
@@ -282,6 +284,7 @@ def test_init_encoder_fine_tunes_a_trained_encoder(G, g_dir, blobs, tmp_path):
         stage.train(_cfg(blobs, "folder", g_dir, tmp_path / "ft3", init_encoder=str(tmp_path)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("modality", ["sketch", "label"])
 def test_stage_sketch_and_label_encoders(G, g_dir, avatars, tmp_path, modality):
     from tedigan.data.avatars import ATTRIBUTES
@@ -327,6 +330,7 @@ def test_modality_shorthand_and_config_checks():
         load_config(InversionStageConfig, None, ["--loss.lpips=-1"])
 
 
+@pytest.mark.slow
 def test_identity_network_loss_and_metric(G, blobs, tmp_path):
     pytest.importorskip("facenet_pytorch")
     from facenet_pytorch.models.inception_resnet_v1 import InceptionResnetV1
@@ -383,6 +387,7 @@ def test_dlib_identity_is_the_offline_default(tmp_path):
     assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_stage_resumes_bit_exactly(g_dir, blobs, tmp_path, monkeypatch):
     from resume_check import assert_resumes_exactly
 

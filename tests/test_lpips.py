@@ -122,6 +122,7 @@ def test_backbone_weights_are_the_checkpoint(vgg):
         assert np.array_equal(conv.bias.detach().numpy(), root[f"Conv_{j}"]["bias"])
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_behaves_like_a_trained_metric(vgg):
     img = _smooth_image()

@@ -338,6 +338,7 @@ def _png_folder(root, n: int = 6, size: int = 16):
     return root
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path, capsys):
     from tedigan.metrics.__main__ import main
 

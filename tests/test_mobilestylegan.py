@@ -1,7 +1,6 @@
 """MobileStyleGAN port against the OpenVINO reference fixture (``real_faces/mobilestylegan_ref.pt``)."""
 
 import copy
-import os
 import shutil
 from pathlib import Path
 
@@ -20,10 +19,7 @@ from tedigan.models.ports.mobilestylegan import (
     load_ir,
 )
 
-FIXTURES = Path(
-    os.environ.get("TEDIGAN_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures")
-)
-REF = FIXTURES / "real_faces" / "mobilestylegan_ref.pt"
+REF = "mobilestylegan_ref.pt"
 IMG_ATOL = 1e-4  # fixtures README: a faithful float32 port reaches <= 1e-4 on images and <= 1e-5 on w
 W_ATOL = 2e-5
 
@@ -36,10 +32,8 @@ def _ir_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def ref() -> dict:
-    if not REF.is_file():
-        pytest.skip(f"reference fixture {REF} is absent (set TEDIGAN_FIXTURES)")
-    return torch.load(REF, weights_only=True)
+def ref(fixtures_dir) -> dict:
+    return torch.load(fixtures_dir("real_faces", REF) / REF, weights_only=True)
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +120,7 @@ def _directional_fd(G, ws, probe, site, eps, dtype):
     return float((plus - minus) / (2 * eps)), direction
 
 
+@pytest.mark.slow
 def test_gradient_to_ws(G, ref):
     """Gradients reach every site and agree with central differences: on the (linear) to_img site in float32,
     and on an inner site (the custom backwards) against a float64 copy, since float32 rounding would swamp a
@@ -225,6 +220,7 @@ def test_unexpected_graph_is_refused(ir_copy):
     _assert_clear(err, "SynthesisNetwork.xml")
 
 
+@pytest.mark.slow
 def test_a_pipeline_names_the_packaged_generator_and_never_stores_it(tmp_path):
     from tedigan.models.encoder import Encoder, EncoderConfig
     from tedigan.pipeline import INDEX_NAME, TediGANPipeline

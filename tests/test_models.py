@@ -105,6 +105,7 @@ def test_upfirdn2d_matches_naive(up, down, pad, kshape):
     assert (out - ref).abs().max() < 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
 def test_upfirdn2d_is_differentiable_twice(fmt):
     """R1 and path length differentiate through the blurs twice (the FIR has its own adjoint pair)."""

@@ -301,6 +301,7 @@ def test_generate_cli_errors(model_dir, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_clis_run_as_modules_and_teach_with_help(model_dir, face, tmp_path):
     for module in ("tedigan.edit", "tedigan.generate"):
         helped = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
@@ -352,6 +353,7 @@ def test_benchmark_phrasings_name_their_edit():
     assert all(parse_prompt(p) for p in T2I_PROMPTS)
 
 
+@pytest.mark.slow
 def test_edit_benchmark_runs_end_to_end(pipe, tmp_path):
     from tedigan.data.avatars import ATTRIBUTES
     from tedigan.evaluation.edit_benchmark import BenchmarkConfig, run_benchmark

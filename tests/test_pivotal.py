@@ -18,6 +18,7 @@ def _target(res: int) -> torch.Tensor:
     return torch.rand(1, 3, res, res, generator=g) * 2 - 1
 
 
+@pytest.mark.slow
 def test_tuning_fits_the_image_leaves_the_original_alone_and_is_seeded(tiny_generator):
     G = tiny_generator(16)
     before = {k: v.clone() for k, v in G.state_dict().items()}
@@ -46,6 +47,7 @@ def test_bad_settings_are_refused(tiny_generator):
             PivotalTuningConfig(**bad)
 
 
+@pytest.mark.slow
 def test_pipeline_invert_and_edit_with_pivotal_tuning(tiny_pipe, tmp_path):
     face = tmp_path / "face.png"
     img = Image.new("RGB", (16, 16), (90, 160, 220))

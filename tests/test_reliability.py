@@ -457,6 +457,7 @@ def test_a_pickle_in_a_checkpoint_folder_never_runs(blobs, tmp_path, capsys):
     assert [p.name for p in out.rglob("*.pkl")] == ["custom_checkpoint_0.pkl"]  # tedigan wrote none
 
 
+@pytest.mark.slow
 def test_resume_passes_over_incomplete_checkpoints_and_says_so(blobs, tmp_path, capsys):
     out = tmp_path / "run"
     assert train_stage_main(_gen_argv(blobs, out)) == 0

@@ -10,7 +10,6 @@ import warnings
 import matplotlib.cbook
 import pytest
 
-from tedigan import assets
 from tedigan import edit as edit_cli
 from tedigan.pipeline import DEFAULT_MODEL_DIR, NAMED_MODELS, OutOfDomainWarning, TediGANPipeline
 
@@ -19,18 +18,7 @@ PHOTO = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
 AVATAR = DEFAULT_MODEL_DIR.parents[2] / "examples" / "face.png"
 
 
-def _generator_installed() -> bool:
-    try:
-        assets.mobilestylegan_ir_dir()
-        assets.mtcnn_weights_dir()
-        return True
-    except assets.MissingWeightsError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(
-    not _generator_installed(), reason="random-face or MTCNN weights not installed"
-)
+pytestmark = pytest.mark.needs_faces
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +35,7 @@ def test_the_folder_is_small_and_names_its_generator(faces):
     assert set(faces.components()) >= {"generator", "encoder", "text_encoder", "domain_classifier"}
 
 
+@pytest.mark.slow
 def test_a_real_photo_is_aligned_and_edited(faces, tmp_path):
     out = faces.edit(PHOTO, "make her smile", align=True)
     assert out.images[0].size == (256, 256) and out.layers
@@ -63,6 +52,7 @@ def test_an_avatar_given_to_the_faces_model_is_out_of_domain(faces):
     assert "look like avatars, not faces" in str(w.message) and "--model avatars" in str(w.message)
 
 
+@pytest.mark.slow
 def test_text_to_image_and_unreadable_prompts(tmp_path, capsys):
     from tedigan import generate as generate_cli
 

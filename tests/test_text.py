@@ -265,6 +265,7 @@ def _stage_cfg(run: dict[str, Path], **over) -> TextStageConfig:
     return load_config(TextStageConfig, None, overrides)
 
 
+@pytest.mark.slow
 def test_stage_end_to_end_and_resume(tiny_run):
     out = tiny_run["root"] / "out"
     summary = stage.train(_stage_cfg(tiny_run))
@@ -395,6 +396,7 @@ def test_light_bert_equals_transformers():
     assert (ha - hb)[valid].abs().max() < 2e-5
 
 
+@pytest.mark.slow
 def test_stage_resumes_bit_exactly(tiny_run, monkeypatch):
     from resume_check import assert_resumes_exactly
 

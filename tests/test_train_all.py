@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
@@ -33,6 +34,7 @@ def _start(env: dict) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_tiny_train_all_survives_kills_at_random_points(tmp_path):
     out, data = tmp_path / "out", tmp_path / "data"
     env = {**os.environ, "OUT": str(out), "DATA": str(data), "OMP_NUM_THREADS": "1"}
