@@ -243,6 +243,7 @@ def test_fixture_networks_are_read_exactly():
 
 @needs_fixture
 def test_fixture_reproduces_references(tmp_path):
+    from tedigan.commands import main as tedigan_main
     from tedigan.models.stylegan2 import Discriminator, Generator
 
     ref = torch.load(REF, map_location="cpu", weights_only=True)
@@ -251,8 +252,8 @@ def test_fixture_reproduces_references(tmp_path):
     assert G.num_ws == ref["ws"].shape[1]
     _assert_matches(_reference_outputs(G, D, ref), ref)
 
-    # CLI -> safetensors folders -> from_pretrained gives the same networks.
-    nvlabs.main([str(PKL), "--out", str(tmp_path)])
+    # the command -> safetensors folders -> from_pretrained gives the same networks.
+    assert tedigan_main(["convert", "nvlabs", str(PKL), "--out", str(tmp_path)]) == 0
     G2 = Generator.from_pretrained(tmp_path / "generator").eval()
     D2 = Discriminator.from_pretrained(tmp_path / "discriminator").eval()
     for a, b in ((G, G2), (D, D2)):
