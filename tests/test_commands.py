@@ -128,6 +128,10 @@ BATTERY = {
         "'stylegan3' is not one of ['stylegan2', 'stylegan1', 'swagan']",
     ),
     "train: an unknown stage": (["train", "--stage", "painting"], "invalid choice"),
+    "train: an output folder nobody can write": (
+        ["train", "--stage", "classifier", "--train.output_dir=/proc/tedigan_run"],
+        "--train.output_dir: cannot write in /proc",
+    ),
     "metrics: --num 0": (["metrics", "--num", "0"], "--num must be >= 1"),
     "metrics: an unknown metric": (["metrics", "--metrics", "bogus"], "unknown metric"),
     "metrics: --out in a folder nobody can write": (

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from pathlib import Path
+
+from tedigan import cli
 
 HELP = "train one stage (as pipelines/train_stage.py); --section.key=value overrides the config"
 
@@ -53,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"stage: {args.stage}\n" + dump_config(cfg), end="")
         return 0
+    cli.check_writable(Path(cfg.train.output_dir), "--train.output_dir")
     importlib.import_module(f"tedigan.training.{args.stage}").train(cfg, resume=args.resume_from_checkpoint)
     return 0
