@@ -102,6 +102,10 @@ BATTERY = {
         "invalid float value",
     ),
     "edit: an unknown option": (["edit", "--image", "face.png", "--frobnicate"], "unrecognized arguments"),
+    "edit: a 10,000-character option value is cut in the message": (
+        ["edit", "--image", "face.png", "--text", "blond hair", "--mode", PROMPT],
+        "invalid choice: 'zqzq",
+    ),
     "generate: --out in a folder nobody can write": (
         ["generate", "--text", "pink hair", "--out", "/proc/tedigan_gen"],
         "cannot write in /proc",

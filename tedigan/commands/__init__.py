@@ -71,7 +71,9 @@ class CommandParser(argparse.ArgumentParser):
         return super().format_help()
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        from tedigan.cli import error_line
+
+        self.exit(2, f"{self.prog}: error: {error_line(ValueError(message))} (see {self.prog} --help)\n")
 
 
 def _load(name: str) -> ModuleType:
