@@ -5,7 +5,9 @@ its stderr through, and reports any failure its own way: a child's exit status 2
 input: one line already printed) becomes accelerate's ``CalledProcessError`` traceback and exit status 1
 (with ``-q``: status 1 and no traceback; a multi-process run raises torchrun's ``ChildFailedError``). This
 command runs accelerate's own launcher in-process and returns the child's status instead, so the child's
-one-line error is all the user sees and scripts can tell a user error (2) from a crash.
+one-line error is all the user sees and scripts can tell a user error (2) from a crash. A multi-process run
+returns the status of the first failed rank; each failed rank prints its own line, and torchrun adds its
+notes on the processes it stopped. Option errors of accelerate's own are one line too.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         launch_command(launch_args)
     except subprocess.CalledProcessError as err:  # the single-process launcher
         return _status(err.returncode)
+    except ValueError as err:  # accelerate's checks of its options, before any process starts
+        raise cli.UsageError(f"{err} (accelerate launch's options; see tedigan launch --help)") from None
     except Exception as err:  # torchrun's ChildFailedError (multi-process): the first failed rank's status
         from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
