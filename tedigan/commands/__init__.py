@@ -98,6 +98,8 @@ def build_parser() -> tuple[CommandParser, dict[str, argparse.ArgumentParser]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``tedigan <command> [options]``: parse, then :func:`call` the command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["help"]:  # tedigan help [command]
+        argv = [*argv[1:2], "--help"]
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         print(f"tedigan: error: unknown command {argv[0]!r} (tedigan --help lists them)", file=sys.stderr)
         return 2
