@@ -1,12 +1,11 @@
 """Train one tedigan stage: ``accelerate launch pipelines/train_stage.py --stage inversion --config ...``.
 
-The script accelerate launches; the code lives in :mod:`tedigan.training.__main__` (also ``tedigan train`` and
-``python -m tedigan.training``), whose ``--help`` lists every option.
+The script accelerate launches (``tedigan launch`` keeps a stage's one-line error and exit status through
+the launcher); the same as ``tedigan train`` (:mod:`tedigan.commands.train`), whose ``--help`` lists every
+option.
 """
 
-import sys
-
-from tedigan.training.__main__ import main
+from tedigan.commands import shim
 
 if __name__ == "__main__":
-    sys.exit(main())
+    shim("train")

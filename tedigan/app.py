@@ -1,4 +1,4 @@
-"""The web demo: ``python -m tedigan.app`` (or ``tedigan demo``) serves it on http://127.0.0.1:7860.
+"""The web demo: ``tedigan demo`` (or ``python -m tedigan.app``) serves it on http://127.0.0.1:7860.
 
 Offline (Gradio, no analytics, system fonts). Tabs:
 
@@ -15,9 +15,7 @@ is shown in the page as one line; optimisation shows a progress bar.
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,31 +166,16 @@ def build_demo(model: str | None = None):
     return demo
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tedigan.app",
-        description="Serve the tedigan web demo (edit, text to image, sketch/labels, FFHQ samples) on localhost.",
-    )
-    parser.add_argument("--model", default=None, help="pipeline folder (default: the shipped model)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    args = parser.parse_args(argv)
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        parser.exit(2, 'tedigan.app: error: the demo needs gradio: pip install -e ".[demo]"\n')
-    from tedigan.pipeline import PipelineError
-
-    try:
-        _pipe(args.model)  # load before serving: a bad --model fails here, in one line
-    except PipelineError as err:
-        parser.exit(2, f"tedigan.app: error: {err}\n")
+def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Load the pipeline ``model`` (a bad one fails here, before serving), then serve the demo until stopped."""
     import gradio as gr
 
+    _pipe(model)
     theme = gr.themes.Default(font=["sans-serif"], font_mono=["monospace"])  # no web fonts: offline
-    build_demo(args.model).queue().launch(server_name=args.host, server_port=args.port, theme=theme)
-    return 0
+    build_demo(model).queue().launch(server_name=host, server_port=port, theme=theme)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tedigan.commands import shim
+
+    shim("demo")

@@ -1,13 +1,16 @@
-"""Shared plumbing of the user-facing CLIs (``python -m tedigan.edit`` / ``tedigan.generate``).
+"""Shared plumbing of the commands (:mod:`tedigan.commands`) and the web demo.
 
 Errors a user can fix (missing model folder or weights, unreadable image, empty text, bad arguments) end
 the program with one line on stderr naming the problem and what to do, and exit status 2; nothing is
-written in that case. Anything else is a bug and keeps its traceback (``TEDIGAN_DEBUG=1`` shows the
-traceback of user errors too).
+written in that case (:func:`user_errors` names them; :mod:`tedigan.commands` prints them). Anything else is
+a bug and keeps its traceback (``TEDIGAN_DEBUG=1`` shows the traceback of user errors too).
 
 Every output path is checked before any work: never one of the inputs, never an existing file unless
-``--overwrite`` is given. Images are written through a temporary file and a rename, so an interrupted run
-leaves no half-written file and replaces nothing.
+``--overwrite`` is given, and its folder exists or can be made and takes new files. Images are written
+through a temporary file and a rename, so an interrupted run leaves no half-written file and replaces
+nothing; without ``--overwrite`` a file that another run wrote meanwhile is not replaced either.
+
+Only the standard library is imported here at start-up: ``tedigan <command> --help`` needs no torch.
 """
 
 from __future__ import annotations
@@ -15,33 +18,73 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-import warnings
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image
+from tedigan.domains import NAMED_GENERATORS, SHIPPED_MODELS
 
-from tedigan.assets import MissingWeightsError
-from tedigan.data.io import ImageLoadError
-from tedigan.domains import NAMED_GENERATORS
-from tedigan.fs import atomic_write
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: --scale limit and the largest side of a written image (beyond them a strip would take gigabytes)
 MAX_SCALE = 16
 MAX_SIDE = 16384
 MAX_SEED = 2**32 - 1
+#: the pipeline's edit modes (``tedigan.pipeline.EDIT_MODES``), here for ``--help`` without loading torch
+EDIT_MODES = ("mix", "delta", "prototype")
 
 
 class UsageError(ValueError):
     """A bad command-line argument."""
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The exception types that are the user's to fix (one line, exit 2), not bugs."""
-    from tedigan.pipeline import PipelineError
+#: module -> the exceptions in it that are the user's to fix (one line, exit 2), not bugs
+USER_ERRORS = {
+    "tedigan.cli": ("UsageError",),
+    "tedigan.typed": ("ConfigError",),
+    "tedigan.assets": ("MissingWeightsError",),
+    "tedigan.data.io": ("ImageLoadError",),
+    "tedigan.models.base": ("ComponentLoadError",),
+    "tedigan.pipeline": ("PipelineError",),
+    "tedigan.training.checkpoint": ("CheckpointError", "DivergenceError"),
+    "tedigan.convert": ("ConversionError",),
+}
 
-    return (UsageError, PipelineError, ImageLoadError, MissingWeightsError, FileNotFoundError)
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that are the user's to fix (one line, exit 2), not bugs.
+
+    Only modules already imported are asked: an exception of a module never loaded cannot have been raised,
+    and an error found before the model loads should not have to import torch to be printed."""
+    found: list[type[BaseException]] = [FileNotFoundError]
+    for module, names in USER_ERRORS.items():
+        if module in sys.modules:
+            found += [getattr(sys.modules[module], name) for name in names]
+    return tuple(found)
+
+
+#: longest quoted text (a prompt, a path) an error line repeats, and the longest error line
+QUOTE_LIMIT = 80
+LINE_LIMIT = 600
+_QUOTED = re.compile(rf"'([^'\n]{{{QUOTE_LIMIT}}})[^'\n]+'|\"([^\"\n]{{{QUOTE_LIMIT}}})[^\"\n]+\"")
+
+
+def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, with ``…`` where it was cut."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def error_line(err: BaseException) -> str:
+    """The message of ``err`` as one line: whitespace folded, quoted text (a 10,000-character prompt) cut
+    to its first characters, the whole line capped."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+    text = _QUOTED.sub(lambda m: f"'{m.group(1)}…'" if m.group(1) is not None else f'"{m.group(2)}…"', text)
+    return shorten(text, LINE_LIMIT)
 
 
 def add_pti_arg(parser: argparse.ArgumentParser) -> None:
@@ -94,10 +137,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 def vocabulary_help() -> str:
     """What each shipped model understands, for ``--help`` (models whose vocabulary cannot be read are left out)."""
     from tedigan.data.vocabulary import Vocabulary, VocabularyError
-    from tedigan.pipeline import NAMED_MODELS
 
     parts = []
-    for name, folder in NAMED_MODELS.items():
+    for name, folder in SHIPPED_MODELS.items():
         try:
             vocab = Vocabulary.load(folder)
         except (OSError, VocabularyError):
@@ -189,10 +231,15 @@ def load_pipeline(args: argparse.Namespace):
     if args.model in NAMED_GENERATORS and not model_folder(args.model).is_dir():
         raise UsageError(
             f"--model {args.model} is a generator without trained encoders in this install: sample it with "
-            f"python -m tedigan.generate --model {args.model} --seeds 0-7"
+            f"tedigan generate --model {args.model} --seeds 0-7"
         )
     check_device_available(args)
     return TediGANPipeline.from_pretrained(args.model, device=args.device)
+
+
+def is_named_generator(model: str | None) -> bool:
+    """``--model NAME`` names a packaged generator (``mobilestylegan``) rather than a pipeline folder."""
+    return model in NAMED_GENERATORS
 
 
 def load_generator(args: argparse.Namespace, resolution: int | None = None) -> tuple[object, float, str]:
@@ -225,6 +272,8 @@ def check_device_available(args: argparse.Namespace) -> None:
 
 
 def upscale(img: Image.Image, scale: int) -> Image.Image:
+    from PIL import Image
+
     if scale <= 1:
         return img
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
@@ -232,6 +281,8 @@ def upscale(img: Image.Image, scale: int) -> Image.Image:
 
 def strip(images: list[Image.Image], scale: int, gap: int = 2) -> Image.Image:
     """Images side by side on white, each upscaled by ``scale``."""
+    from PIL import Image
+
     big = [upscale(im.convert("RGB"), scale) for im in images]
     w = sum(im.width for im in big) + gap * (len(big) - 1)
     out = Image.new("RGB", (w, max(im.height for im in big)), "white")
@@ -249,9 +300,33 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_writable(folder: Path, what: str) -> None:
+    """``folder`` exists or can be made, is a folder and takes new files, checked before any work.
+
+    The test is a real one (a hidden file created and removed again in the nearest folder that exists):
+    permission bits do not tell, e.g. for root on a read-only mount such as /sys."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{what}: {probe} is a file, not a folder")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".tedigan-probe-", dir=probe)
+    except OSError as err:
+        raise UsageError(
+            f"{what}: cannot write in {probe} ({err.strerror or err}): choose another {what}"
+        ) from None
+    os.close(fd)
+    os.unlink(name)
+
+
 def check_outputs(paths: list[Path], inputs: list[Path], overwrite: bool, what: str = "--out") -> None:
     """Check output image paths before any work (so a refusal writes nothing): never an input (also through
-    a link), never a folder, an extension PIL can write, and no existing file unless ``overwrite``."""
+    a link), never a folder, an extension PIL can write, no existing file unless ``overwrite``, and a
+    folder that takes new files."""
+    from PIL import Image
+
     Image.init()
     for path in paths:
         for src in inputs:
@@ -267,8 +342,8 @@ def check_outputs(paths: list[Path], inputs: list[Path], overwrite: bool, what: 
             raise UsageError(
                 f"{path} already exists: pass --overwrite to replace it, or choose another --out"
             )
-        if path.parent.exists() and not path.parent.is_dir():
-            raise UsageError(f"{what} {path}: {path.parent} is a file, not a folder")
+    for folder in dict.fromkeys(p.parent for p in paths):
+        check_writable(folder, what)
 
 
 def check_size(width: int, height: int, scale: int) -> None:
@@ -279,51 +354,39 @@ def check_size(width: int, height: int, scale: int) -> None:
         )
 
 
-def save_gif(frames: list[Image.Image], path: Path, ms_per_frame: int = 80) -> Path:
+def write_new(path: Path, write, overwrite: bool) -> Path:
+    """:func:`tedigan.fs.atomic_write` for a command's output: without ``overwrite`` a file that appeared at
+    ``path`` since the checks (another run writing the same name) is kept, and that is a user error."""
+    from tedigan.fs import atomic_write
+
+    try:
+        return atomic_write(path, write, replace=overwrite)
+    except FileExistsError:
+        raise UsageError(
+            f"{path} was written by another run while this one worked: kept it; pass --overwrite to replace "
+            "it, or choose another --out"
+        ) from None
+
+
+def save_gif(frames: list[Image.Image], path: Path, overwrite: bool, ms_per_frame: int = 80) -> Path:
     """An animated GIF (loops), written atomically: the video format that needs nothing beyond Pillow."""
     if not frames:
         raise UsageError("no frames to write")
-    return atomic_write(
+    return write_new(
         path,
         lambda tmp: frames[0].save(
             tmp, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0
         ),
+        overwrite,
     )
 
 
-def save_image(img: Image.Image, path: Path) -> Path:
-    """Write ``img`` atomically (a temporary file renamed onto ``path``)."""
-    return atomic_write(path, lambda tmp: img.save(tmp))
+def save_image(img: Image.Image, path: Path, overwrite: bool) -> Path:
+    """Write ``img`` atomically (a temporary file renamed onto ``path``; see :func:`write_new`)."""
+    return write_new(path, lambda tmp: img.save(tmp), overwrite)
 
 
 def finish(summary: dict, as_json: bool, line: str) -> int:
     """Print the JSON ``summary`` (``--json``) or the human ``line``; exit status 0."""
     print(json.dumps(summary) if as_json else line)
     return 0
-
-
-def run(main: Callable[[], int], prog: str) -> int:
-    """Call ``main``; user errors -> one line on stderr and exit status 2; tedigan's warnings (an input out of
-    the model's domain) -> one line on stderr."""
-    from tedigan.pipeline import OutOfDomainWarning
-
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' signature
-        if issubclass(category, OutOfDomainWarning):
-            print(f"{prog}: warning: {message}", file=sys.stderr)
-        else:
-            default_show(message, category, filename, lineno, file, line)
-
-    default_show = warnings.showwarning
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = show
-            return main()
-    except user_errors() as err:
-        if os.environ.get("TEDIGAN_DEBUG"):
-            raise
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"{prog}: error: {msg}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130

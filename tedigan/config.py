@@ -470,6 +470,33 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return data
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping: YAML keeps the last one silently, so
+    a second ``train:`` section would replace the first without a word."""
+
+
+def _unique_mapping(loader: _ConfigLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges are not duplicates
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        try:
+            if key in first_line:
+                raise ConfigError(
+                    f"line {line}: {key!r} is given twice (first on line {first_line[key]}): YAML would keep only "
+                    "the last one; merge them into one"
+                )
+            first_line[key] = line
+        except TypeError:  # an unhashable key: construct_mapping says what is wrong with it
+            break
+    return loader.construct_mapping(node, deep=deep)
+
+
+_ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_config(cls: type, path: str | Path | None = None, overrides: list[str] | dict | None = None):
     """Load ``cls`` from a YAML file (optional) and overrides; unknown keys and wrong types raise ConfigError."""
     data: dict[str, Any] = {}
@@ -478,9 +505,18 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(
+                f"{path} is not a text file (byte {err.object[err.start]:#04x} at offset {err.start} is not "
+                "UTF-8): give a YAML config such as configs/generator_tiny.yaml"
+            ) from None
+        try:
+            data = yaml.load(text, Loader=_ConfigLoader) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        except ConfigError as err:
+            raise ConfigError(f"{path}, {err}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
         data.pop("stage", None)

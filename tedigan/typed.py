@@ -33,13 +33,16 @@ def _coerce(value: Any, tp: Any, key: str, on_unknown: Callable[[str], None] | N
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        for arg in args:
-            if arg is type(None):
-                continue
+        options = [arg for arg in args if arg is not type(None)]
+        errors = []
+        for arg in options:
             try:
                 return _coerce(value, arg, key, on_unknown)
-            except ConfigError:
-                continue
+            except ConfigError as err:
+                errors.append(err)
+        if len(options) == 1:  # Optional[X]: X's own message (a Literal's lists its choices)
+            none = " (or null)" if type(None) in args else ""
+            raise ConfigError(f"{errors[0]}{none}") from None
         raise ConfigError(f"{key}: {value!r} does not match {_type_name(tp)}")
     if origin is Literal:
         choices = get_args(tp)

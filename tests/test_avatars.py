@@ -230,11 +230,15 @@ def test_build_dataset_and_avatar_dataset(tmp_path):
 def test_cli_preview(tmp_path, capsys):
     from PIL import Image
 
+    from tedigan.commands import main
+
     path = tmp_path / "preview.png"
     assert (
-        A.main(["--num", "0", "--resolution", str(RES), "--preview", str(path), "--preview-rows", "2"]) == 0
+        main(
+            ["avatars", "--num", "0", "--resolution", str(RES), "--preview", str(path), "--preview-rows", "2"]
+        )
+        == 0
     )
     assert Image.open(path).size[1] >= 2 * RES
-    with pytest.raises(SystemExit):
-        A.main(["--num", "3"])  # --out missing
-    capsys.readouterr()
+    assert main(["avatars", "--num", "3"]) == 2  # --out missing
+    assert "--out is required" in capsys.readouterr().err

@@ -10,11 +10,12 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from tedigan import edit as edit_cli
-from tedigan import invert as invert_cli
 from tedigan.__main__ import COMMANDS
 from tedigan.__main__ import main as tedigan_main
+from tedigan.commands import entry
 from tedigan.pipeline import PipelineError
+
+edit_cli, invert_cli = entry("edit"), entry("invert")
 
 
 @pytest.fixture()
@@ -30,15 +31,13 @@ def faces(tmp_path, monkeypatch):
 def test_invert_saves_codes_that_edit_takes(tiny_model_dir, tiny_pipe, faces, capsys):
     model = ["--model", str(tiny_model_dir)]
     argv = ["--image", "f0.png", "--image", "f1.png", "--out", "codes.safetensors", "--recon", "recon.png"]
-    assert invert_cli.main([*argv, *model, "--scale", "1"]) == 0
+    assert invert_cli([*argv, *model, "--scale", "1"]) == 0
     codes = load_file("codes.safetensors")["latents"]
     assert codes.shape == (2, tiny_pipe.num_ws, 16)
     torch.testing.assert_close(codes[1:], tiny_pipe.invert(Image.open("f1.png")).latents, rtol=0, atol=1e-5)
     assert Image.open("recon.png").size == (4 * 16 + 3 * 2, 16)
     # editing the saved code equals editing the image (the code is the image's inversion)
-    assert (
-        edit_cli.main(["--latent", "codes.safetensors", "--index", "1", "--text", "blond hair", *model]) == 0
-    )
+    assert edit_cli(["--latent", "codes.safetensors", "--index", "1", "--text", "blond hair", *model]) == 0
     from_codes = tiny_pipe.edit(None, "blond hair", latents=codes[1:])
     from_image = tiny_pipe.edit(Image.open("f1.png"), "blond hair")
     torch.testing.assert_close(from_codes.latents, from_image.latents, rtol=0, atol=1e-5)
@@ -46,24 +45,24 @@ def test_invert_saves_codes_that_edit_takes(tiny_model_dir, tiny_pipe, faces, ca
     # refusals: one line, nothing written
     capsys.readouterr()
     cases = [
-        (invert_cli.main, [*argv, *model], "already exists"),
-        (invert_cli.main, ["--image", "f0.png", "--out", "codes.pt", *model], ".safetensors"),
+        (invert_cli, [*argv, *model], "already exists"),
+        (invert_cli, ["--image", "f0.png", "--out", "codes.pt", *model], ".safetensors"),
         (
-            edit_cli.main,
+            edit_cli,
             ["--latent", "codes.safetensors", "--index", "5", "--text", "hat", "--out", "x.png", *model],
             "--index",
         ),
         (
-            edit_cli.main,
+            edit_cli,
             ["--latent", "f0.png", "--text", "blond hair", "--out", "x.png", *model],
             "not a codes file",
         ),
         (
-            edit_cli.main,
+            edit_cli,
             ["--latent", "codes.safetensors", "--image", "f0.png", "--text", "hat", *model],
             "one of",
         ),
-        (edit_cli.main, ["--text", "blond hair", *model], "one of them"),
+        (edit_cli, ["--text", "blond hair", *model], "one of them"),
     ]
     for main, args, message in cases:
         before = sorted(p.name for p in faces.iterdir())
@@ -115,7 +114,7 @@ def test_batch_edit_of_a_folder_and_several_prompts(tiny_model_dir, faces, capsy
     (faces / "prompts.txt").write_text("blond hair\n# a comment\nremove the glasses\n")
     model = ["--model", str(tiny_model_dir)]
     argv = ["--image", "photos", "--prompts", "prompts.txt", "--text", "a beanie", "--out", "out", *model]
-    assert edit_cli.main(argv) == 0
+    assert edit_cli(argv) == 0
     names = sorted(p.name for p in (faces / "out").iterdir())
     assert names == sorted(
         f"{s}__{p}.png" for s in ("f0", "f1") for p in ("blond_hair", "remove_the_glasses", "a_beanie")
@@ -123,9 +122,7 @@ def test_batch_edit_of_a_folder_and_several_prompts(tiny_model_dir, faces, capsy
     capsys.readouterr()
     # a prompt the model cannot read is refused before the first edit: nothing is written
     assert (
-        edit_cli.main(
-            ["--image", "photos", "--text", "blond hair", "--text", "qwerty", "--out", "o2", *model]
-        )
+        edit_cli(["--image", "photos", "--text", "blond hair", "--text", "qwerty", "--out", "o2", *model])
         == 2
     )
     assert "does not understand" in capsys.readouterr().err and not (faces / "o2").exists()
@@ -134,19 +131,15 @@ def test_batch_edit_of_a_folder_and_several_prompts(tiny_model_dir, faces, capsy
 def test_videos_of_an_optimised_edit_and_of_a_seed_walk(tiny_model_dir, faces, capsys):
     model = ["--model", str(tiny_model_dir)]
     argv = ["--image", "f0.png", "--text", "blond hair", "--steps", "3", "--video", "opt.gif", *model]
-    assert edit_cli.main(argv) == 0
+    assert edit_cli(argv) == 0
     gif = Image.open("opt.gif")
     assert gif.n_frames == 4  # every step (3 steps: every one kept) and the result
-    assert (
-        edit_cli.main(["--image", "f0.png", "--text", "hat", "--video", "x.gif", "--out", "y.png", *model])
-        == 2
-    )
+    assert edit_cli(["--image", "f0.png", "--text", "hat", "--video", "x.gif", "--out", "y.png", *model]) == 2
     assert "--steps" in capsys.readouterr().err and not (faces / "x.gif").exists()
-    from tedigan import generate as generate_cli
+    generate_cli = entry("generate")
 
     assert (
-        generate_cli.main(["--seeds", "0-2", "--interpolate", "4", "--out", "walk", "--scale", "1", *model])
-        == 0
+        generate_cli(["--seeds", "0-2", "--interpolate", "4", "--out", "walk", "--scale", "1", *model]) == 0
     )
     walk = Image.open(faces / "walk" / "interpolation.gif")
     assert walk.n_frames == 12 and walk.size == (16, 16)

@@ -101,7 +101,9 @@ def test_from_dict_nested_optional_tuple_literal():
 
 
 def test_train_stage_cli_dry_run_and_errors(capsys):
-    from pipelines.train_stage import main
+    from tedigan.commands import entry
+
+    main = entry("train")
 
     assert main(["--stage", "classifier", "--dry-run", "--train.lr=0.5"]) == 0
     out = capsys.readouterr().out

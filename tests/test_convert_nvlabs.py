@@ -237,17 +237,18 @@ def test_fixture_networks_are_read_exactly(nv):
 
 
 def test_fixture_reproduces_references(nv, tmp_path):
-    pkl, ref_file, _ = nv
+    from tedigan.commands import main as tedigan_main
     from tedigan.models.stylegan2 import Discriminator, Generator
 
+    pkl, ref_file, _ = nv
     ref = torch.load(ref_file, map_location="cpu", weights_only=True)
     G, D = nvlabs.load_nvlabs(pkl)
     assert not G.training and not D.training
     assert G.num_ws == ref["ws"].shape[1]
     _assert_matches(_reference_outputs(G, D, ref), ref)
 
-    # CLI -> safetensors folders -> from_pretrained gives the same networks.
-    nvlabs.main([str(pkl), "--out", str(tmp_path)])
+    # the command -> safetensors folders -> from_pretrained gives the same networks.
+    assert tedigan_main(["convert", "nvlabs", str(pkl), "--out", str(tmp_path)]) == 0
     G2 = Generator.from_pretrained(tmp_path / "generator").eval()
     D2 = Discriminator.from_pretrained(tmp_path / "discriminator").eval()
     for a, b in ((G, G2), (D, D2)):

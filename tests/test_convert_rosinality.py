@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tedigan.convert.rosinality import kernel_1d_from_2d, load_rosinality, main
+from tedigan.commands import main
+from tedigan.convert.rosinality import kernel_1d_from_2d, load_rosinality
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
 NAMES = ["rosinality_sg2_32", "rosinality_swagan_32"]
@@ -94,7 +95,7 @@ def test_unfused_modconv_path_matches(loaded):
 
 def test_cli_writes_loadable_folders(fixtures_dir, tmp_path):
     ckpt, ref_path, _ = _fixture(fixtures_dir, "rosinality_sg2_32")
-    main([str(ckpt), "--out", str(tmp_path)])
+    assert main(["convert", "rosinality", str(ckpt), "--out", str(tmp_path)]) == 0
     G = Generator.from_pretrained(tmp_path / "generator").eval()
     D = Discriminator.from_pretrained(tmp_path / "discriminator").eval()
     ref = torch.load(ref_path, weights_only=True)

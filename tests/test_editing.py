@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from tedigan.commands import main
 from tedigan.data.avatars import AVATAR_VOCABULARY
 from tedigan.editing import mixing
 from tedigan.editing.layer_analysis import (
@@ -18,7 +19,6 @@ from tedigan.editing.layer_analysis import (
     analyze_layers,
     layer_groups,
     layers_for_prompt,
-    main,
     select_layers,
     top_moved_layers,
 )
@@ -203,12 +203,14 @@ def test_layer_analysis_cli(G, tmp_path, capsys):
     heads = {"eyewear": ["none", "glasses", "sunglasses"], "mouth": ["smiling", "sad"]}
     c = AttributeClassifier(ClassifierConfig(resolution=RES, widths=[4, 8], heads=heads))
     c_dir = c.save_pretrained(tmp_path / "classifier")
-    with pytest.raises(SystemExit):
-        main(["--help"])
+    assert main(["layer-analysis", "--help"]) == 0
     assert "--pairs" in capsys.readouterr().out
     out = tmp_path / "out"
     args = ["--generator", str(g_dir), "--classifier", str(c_dir), "--out", str(out), "--pairs", "6"]
-    assert main([*args, "--batch", "4", "--seed", "1", "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(["layer-analysis", *args, "--batch", "4", "--seed", "1", "--device", "cpu", "--no-progress"])
+        == 0
+    )
     saved = json.loads((out / "layer_map.json").read_text())
     assert set(saved["layers"]) == set(heads) and saved["num_ws"] == G.num_ws
     assert saved["settings"]["generator"] == str(g_dir)

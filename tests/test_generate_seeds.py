@@ -11,8 +11,10 @@ import torch
 from PIL import Image
 
 from tedigan import assets
-from tedigan import generate as generate_cli
+from tedigan.commands import entry
 from tedigan.editing.mixing import seed_latents
+
+generate_cli = entry("generate")
 
 
 def test_seed_latents_follow_the_nvlabs_convention(tiny_generator):
@@ -26,26 +28,24 @@ def test_seed_latents_follow_the_nvlabs_convention(tiny_generator):
 def test_seeds_and_mixing_grid_from_a_pipeline(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "s"
     argv = ["--model", str(tiny_model_dir), "--seeds", "2-4,9", "--scale", "1", "--out", str(out)]
-    assert generate_cli.main(argv) == 0
+    assert generate_cli(argv) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == ["grid.png", "seed0002.png", "seed0003.png", "seed0004.png", "seed0009.png"]
     assert Image.open(out / "seed0009.png").size == (16, 16)
     a = np.asarray(Image.open(out / "seed0003.png"))
-    assert generate_cli.main([*argv[:-1], str(tmp_path / "again")]) == 0  # deterministic
+    assert generate_cli([*argv[:-1], str(tmp_path / "again")]) == 0  # deterministic
     assert np.array_equal(a, np.asarray(Image.open(tmp_path / "again" / "seed0003.png")))
     # a second run into the same folder is refused: nothing is replaced without --overwrite
-    assert generate_cli.main(argv) == 2 and "already exists" in capsys.readouterr().err
+    assert generate_cli(argv) == 2 and "already exists" in capsys.readouterr().err
     mix = tmp_path / "m"
     argv = ["--model", str(tiny_model_dir), "--seeds", "0-1", "--mix-seeds", "5-7", "--mix-layers", "0-2"]
-    assert generate_cli.main([*argv, "--scale", "1", "--out", str(mix)]) == 0
+    assert generate_cli([*argv, "--scale", "1", "--out", str(mix)]) == 0
     grid = np.asarray(Image.open(mix / "mixing.png"))
     assert grid.shape == (3 * 16, 4 * 16, 3)
     # the row source sits in the first column; a cell differs from it (its layers 0-2 come from a column)
     single = tmp_path / "z"
     assert (
-        generate_cli.main(
-            ["--model", str(tiny_model_dir), "--seeds", "0", "--scale", "1", "--out", str(single)]
-        )
+        generate_cli(["--model", str(tiny_model_dir), "--seeds", "0", "--scale", "1", "--out", str(single)])
         == 0
     )
     assert np.array_equal(grid[16:32, :16], np.asarray(Image.open(single / "seed0000.png")))
@@ -70,7 +70,7 @@ def test_seed_sampling_refuses_bad_arguments(argv, message, tiny_model_dir, tmp_
     args = ["--out", str(tmp_path / "o")]
     if "--model" not in argv:
         args += ["--model", str(tiny_model_dir)]
-    assert generate_cli.main([*argv, *args]) == 2
+    assert generate_cli([*argv, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "o").exists()
@@ -92,7 +92,7 @@ def test_faces_generator_samples_and_mixes(tmp_path):
         "--out",
         str(out),
     ]
-    assert generate_cli.main(argv) == 0
+    assert generate_cli(argv) == 0
     img = np.asarray(Image.open(out / "seed0001.png")).astype(float)
     assert img.shape == (64, 64, 3) and img.std() > 20  # a face, not a flat image
     mix = tmp_path / "mix"
@@ -108,7 +108,7 @@ def test_faces_generator_samples_and_mixes(tmp_path):
         "--scale",
         "1",
     ]
-    assert generate_cli.main([*argv, "--out", str(mix)]) == 0
+    assert generate_cli([*argv, "--out", str(mix)]) == 0
     assert Image.open(mix / "mixing.png").size == (128, 128)
 
 
@@ -123,7 +123,7 @@ def test_damaged_or_missing_face_generator_is_one_line(tmp_path, monkeypatch, ca
     for folder, message in cases:
         monkeypatch.setenv("TEDIGAN_MOBILESTYLEGAN_DIR", str(folder))
         out = tmp_path / "o"
-        assert generate_cli.main(["--model", "mobilestylegan", "--seeds", "0", "--out", str(out)]) == 2
+        assert generate_cli(["--model", "mobilestylegan", "--seeds", "0", "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err, err
         assert not out.exists()

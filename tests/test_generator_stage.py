@@ -73,9 +73,9 @@ def _cfg(data_root: Path, out: Path, **over) -> GeneratorStageConfig:
 
 
 def train_stage_main(argv: list[str]) -> int:
-    from pipelines.train_stage import main  # the repo root is on sys.path under `python -m pytest`
+    from tedigan.commands import main
 
-    return main(argv)
+    return main(["train", *argv])
 
 
 def _rows(out: Path) -> list[dict]:
@@ -410,20 +410,22 @@ def test_device_script_trains_for_its_minutes_and_leaves_eight_files(tmp_path):
 
 
 def test_export_writes_a_checkpoints_networks_as_component_folders(blobs, tmp_path, capsys):
-    from tedigan.training import export
+    from tedigan.commands import entry
+
+    export = entry("export")
 
     run = tmp_path / "run"
     stage.train(_cfg(blobs, run, **{"train.checkpoint_every": 2}))
-    assert export.main([str(run), "--out", str(tmp_path / "latest")]) == 0
+    assert export([str(run), "--out", str(tmp_path / "latest")]) == 0
     for name in ("generator", "discriminator"):  # the last checkpoint's G_ema and D are the final ones
         a = load_file(str(tmp_path / "latest" / name / "model.safetensors"))
         b = load_file(str(run / name / "model.safetensors"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    assert export.main([str(run), "--checkpoint", "checkpoint-2", "--out", str(tmp_path / "early")]) == 0
+    assert export([str(run), "--checkpoint", "checkpoint-2", "--out", str(tmp_path / "early")]) == 0
     early = Generator.from_pretrained(tmp_path / "early" / "generator")
     meta = json.loads((tmp_path / "early" / "generator" / "config.json").read_text())["_extra"]
     assert meta["step"] == 2 and early.config == Generator.from_pretrained(run / "generator").config
     capsys.readouterr()
-    assert export.main([str(run), "--out", str(tmp_path / "early")]) == 2  # never over existing folders
-    assert export.main([str(run), "--checkpoint", "checkpoint-9", "--out", str(tmp_path / "x")]) == 2
+    assert export([str(run), "--out", str(tmp_path / "early")]) == 2  # never over existing folders
+    assert export([str(run), "--checkpoint", "checkpoint-9", "--out", str(tmp_path / "x")]) == 2
     assert "checkpoint-2, checkpoint-4" in capsys.readouterr().err

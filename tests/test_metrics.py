@@ -340,7 +340,7 @@ def _png_folder(root, n: int = 6, size: int = 16):
 
 @pytest.mark.slow
 def test_cli_end_to_end(tmp_path, capsys):
-    from tedigan.metrics.__main__ import main
+    from tedigan.commands import main
 
     model = tmp_path / "model"
     tiny_generator().save_pretrained(model / "generator")
@@ -361,7 +361,8 @@ def test_cli_end_to_end(tmp_path, capsys):
         "--data-root",
         str(data),
     ]
-    row = main([*argv, "--num", "8", "--batch", "8", "--seed", "1"])
+    assert main(["metrics", *argv, "--num", "8", "--batch", "8", "--seed", "1"]) == 0
+    row = json.loads(capsys.readouterr().out)
     rows = [json.loads(line) for line in (model / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0] == json.loads(json.dumps(row))
     res = rows[0]["metrics"]
@@ -383,9 +384,9 @@ def test_cli_end_to_end(tmp_path, capsys):
         (["--model", str(model), "--metrics", "bogus"], "unknown metric"),
         (["--model", str(model / "generator"), "--metrics", "separability"], "attribute classifier"),
     ]:  # fmt: skip
-        with pytest.raises(SystemExit):
-            main(bad)
-        assert msg in capsys.readouterr().err
+        assert main(["metrics", *bad]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_text_metrics_take_typed_inputs():

@@ -14,13 +14,14 @@ import torch
 from PIL import Image
 
 from tedigan import cli
-from tedigan import edit as edit_cli
-from tedigan import generate as generate_cli
+from tedigan.commands import entry
 from tedigan.data.io import ImageLoadError, to_tensor
 from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
 from tedigan.pipeline import INDEX_NAME, PipelineError, PromptNotUnderstood, TediGANPipeline, change_mask
 from tedigan.training import assemble
 from tedigan.training.assemble import from_stages
+
+edit_cli, generate_cli = entry("edit"), entry("generate")
 
 RES = 16  # num_ws = 6 (the conftest's tiny pipeline)
 HAIR_LAYERS = [4, 5]
@@ -206,7 +207,7 @@ def test_from_stages_reads_a_train_all_folder(pipe, tmp_path):
 
 def test_edit_cli_writes_the_edit_and_a_grid(model_dir, face, tmp_path, capsys):
     out = tmp_path / "sub" / "edited.png"
-    rc = edit_cli.main(
+    rc = edit_cli(
         [
             "--image",
             str(face),
@@ -233,7 +234,7 @@ def test_edit_cli_writes_the_edit_and_a_grid(model_dir, face, tmp_path, capsys):
 
 
 def test_generate_cli_writes_images(model_dir, tmp_path, capsys):
-    rc = generate_cli.main(
+    rc = generate_cli(
         [
             "--text",
             "a smiling man",
@@ -251,7 +252,7 @@ def test_generate_cli_writes_images(model_dir, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["000.png", "001.png", "002.png", "grid.png"]
     Image.new("L", (RES, RES), 255).save(tmp_path / "s.png")
     assert (
-        generate_cli.main(
+        generate_cli(
             ["--sketch", str(tmp_path / "s.png"), "--out", str(tmp_path / "s"), "--model", str(model_dir)]
         )
         == 0
@@ -278,10 +279,10 @@ def test_edit_cli_errors_are_one_line_and_nonzero(
     for flag, value in zip(argv[::2], argv[1::2]):
         args[flag] = value
     before = sorted(p.name for p in tmp_path.iterdir())
-    rc = edit_cli.main([x for kv in args.items() for x in kv])
+    rc = edit_cli([x for kv in args.items() for x in kv])
     err = capsys.readouterr().err.strip()
     assert (
-        rc == 2 and len(err.splitlines()) == 1 and message in err and err.startswith("tedigan.edit: error:")
+        rc == 2 and len(err.splitlines()) == 1 and message in err and err.startswith("tedigan edit: error:")
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing lost
 
@@ -295,9 +296,9 @@ def test_generate_cli_errors(model_dir, tmp_path, capsys):
         (["--sketch", "a.png", "--label", "b.png", "--model", str(model_dir)], "either"),
     ]
     for argv, message in cases:
-        assert generate_cli.main([*argv, "--out", str(tmp_path / "x")]) == 2
+        assert generate_cli([*argv, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and err.startswith("tedigan.generate: error:") and message in err
+        assert len(err.splitlines()) == 1 and err.startswith("tedigan generate: error:") and message in err
     assert not (tmp_path / "x").exists()
 
 

@@ -7,10 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from tedigan import edit as edit_cli
+from tedigan.commands import entry
 from tedigan.data.io import to_tensor
 from tedigan.editing.pivotal import PivotalTuningConfig, pivotal_tuning
 from tedigan.pipeline import PipelineError
+
+edit_cli = entry("edit")
 
 
 def _target(res: int) -> torch.Tensor:
@@ -74,7 +76,7 @@ def test_edit_cli_pti_steps(tiny_model_dir, tmp_path, capsys):
     face = tmp_path / "face.png"
     Image.new("RGB", (16, 16), (200, 120, 90)).save(face)
     out = tmp_path / "edit.png"
-    rc = edit_cli.main(
+    rc = edit_cli(
         ["--model", str(tiny_model_dir), "--image", str(face), "--text", "blond hair", "--pti-steps", "3",
          "--grid", "--out", str(out)]
     )  # fmt: skip

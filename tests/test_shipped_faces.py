@@ -10,8 +10,10 @@ import warnings
 import matplotlib.cbook
 import pytest
 
-from tedigan import edit as edit_cli
+from tedigan.commands import entry
 from tedigan.pipeline import DEFAULT_MODEL_DIR, NAMED_MODELS, OutOfDomainWarning, TediGANPipeline
+
+edit_cli = entry("edit")
 
 FOLDER = NAMED_MODELS["faces"]
 PHOTO = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
@@ -40,7 +42,7 @@ def test_a_real_photo_is_aligned_and_edited(faces, tmp_path):
     out = faces.edit(PHOTO, "make her smile", align=True)
     assert out.images[0].size == (256, 256) and out.layers
     argv = ["--model", "faces", "--image", PHOTO, "--align", "--text", "make her smile"]
-    assert edit_cli.main([*argv, "--out", str(tmp_path / "smile.png")]) == 0
+    assert edit_cli([*argv, "--out", str(tmp_path / "smile.png")]) == 0
     assert (tmp_path / "smile.png").is_file()
 
 
@@ -54,10 +56,10 @@ def test_an_avatar_given_to_the_faces_model_is_out_of_domain(faces):
 
 @pytest.mark.slow
 def test_text_to_image_and_unreadable_prompts(tmp_path, capsys):
-    from tedigan import generate as generate_cli
+    generate_cli = entry("generate")
 
     argv = ["--model", "faces", "--text", "an old man", "-n", "2", "--out", str(tmp_path / "t2i")]
-    assert generate_cli.main(argv) == 0 and len(list((tmp_path / "t2i").glob("0*.png"))) == 2
+    assert generate_cli(argv) == 0 and len(list((tmp_path / "t2i").glob("0*.png"))) == 2
     argv = ["--model", "faces", "--image", PHOTO, "--text", "pink hair", "--out", str(tmp_path / "x.png")]
-    assert edit_cli.main(argv) == 2  # the face vocabulary has no hair colours: refused, not guessed
-    assert "tedigan.edit: error:" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+    assert edit_cli(argv) == 2  # the face vocabulary has no hair colours: refused, not guessed
+    assert "tedigan edit: error:" in capsys.readouterr().err and not (tmp_path / "x.png").exists()

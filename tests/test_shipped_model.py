@@ -9,8 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from tedigan import edit as edit_cli
+from tedigan.commands import entry
 from tedigan.pipeline import DEFAULT_MODEL_DIR, TediGANPipeline
+
+edit_cli = entry("edit")
 
 EXAMPLE = DEFAULT_MODEL_DIR.parents[2] / "examples" / "face.png"
 
@@ -49,7 +51,7 @@ def test_shipped_model_edits_the_example(shipped, tmp_path):
     out = shipped.edit(EXAMPLE, "blond hair")
     assert out.images[0].size == (64, 64) and out.layers
     assert not torch.equal(out.latents, out.source_latents)
-    rc = edit_cli.main(["--image", str(EXAMPLE), "--text", "blond hair", "--out", str(tmp_path / "e.png")])
+    rc = edit_cli(["--image", str(EXAMPLE), "--text", "blond hair", "--out", str(tmp_path / "e.png")])
     assert rc == 0 and Image.open(tmp_path / "e.png").size == (256, 256)  # --scale 4 by default
 
 
@@ -78,6 +80,6 @@ def test_a_photo_given_to_the_avatar_model_is_called_out_of_domain(shipped, caps
         shipped.invert(photo)
     (w,) = [w for w in caught if issubclass(w.category, OutOfDomainWarning)]
     assert "look like faces, not avatars" in str(w.message) and "--model faces" in str(w.message)
-    rc = edit_cli.main(["--image", str(photo), "--text", "add a beanie", "--out", str(tmp_path / "p.png")])
+    rc = edit_cli(["--image", str(photo), "--text", "add a beanie", "--out", str(tmp_path / "p.png")])
     err = capsys.readouterr().err
-    assert rc == 0 and err.count("\n") == 1 and err.startswith("tedigan.edit: warning: 1 of 1 input image(s)")
+    assert rc == 0 and err.count("\n") == 1 and err.startswith("tedigan edit: warning: 1 of 1 input image(s)")

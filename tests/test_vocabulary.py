@@ -7,10 +7,12 @@ import json
 
 import pytest
 
-from tedigan import edit as edit_cli
+from tedigan.commands import entry
 from tedigan.data import Vocabulary, VocabularyError, builtin_vocabulary, vocabulary_for
 from tedigan.data.avatars import AVATAR_VOCABULARY, PHRASES, captions, sample_record
 from tedigan.pipeline import DEFAULT_MODEL_DIR, PromptNotUnderstood, TediGANPipeline
+
+edit_cli = entry("edit")
 
 V = AVATAR_VOCABULARY
 
@@ -121,12 +123,11 @@ def test_the_shipped_model_carries_its_vocabulary(tiny_pipe, tmp_path, monkeypat
     from PIL import Image
 
     Image.new("RGB", (16, 16), (200, 150, 120)).save(tmp_path / "f.png")
-    rc = edit_cli.main(["--image", "f.png", "--text", "make it pop", "--model", str(saved)])
+    rc = edit_cli(["--image", "f.png", "--text", "make it pop", "--model", str(saved)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "does not understand" in err
     assert not (tmp_path / "f_edited.png").exists()
     # explicit layers edit anyway
     assert (
-        edit_cli.main(["--image", "f.png", "--text", "make it pop", "--model", str(saved), "--layers", "0,1"])
-        == 0
+        edit_cli(["--image", "f.png", "--text", "make it pop", "--model", str(saved), "--layers", "0,1"]) == 0
     )

@@ -1,5 +1,6 @@
-"""``python -m tedigan.assets [--fetch-npm [--force]]``."""
+"""``python -m tedigan.assets``: the same as ``tedigan assets`` (:mod:`tedigan.commands.assets`)."""
 
-from tedigan.assets.cli import main
+from tedigan.commands import shim
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    shim("assets")

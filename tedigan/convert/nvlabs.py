@@ -19,14 +19,13 @@ Loading such a file with :func:`pickle.load` executes the embedded source. This 
 
 :func:`read_nvlabs_pickle` turns the recorded objects into :class:`NVNetwork` records (class name, constructor
 kwargs, flat state dict); :func:`load_nvlabs` builds tedigan's own :class:`~tedigan.models.stylegan2.Generator`
-and :class:`~tedigan.models.stylegan2.Discriminator` from them. CLI::
+and :class:`~tedigan.models.stylegan2.Discriminator` from them. Command::
 
-    python -m tedigan.convert.nvlabs network-snapshot.pkl --out converted/
+    tedigan convert nvlabs network-snapshot.pkl --out converted/
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import io
 import math
@@ -40,7 +39,6 @@ from typing import Any
 import torch
 
 from tedigan.assets import check_pickle
-from tedigan.convert import ConversionError, check_out_dir, run_cli
 
 __all__ = [
     "UnsafePickleError",
@@ -56,7 +54,6 @@ __all__ = [
     "convert_discriminator_state",
     "build_models",
     "load_nvlabs",
-    "main",
 ]
 
 
@@ -922,44 +919,7 @@ def load_nvlabs(path: str | Path, generator: str = "G_ema") -> tuple[Any, Any]:
     return build_models(read_nvlabs_pickle(path), generator=generator, where=str(path))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tedigan.convert.nvlabs",
-        description="Convert an NVlabs stylegan2-ada-pytorch network pickle (.pkl) to tedigan safetensors "
-        "folders, without executing any code from the pickle.",
-    )
-    parser.add_argument("pickle", type=Path, help="NVlabs network pickle (keys G, D, G_ema)")
-    parser.add_argument(
-        "--out", type=Path, required=True, help="output dir; writes generator/ and discriminator/"
-    )
-    parser.add_argument(
-        "--generator", default="G_ema", choices=("G_ema", "G"), help="which generator to convert"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output folders")
-    args = parser.parse_args(argv)
-    return run_cli(parser.prog, lambda: _convert(args))
-
-
-def _convert(args: argparse.Namespace) -> None:
-    if not args.pickle.is_file():
-        raise ConversionError(f"{args.pickle}: no such file")
-    check_out_dir(args.out, args.overwrite)
-    G, D = load_nvlabs(args.pickle, generator=args.generator)
-    extra = {"source": "nvlabs", "checkpoint": str(args.pickle), "network": args.generator}
-    g_dir = G.save_pretrained(args.out / "generator", extra=extra)
-    cfg = G.config
-    print(
-        f"generator: {cfg.resolution}px z={cfg.z_dim} w={cfg.w_dim} n_mlp={cfg.n_mlp} num_ws={cfg.num_ws} "
-        f"channels={cfg.channels_per_resolution()} -> {g_dir}"
-    )
-    if D is not None:
-        d_dir = D.save_pretrained(args.out / "discriminator", extra={"source": "nvlabs", "network": "D"})
-        print(
-            f"discriminator: {D.config.resolution}px channels={D.config.channels_per_resolution()} -> {d_dir}"
-        )
-    else:
-        print("discriminator: none in the pickle")
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tedigan.commands import shim
+
+    shim("convert", "nvlabs")

@@ -24,7 +24,7 @@ feature resolution ``2**(k+3)``)::
     D (swagan) from_rgbs.{k}.conv.{0,1} -> b{R/2**(k+1)}.fromwav (k = last: b4.fromwav)
     D final_conv.{0,1} / final_linear.0 / final_linear.1 -> b4.conv / b4.fc / b4.out
 
-CLI: ``python -m tedigan.convert.rosinality ckpt.pt --out DIR`` writes ``DIR/generator`` and
+Command: ``tedigan convert rosinality ckpt.pt --out DIR`` writes ``DIR/generator`` and
 ``DIR/discriminator`` (``model.safetensors`` + ``config.json``).
 """
 
@@ -38,7 +38,6 @@ from pathlib import Path
 
 import torch
 
-from tedigan.convert import ConversionError, check_out_dir, run_cli
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from tedigan.models.swagan import haar_kernels
 
@@ -332,49 +331,10 @@ def load_rosinality(
     return G, D, latent_avg
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tedigan.convert.rosinality",
-        description="Convert a rosinality/stylegan2-pytorch checkpoint (.pt) to tedigan safetensors folders.",
-    )
-    parser.add_argument("checkpoint", type=Path, help="rosinality .pt (keys g_ema, d, latent_avg)")
-    parser.add_argument(
-        "--out", type=Path, required=True, help="output dir; writes generator/ and discriminator/"
-    )
-    parser.add_argument("--lr-mlp", type=float, default=0.01, help="mapping lr multiplier used in training")
-    parser.add_argument("--generator-key", default="g_ema", help="which generator to convert (g_ema or g)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output folders")
-    args = parser.parse_args(argv)
-    return run_cli(parser.prog, lambda: _convert(args))
-
-
-def _convert(args: argparse.Namespace) -> None:
-    if not args.checkpoint.is_file():
-        raise ConversionError(f"{args.checkpoint}: no such file")
-    check_out_dir(args.out, args.overwrite)
-    G, D, latent_avg = load_rosinality(args.checkpoint, lr_mlp=args.lr_mlp, generator_key=args.generator_key)
-    extra = {
-        "source": "rosinality",
-        "checkpoint": str(args.checkpoint),
-        "w_avg": "checkpoint latent_avg" if latent_avg is not None else "estimated (10000 samples)",
-    }
-    g_dir = G.save_pretrained(args.out / "generator", extra=extra)
-    cfg = G.config
-    print(
-        f"generator: {cfg.arch} {cfg.resolution}px z={cfg.z_dim} w={cfg.w_dim} n_mlp={cfg.n_mlp} "
-        f"num_ws={cfg.num_ws} channels={cfg.channels} -> {g_dir}"
-    )
-    if D is not None:
-        d_dir = D.save_pretrained(args.out / "discriminator", extra={"source": "rosinality"})
-        print(
-            f"discriminator: {D.config.arch} {D.config.resolution}px channels={D.config.channels} -> {d_dir}"
-        )
-    else:
-        print("discriminator: none in checkpoint")
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tedigan.commands import shim
+
+    shim("convert", "rosinality")
 
 __all__ = [
     "convert_discriminator_state_dict",
@@ -384,5 +344,4 @@ __all__ = [
     "kernel_1d_from_2d",
     "load_checkpoint",
     "load_rosinality",
-    "main",
 ]

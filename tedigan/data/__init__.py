@@ -9,27 +9,40 @@ default collate cannot batch caption lists of different lengths).
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch.utils.data import Dataset
-
-from .folder import IMAGE_EXTENSIONS, ImageFolderDataset, read_captions_jsonl, scan_images
-from .hf import HFImageTextDataset, load_hf_dataset
-from .io import (
-    BadImagePolicy,
-    ImageLoadError,
-    collate_samples,
-    convert_image,
-    load_image,
-    load_label_map,
-    load_sketch,
-    open_image,
-    to_pil,
-    to_tensor,
-)
-from .mmceleba import MMCelebAHQDataset, read_split_file
 from .vocabulary import VOCABULARY_NAME, Reading, Vocabulary, VocabularyError
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+#: names served from the submodules on first use: importing ``tedigan.data`` (or its light vocabulary)
+#: must not load torch, so that ``tedigan edit --help`` can list the vocabularies fast
+_LAZY = {
+    **dict.fromkeys(
+        ("IMAGE_EXTENSIONS", "ImageFolderDataset", "read_captions_jsonl", "scan_images"), ".folder"
+    ),
+    **dict.fromkeys(("HFImageTextDataset", "load_hf_dataset"), ".hf"),
+    **dict.fromkeys(
+        (
+            "BadImagePolicy",
+            "ImageLoadError",
+            "collate_samples",
+            "convert_image",
+            "load_image",
+            "load_label_map",
+            "load_sketch",
+            "open_image",
+            "to_pil",
+            "to_tensor",
+        ),
+        ".io",
+    ),
+    **dict.fromkeys(("MMCelebAHQDataset", "read_split_file"), ".mmceleba"),
+    "AvatarDataset": ".avatars",  # its renderer too: a problem there must not take the other loaders down
+}
 
 DATASET_KINDS = ("avatars", "faces", "folder", "hf", "mmceleba")
 
@@ -63,17 +76,11 @@ __all__ = [
 ]
 
 
-def _avatar_class():
-    # Imported on demand: the avatar module pulls in its renderer, and a problem there must not take the
-    # real-data loaders down with it.
-    from .avatars import AvatarDataset
-
-    return AvatarDataset
-
-
-def __getattr__(name: str):
-    if name == "AvatarDataset":
-        return _avatar_class()
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -92,16 +99,24 @@ def make_dataset(
     """
     key = kind.lower().strip()
     if key == "avatars":
-        return _avatar_class()(root, split=split, resolution=resolution, **kwargs)
+        from .avatars import AvatarDataset
+
+        return AvatarDataset(root, split=split, resolution=resolution, **kwargs)
     if key == "faces":
         from .faces import GeneratedFaceDataset
 
         return GeneratedFaceDataset(root, split=split, resolution=resolution, **kwargs)
     if key == "folder":
+        from .folder import ImageFolderDataset
+
         return ImageFolderDataset(root, resolution=resolution, **kwargs)
     if key == "hf":
+        from .hf import HFImageTextDataset
+
         return HFImageTextDataset(root, split=split, resolution=resolution, **kwargs)
     if key == "mmceleba":
+        from .mmceleba import MMCelebAHQDataset
+
         return MMCelebAHQDataset(root, split=split, resolution=resolution, **kwargs)
     raise ValueError(f"unknown data set kind {kind!r}; choose one of {', '.join(DATASET_KINDS)}")
 

@@ -180,7 +180,7 @@ class GeneratedFaceDataset(Dataset):
         self.root, self.resolution = Path(root), resolution
         if not (self.root / "info.json").is_file():
             raise FileNotFoundError(
-                f"no finished face data set in {self.root}: run `python -m tedigan.training.face_data --num 10000 "
+                f"no finished face data set in {self.root}: run `tedigan face-data --num 10000 "
                 f"--out {self.root}` (it resumes where a killed build stopped)"
             )
         rows = [json.loads(line) for line in (self.root / "metadata.jsonl").read_text().splitlines() if line]

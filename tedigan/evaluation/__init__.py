@@ -1,7 +1,7 @@
 """Evaluation of whole pipelines, the room above :mod:`tedigan.pipeline` (the metrics below it never import it).
 
 - :mod:`~tedigan.evaluation.edit_benchmark`: the ground-truth edit benchmark on held-out rendered avatars
-  (``python -m tedigan.evaluation.edit_benchmark``);
+  (``tedigan benchmark``; :mod:`~tedigan.evaluation.face_benchmark`: ``tedigan face-benchmark``);
 - :mod:`~tedigan.evaluation.judges`: what the face judges say about generated faces
-  (``python -m tedigan.evaluation.judges``).
+  (``tedigan judges``).
 """

@@ -1,4 +1,4 @@
-"""Ground-truth edit benchmark on procedural avatars: ``python -m tedigan.evaluation.edit_benchmark --model DIR``.
+"""Ground-truth edit benchmark on procedural avatars: ``tedigan benchmark --model DIR``.
 
 The avatar renderer is deterministic, so the *true* result of a text edit is known: re-render the source
 record with the one attribute changed (:func:`tedigan.data.avatars.with_attribute`). Sources are rendered from
@@ -22,7 +22,6 @@ with ``--data-root``, the generator's FID against real avatars.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import time
@@ -38,7 +37,7 @@ from tedigan.data import avatars
 from tedigan.data.io import to_tensor
 from tedigan.fs import atomic_write_text
 
-__all__ = ["EDITS", "T2I_PROMPTS", "BenchmarkConfig", "run_benchmark", "main"]
+__all__ = ["EDITS", "T2I_PROMPTS", "BenchmarkConfig", "run_benchmark"]
 
 #: (attribute, value, phrasings) — each phrasing names the value in the caption grammar's vocabulary
 EDITS: list[tuple[str, str, tuple[str, ...]]] = [
@@ -542,77 +541,7 @@ def _report(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from tedigan.pipeline import EDIT_MODES, TediGANPipeline
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tedigan.evaluation.edit_benchmark",
-        description="Ground-truth edit benchmark of a TediGAN pipeline on held-out procedural avatars.",
-        epilog="example: python -m tedigan.evaluation.edit_benchmark --out outputs/benchmark --data-root data/avatars64",
-    )
-    parser.add_argument("--model", default=None, help="pipeline folder (default: the shipped model)")
-    parser.add_argument("--out", default="outputs/edit_benchmark", help="folder for json, report and grids")
-    parser.add_argument("--num-sources", type=int, default=100, help="held-out avatars to edit (default 100)")
-    parser.add_argument("--num-optimized", type=int, default=40, help="sources also edited with optimisation")
-    parser.add_argument(
-        "--steps", type=int, default=30, help="optimisation steps of optimised edits (default 30)"
-    )
-    parser.add_argument("--samples-per-prompt", type=int, default=8, help="text-to-image samples per prompt")
-    parser.add_argument(
-        "--data-root", default=None, help="avatar data set for the generator's FID (optional)"
-    )
-    parser.add_argument(
-        "--fid-num", type=int, default=1000, help="generated images for FID (default 1000; 0 = no FID)"
-    )
-    parser.add_argument("--seed", type=int, default=BENCH_SEED, help="seed of the held-out source records")
-    parser.add_argument("--strength", type=float, default=1.0, help="edit strength (default 1)")
-    parser.add_argument(
-        "--pti-steps",
-        type=int,
-        default=0,
-        help="also invert --num-pti sources with pivotal tuning (default 0: off)",
-    )
-    parser.add_argument(
-        "--num-pti", type=int, default=20, help="sources inverted with pivotal tuning (default 20)"
-    )
-    parser.add_argument(
-        "--mode",
-        choices=EDIT_MODES,
-        default=None,
-        help="edit mode: mix (TediGAN: the prompt's layers from the text code) or delta (moved along the text "
-        "direction); default: the model's own",
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing benchmark in --out")
-    args = parser.parse_args(argv)
-
-    if (Path(args.out) / "benchmark.json").exists() and not args.overwrite:
-        parser.exit(
-            2,
-            f"tedigan.evaluation.edit_benchmark: error: {args.out}/benchmark.json exists: pass "
-            "--overwrite to replace it, or choose another --out\n",
-        )
-    try:
-        pipe = TediGANPipeline.from_pretrained(args.model, device=args.device)
-    except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"tedigan.evaluation.edit_benchmark: error: {err}\n")
-    cfg = BenchmarkConfig(
-        num_sources=args.num_sources,
-        num_optimized=args.num_optimized,
-        steps=args.steps,
-        samples_per_prompt=args.samples_per_prompt,
-        seed=args.seed,
-        fid_num=args.fid_num,
-        strength=args.strength,
-        pti_steps=args.pti_steps,
-        num_pti=args.num_pti,
-        mode=args.mode,
-    )
-    s = run_benchmark(pipe, args.out, cfg, data_root=args.data_root)
-    print((Path(args.out) / "report.md").read_text())
-    print(f"-> {args.out}/benchmark.json ({s['seconds_total']:.0f} s)")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tedigan.commands import shim
+
+    shim("benchmark")

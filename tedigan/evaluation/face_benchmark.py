@@ -1,4 +1,4 @@
-"""Faces benchmark: ``python -m tedigan.evaluation.face_benchmark --model DIR --data data/faces256 --out DIR``.
+"""Faces benchmark: ``tedigan face-benchmark --model DIR --data data/faces256 --out DIR``.
 
 Edits of held-out generated faces (the data set's ``test`` split: faces and codes no stage trained on) and of
 real photos, scored by judges that neither the training data nor any optimisation used: **human**'s emotion
@@ -26,7 +26,6 @@ diversity (mean pairwise LPIPS of the samples of one prompt).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import time
@@ -38,11 +37,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from tedigan.data.io import load_image, to_tensor
+from tedigan.data.io import to_tensor
 from tedigan.domains import DOMAINS
 from tedigan.fs import atomic_write_text
 
-__all__ = ["AGE_KEEP", "AGE_STEP", "EDITS", "T2I_PROMPTS", "run_face_benchmark", "main"]
+__all__ = ["AGE_KEEP", "AGE_STEP", "EDITS", "T2I_PROMPTS", "run_face_benchmark"]
 
 #: (name, attribute, value, which sources apply, phrasings)
 EDITS: list[tuple[str, str, str, str, tuple[str, ...]]] = [
@@ -383,41 +382,7 @@ def _report(r: dict[str, Any], grid_rows: list[str], modes: Sequence[str] = ()) 
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m tedigan.evaluation.face_benchmark",
-        description="Edit held-out generated faces and real photos with a faces pipeline; score them with an "
-        "independent judge (human's nets).",
-    )
-    p.add_argument("--model", default="faces", help="faces pipeline folder or name (default faces)")
-    p.add_argument("--data", default="data/faces256", help="face data set (its test split is used)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--num", type=int, default=24, help="held-out faces to edit (default 24)")
-    p.add_argument("--photo", action="append", default=[], help="a real photo to invert (repeatable)")
-    p.add_argument("--t2i-samples", type=int, default=4)
-    p.add_argument("--modes", default="mix,delta", help="edit modes to measure (default mix,delta)")
-    p.add_argument("--opt-steps", type=int, default=0, help="also optimise a few edits this many steps")
-    p.add_argument("--strength", type=float, default=1.0, help="edit strength (default 1)")
-    p.add_argument("--num-optimized", type=int, default=2, help="how many edits --opt-steps optimises")
-    p.add_argument("--device", default="cpu")
-    args = p.parse_args(argv)
-    from tedigan.assets import MissingWeightsError
-    from tedigan.pipeline import PipelineError, TediGANPipeline
-
-    try:
-        pipe = TediGANPipeline.from_pretrained(args.model, device=args.device)
-        for photo in args.photo:
-            load_image(photo)
-        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-        r = run_face_benchmark(
-            pipe, args.data, args.out, args.num, args.photo, args.t2i_samples, modes=modes,
-            opt_steps=args.opt_steps, num_optimized=args.num_optimized, strength=args.strength,
-        )  # fmt: skip
-    except (PipelineError, MissingWeightsError, FileNotFoundError, ValueError) as err:
-        p.exit(2, f"{p.prog}: error: {' '.join(str(err).split())}\n")
-    print(_report(r, []))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tedigan.commands import shim
+
+    shim("face-benchmark")

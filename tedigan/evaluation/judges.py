@@ -1,8 +1,8 @@
 """What judges say about generated faces: label distributions, ages and agreement between judges.
 
-``python -m tedigan.evaluation.judges --model mobilestylegan --num 64 --out reports/faces`` samples seeds
-``0..num-1`` of a generator, lets every judge read them (face-api's expression / age / gender and human's
-emotion / faceres by default) and writes ``judges.json`` (per judge and attribute: the share of each label, mean
+``tedigan judges --model mobilestylegan --num 64 --out reports/faces`` samples seeds ``0..num-1``
+of a generator, lets every judge read them (face-api's expression / age / gender and human's emotion /
+faceres by default) and writes ``judges.json`` (per judge and attribute: the share of each label, mean
 probabilities, age statistics; where two judges read the same attribute, how often they agree) and
 ``judges.jpg`` (the first 16 faces with both judges' labels). Agreement between two independent judges is the
 honest check that a judge reads these faces at all: the optimisation of an edit may fool one judge, rarely
@@ -11,20 +11,15 @@ two.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tedigan.domains import DOMAINS
 from tedigan.models.judge import Judge
 
-__all__ = ["judge_images", "judge_report", "main"]
+__all__ = ["judge_images", "judge_report", "judge_samples", "labelled_grid"]
 
 
 @torch.no_grad()
@@ -57,6 +52,24 @@ def _merge(parts: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     return merged
 
 
+@torch.no_grad()
+def judge_samples(
+    G: Any, judges: Mapping[str, Judge], num: int, psi: float, batch: int = 4, **synthesis: Any
+) -> tuple[dict[str, dict[str, Any]], torch.Tensor]:
+    """Let every judge read the faces of seeds ``0..num-1`` of generator ``G`` (truncation ``psi``, ``batch``
+    at a time; ``synthesis`` goes to ``G.synthesis``). Returns the merged reads and the first 16 images."""
+    from tedigan.editing.mixing import seed_latents
+
+    parts, first = [], None
+    seeds = list(range(num))
+    for i in range(0, len(seeds), batch):
+        images = G.synthesis(seed_latents(G, seeds[i : i + batch], psi), noise_mode="const", **synthesis)
+        images = images.float().clamp(-1, 1)
+        parts.append(judge_images(judges, images))
+        first = images if first is None else torch.cat([first, images])[:16]
+    return _merge(parts), first
+
+
 def judge_report(judges: Mapping[str, Judge], reads: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Distributions per judge and attribute, and pairwise agreement on shared attributes."""
     report: dict[str, Any] = {"judges": {}, "agreement": {}}
@@ -87,7 +100,7 @@ def judge_report(judges: Mapping[str, Judge], reads: dict[str, dict[str, Any]]) 
     return report
 
 
-def _labelled_grid(
+def labelled_grid(
     images: torch.Tensor, reads: dict[str, dict[str, Any]], path: Path, n: int = 16, tile: int = 160
 ) -> None:
     import torch.nn.functional as F
@@ -117,73 +130,7 @@ def _labelled_grid(
     grid.save(path, quality=88)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tedigan.evaluation.judges",
-        description="Let the face judges read generated faces; write their label distributions and agreement.",
-        epilog="example: python -m tedigan.evaluation.judges --model mobilestylegan --num 64 --out reports/faces",
-    )
-    face_generator = DOMAINS["faces"].generator
-    parser.add_argument(
-        "--model",
-        default=face_generator,
-        help=f"'{face_generator}' (the FFHQ generator) or a pipeline folder",
-    )
-    parser.add_argument("--num", type=int, default=64, help="faces to judge, seeds 0..num-1 (default 64)")
-    parser.add_argument("--psi", type=float, default=0.7, help="truncation (default 0.7)")
-    parser.add_argument(
-        "--resolution", type=int, default=256, help=f"{face_generator}: render size (default 256)"
-    )
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--out", required=True, help="folder for judges.json and judges.jpg")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    from tedigan import cli
-    from tedigan.assets import MissingWeightsError
-    from tedigan.editing.mixing import seed_latents
-    from tedigan.fs import atomic_write_text
-    from tedigan.models.ports.faceapi import FaceApiJudge
-    from tedigan.models.ports.human import HumanJudge
-
-    if not 1 <= args.num <= 10_000:
-        parser.error("--num must be in 1..10000")
-    try:
-        G, _, what = cli.load_generator(args, args.resolution if args.model in cli.NAMED_GENERATORS else None)
-        judges: dict[str, Judge] = {
-            "face-api": FaceApiJudge.from_package(heads=("expression", "age_gender")),
-            "human": HumanJudge.from_package(nets=("emotion", "faceres")),
-        }
-    except (MissingWeightsError, cli.UsageError, ValueError) as err:
-        print(f"tedigan.evaluation.judges: error: {err}", file=sys.stderr)
-        return 2
-    kwargs = {"resolution": args.resolution} if args.model in cli.NAMED_GENERATORS else {}
-    start = time.perf_counter()
-    parts, first = [], None
-    seeds = list(range(args.num))
-    for i in range(0, len(seeds), args.batch):
-        with torch.no_grad():
-            images = G.synthesis(
-                seed_latents(G, seeds[i : i + args.batch], args.psi), noise_mode="const", **kwargs
-            )
-        images = images.float().clamp(-1, 1)
-        parts.append(judge_images(judges, images))
-        first = images if first is None else torch.cat([first, images])[:16]
-    reads = _merge(parts)
-    report = {
-        "model": what,
-        "num": args.num,
-        "psi": args.psi,
-        "seeds": f"0-{args.num - 1}",
-        **judge_report(judges, reads),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    out = Path(args.out)
-    _labelled_grid(first, reads, out / "judges.jpg")
-    atomic_write_text(out / "judges.json", json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("judges", "agreement")}, indent=1)[:4000])
-    print(f"-> {out}/judges.json, {out}/judges.jpg ({report['seconds']} s)")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tedigan.commands import shim
+
+    shim("judges")

@@ -1,28 +1,24 @@
 """Export the networks of a generator-stage checkpoint as component folders, mid-run.
 
-    python -m tedigan.training.export outputs/avatars64/generator --out outputs/avatars64/at_latest
-    python -m tedigan.training.export outputs/avatars64/generator --checkpoint checkpoint-5000 --out g5000
+    tedigan export outputs/avatars64/generator --out outputs/avatars64/at_latest
+    tedigan export outputs/avatars64/generator --checkpoint checkpoint-5000 --out g5000
 
 writes ``OUT/generator`` (the checkpoint's ``G_ema``) and ``OUT/discriminator``, as the stage writes them at its
-end, so that a long run can be measured and sampled while it trains (``python -m tedigan.metrics --model OUT
+end, so that a long run can be measured and sampled while it trains (``tedigan metrics --model OUT
 --metrics fid ...``, ``tedigan generate --model OUT``, ``--generator_path=OUT/generator``). The run is not
 touched: the checkpoint is only read (safetensors + JSON; a folder holding a pickle is refused).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from tedigan.config import GeneratorStageConfig, load_config
-from tedigan.convert import check_out_dir
 from tedigan.models.stylegan2 import Generator
 from tedigan.training.checkpoint import CheckpointError, CheckpointManager
 from tedigan.training.generator import new_discriminator
 
-__all__ = ["export_generator", "main"]
+__all__ = ["export_generator"]
 
 
 def export_generator(run_dir: str | Path, out: str | Path, checkpoint: str = "latest") -> Path:
@@ -61,27 +57,7 @@ def export_generator(run_dir: str | Path, out: str | Path, checkpoint: str = "la
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tedigan.training.export",
-        description="Export G_ema and D of a generator-stage checkpoint as generator/ and discriminator/ folders.",
-        epilog="example: python -m tedigan.training.export outputs/avatars64/generator --out at_latest",
-    )
-    parser.add_argument("run", help="the generator stage's train.output_dir")
-    parser.add_argument("--checkpoint", default="latest", help="latest (default) or checkpoint-N")
-    parser.add_argument("--out", required=True, help="folder for generator/ and discriminator/")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output folders")
-    args = parser.parse_args(argv)
-    prog = parser.prog
-    try:
-        check_out_dir(Path(args.out), args.overwrite)
-        out = export_generator(args.run, args.out, args.checkpoint)
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    print(f"{args.run} ({args.checkpoint}) -> {out / 'generator'}, {out / 'discriminator'}")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tedigan.commands import shim
+
+    shim("export")

@@ -1,6 +1,6 @@
 """The generated face data set: seeds → W+ codes → photo-real faces, judged and captioned.
 
-``python -m tedigan.training.face_data --num 10000 --out data/faces256`` renders faces with the FFHQ
+``tedigan face-data --num 10000 --out data/faces256`` renders faces with the FFHQ
 generator (MobileStyleGAN; research / non-commercial weights), a share of them style-mixed so the codes cover
 W+ and not only W, lets the *training* judge (face-api: expression, age, gender) label them, and writes ten
 captions per face from the face vocabulary (:mod:`tedigan.data.faces`). The folder is a tedigan image
@@ -18,10 +18,8 @@ Sample *i* depends only on ``(seed, i)``; splits are index ranges (80/10/10).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,7 @@ from tedigan.data.faces import FACE_VOCABULARY, age_group, face_captions
 from tedigan.data.io import to_pil
 from tedigan.fs import atomic_write, atomic_write_text
 
-__all__ = ["build_face_dataset", "main"]
+__all__ = ["build_face_dataset"]
 
 
 def _codes(G, seeds: list[int], psi: float, mixing_prob: float) -> tuple:
@@ -203,52 +201,7 @@ def _read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tedigan.training.face_data",
-        description="Render, judge and caption generated FFHQ faces for the face stages (research / "
-        "non-commercial generator weights).",
-        epilog="example: python -m tedigan.training.face_data --num 10000 --out data/faces256",
-    )
-    parser.add_argument("--num", type=int, required=True, help="number of faces")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--resolution", type=int, default=256, choices=(64, 128, 256, 512, 1024))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--psi", type=float, default=0.8, help="truncation (default 0.8)")
-    parser.add_argument("--mixing-prob", type=float, default=0.5, help="share of style-mixed codes")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--chunk", type=int, default=256, help="faces per resumable chunk (default 256)")
-    parser.add_argument("--overwrite", action="store_true", help="render again into an existing data set")
-    args = parser.parse_args(argv)
-    if not 1 <= args.num <= 10**7 or not 0 <= args.mixing_prob <= 1 or not 0 <= args.psi <= 2:
-        parser.error("--num must be >= 1, --mixing-prob in [0, 1], --psi in [0, 2]")
-    if args.chunk < 1:
-        parser.error("--chunk must be >= 1")
-    if (args.out / "info.json").exists() and not args.overwrite:
-        parser.exit(
-            2, f"tedigan.training.face_data: error: {args.out} already holds a data set (--overwrite)\n"
-        )
-    from tedigan.assets import MissingWeightsError
-
-    try:
-        build_face_dataset(
-            args.out,
-            args.num,
-            args.resolution,
-            args.seed,
-            args.psi,
-            args.mixing_prob,
-            args.batch,
-            args.device,
-            chunk=args.chunk,
-        )
-    except (MissingWeightsError, ValueError) as err:
-        parser.exit(2, f"tedigan.training.face_data: error: {err}\n")
-    info = json.loads((args.out / "info.json").read_text())
-    print(f"{args.num} faces -> {args.out} ({info['seconds_per_image']:.3f} s/face); labels {info['labels']}")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tedigan.commands import shim
+
+    shim("face-data")

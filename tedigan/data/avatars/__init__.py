@@ -90,7 +90,7 @@ from tedigan.data.avatars.dataset import (
     sample_id,
     split_ranges,
 )
-from tedigan.data.avatars.preview import attribute_sheet, main, preview_grid
+from tedigan.data.avatars.preview import attribute_sheet, preview_grid
 from tedigan.data.avatars.render import RenderedAvatar, colorize_label, compose_svg, render, render_px_for
 
 __all__ = [
@@ -130,7 +130,6 @@ __all__ = [
     "compose_svg",
     "decode_attributes",
     "encode_attributes",
-    "main",
     "parse_prompt",
     "preview_grid",
     "record_for",

@@ -1,8 +1,7 @@
-"""``python -m tedigan.data.avatars``: render a data set, previews or the attribute sheet."""
+"""``python -m tedigan.data.avatars``: the same as ``tedigan avatars`` (render a data set, previews or the
+attribute sheet)."""
 
-import sys
-
-from tedigan.data.avatars.preview import main
+from tedigan.commands import shim
 
 if __name__ == "__main__":
-    sys.exit(main())
+    shim("avatars")

@@ -1,0 +1,312 @@
+"""``tedigan edit --image face.png --text "blond hair"`` (also ``python -m tedigan.edit``).
+
+The image (any size or mode) is centre-cropped and resized to the model's resolution (``--align`` crops a
+photo around the face detected by facenet-pytorch's MTCNN first), inverted into W+ by the image encoder; the
+W+ layers that carry what the text names come from the text code; ``--steps N`` then refines the code by
+instance-level optimisation (pixel + LPIPS to the source outside the edited region, encoder regulariser).
+
+A folder of images, several ``--text`` or a ``--prompts`` file make a batch: every input and prompt is
+checked before the first edit (every unreadable image is named; ``--skip-bad`` edits the others), and the
+same command run again after an interruption goes on where it stopped (finished outputs are skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from tedigan import cli
+
+HELP = "edit a face image (or saved W+ codes, or a folder of images) from text"
+
+EXAMPLES = """\
+examples:
+  tedigan edit --image face.png --text "blond hair"
+  tedigan edit --image face.png --text "she wears sunglasses" --steps 30 --grid
+  tedigan edit --image face.png --text "blond hair" --steps 60 --video blond.gif
+  tedigan edit --image photo.jpg --align --text "a bald man" --out bald.png
+  tedigan edit --latent codes.safetensors --index 1 --text "blond hair" --out blond.png
+  tedigan edit --image photos/ --text "blond hair" --text "remove the glasses" --out edited/
+  tedigan edit --image photos/ --prompts prompts.txt --out edited/ --skip-bad
+  tedigan edit --image face.png --text "pink hair" --strength 0.6
+  tedigan edit --image face.png --text "pink hair" --layers 0,1,2,3 --out pink.png --overwrite
+
+writes OUT (default: <image name>_edited.png in the current folder), upscaled by --scale for viewing,
+and with --grid a source | reconstruction | edit strip next to it (OUT with _grid). With a folder of images,
+several --text or a --prompts file, OUT is a folder of <image>__<prompt>.png (one model load, a progress
+bar). A batch checks every input and prompt before the first edit and names every unreadable image
+(--skip-bad edits the others and still exits with status 2); run it again after an interruption and it
+skips the edits already written (every file is written whole or not at all). An existing file is never
+replaced without --overwrite, an input never; a file another run writes meanwhile is kept.
+"""
+
+#: batch edits whose outputs exist are skipped; a message lists at most this many unreadable images
+_MAX_NAMED = 20
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "edit",
+        help=HELP,
+        description="Edit a face image from a text prompt with a TediGAN pipeline.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        more_help=cli.vocabulary_help,
+    )
+    parser.add_argument(
+        "--image",
+        default=None,
+        help="input face image (any format PIL reads), or a folder of them (batch edit)",
+    )
+    parser.add_argument("--latent", default=None, help="instead of --image: W+ codes saved by tedigan invert")
+    parser.add_argument("--index", type=int, default=0, help="with --latent: which of its codes (default 0)")
+    parser.add_argument(
+        "--text",
+        action="append",
+        default=None,
+        help='what to change, e.g. "blond hair" (repeat for several edits of each image)',
+    )
+    parser.add_argument("--prompts", default=None, help="a text file of prompts, one per line (batch edit)")
+    parser.add_argument("--out", default=None, help="output image path (default <image>_edited.png)")
+    parser.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="how far the selected layers move to the text code (0..1; up to 2 exaggerates)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=cli.EDIT_MODES,
+        default=None,
+        help="mix: the selected layers come from the text code (TediGAN); delta: they move along the text "
+        "direction of the asked value; prototype: from the mean text code of the image's nearest value to the "
+        "asked value's (default: the model's choice)",
+    )
+    parser.add_argument(
+        "--grid", action="store_true", help="also write a source | reconstruction | edit strip"
+    )
+    parser.add_argument("--align", action="store_true", help="crop a photo around its face (MTCNN) first")
+    parser.add_argument(
+        "--video",
+        default=None,
+        help="with --steps: write the optimisation as an animated GIF (e.g. path.gif)",
+    )
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="batch: edit the readable images, name the others and exit with status 2",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    cli.add_common_args(parser)
+    cli.add_pti_arg(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    prompts = list(args.text or [])
+    if args.prompts is not None:
+        try:
+            lines = Path(args.prompts).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise cli.UsageError(f"--prompts {args.prompts}: cannot read it as UTF-8 text ({err})") from None
+        prompts += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not prompts:
+        raise cli.UsageError('empty text: say what to change, e.g. --text "blond hair"')
+    for prompt in prompts:
+        cli.check_text(prompt, 'say what to change, e.g. --text "blond hair"')
+    if args.image is not None and Path(args.image).is_dir() or len(prompts) > 1:
+        return _batch(args, prompts)
+    if args.skip_bad:
+        raise cli.UsageError("--skip-bad is for a batch edit (a folder of images or several prompts)")
+    return _single(args, prompts[0])
+
+
+def _check_strength(strength: float) -> None:
+    from tedigan.pipeline import STRENGTH_RANGE
+
+    lo, hi = STRENGTH_RANGE
+    if not lo <= strength <= hi:  # also refuses nan
+        raise cli.UsageError(f"--strength must be in {lo:g}..{hi:g}, got {strength}")
+
+
+def _single(args: argparse.Namespace, text: str) -> int:
+    from tedigan.data.io import load_image, to_pil
+
+    if (args.image is None) == (args.latent is None):
+        raise cli.UsageError("give --image FILE or --latent CODES (from tedigan invert), one of them")
+    src = Path(args.image or args.latent)
+    cli.check_common_args(args)
+    _check_strength(args.strength)
+    out = Path(args.out) if args.out else Path(f"{src.stem}_edited.png")
+    if out.is_dir() or not out.name:
+        raise cli.UsageError(f"--out {out} is a folder: give a file name such as {out / 'edited.png'}")
+    grid = out.with_name(f"{out.stem}_grid{out.suffix}")
+    video = Path(args.video) if args.video else None
+    if video is not None and (video.suffix.lower() != ".gif" or (args.steps or 0) < 1):
+        raise cli.UsageError("--video needs a .gif path and --steps N > 0 (it shows the optimisation)")
+    cli.check_outputs([p for p in (out, grid if args.grid else None, video) if p], [src], args.overwrite)
+    image = latents = None
+    if args.latent is None:
+        image = load_image(src)  # an unreadable image fails before the model loads
+    else:
+        latents = _read_latents(src, args.index)
+    layers = cli.parse_layers(args.layers)
+    pipe = cli.load_pipeline(args)
+    cli.check_size(pipe.resolution * (3 if args.grid else 1), pipe.resolution, args.scale)
+    steps = args.steps if args.steps is not None else pipe.info.get("edit_steps", 0)
+    frames: list = []
+    every = max(1, steps // 40)
+
+    def keep_frame(step: int, images) -> None:
+        if step % every == 0:
+            frames.append(cli.upscale(to_pil(images[:1].float().clamp(-1, 1).cpu())[0], args.scale))
+
+    result = pipe.edit(
+        image,
+        text,
+        latents=latents,
+        callback=keep_frame if video is not None else None,
+        steps=steps,
+        strength=args.strength,
+        layers=layers,
+        seed=args.seed,
+        align=args.align,
+        progress=steps > 0 or args.pti_steps > 0,
+        mode=args.mode,
+        pti_steps=args.pti_steps,
+    )
+    cli.save_image(cli.upscale(result.images[0], args.scale), out, args.overwrite)
+    written = [str(out)]
+    if video is not None:
+        cli.save_gif([*frames, cli.upscale(result.images[0], args.scale)], video, args.overwrite)
+        written.append(str(video))
+    if args.grid:
+        rec = pipe.decode(result.source_latents[:1], generator=(result.tuned_generators or [None])[0])[0]
+        cli.save_image(
+            cli.strip([result.source_images[0], rec, result.images[0]], args.scale), grid, args.overwrite
+        )
+        written.append(str(grid))
+    summary = {"out": written, "text": text, "layers": result.layers, "steps": steps}
+    line = (
+        f"edited {src} with {cli.shorten(text)!r} (W+ layers {result.layers}, {steps} steps, "
+        f"{result.seconds:.2f} s) -> {', '.join(written)}"
+    )
+    return cli.finish({**summary, "seconds": round(result.seconds, 3)}, args.json, line)
+
+
+def _read_latents(path: Path, index: int):
+    """Row ``index`` of the ``latents`` tensor of a codes file written by ``tedigan invert``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise cli.UsageError(f"--latent {path}: no such file")
+    try:
+        codes = load_file(str(path)).get("latents")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise cli.UsageError(
+            f"--latent {path} is not a codes file ({err}): write one with tedigan invert"
+        ) from None
+    if codes is None or codes.ndim != 3:
+        raise cli.UsageError(
+            f"--latent {path} holds no latents [N, num_ws, w_dim]: write it with tedigan invert"
+        )
+    if not 0 <= index < len(codes):
+        raise cli.UsageError(f"--index must be in 0..{len(codes) - 1} for {path}, got {index}")
+    return codes[index : index + 1]
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    keep = "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
+    return "_".join(part for part in keep.split("_") if part)[:limit] or "edit"
+
+
+def _batch(args: argparse.Namespace, prompts: list[str]) -> int:
+    """Every image (a file or a folder of them) x every prompt, one model load, into the folder --out.
+
+    Edits whose output exists are skipped (outputs are written whole or not at all, so an existing one is
+    finished): the same command goes on after an interruption. ``--overwrite`` edits them again."""
+    from tqdm.auto import tqdm
+
+    from tedigan.data.folder import scan_images
+    from tedigan.data.io import ImageLoadError, load_image
+
+    cli.check_common_args(args)
+    if args.latent is not None or args.grid:
+        raise cli.UsageError("a batch edit takes --image (a file or folder), not --latent or --grid")
+    if args.image is None:
+        raise cli.UsageError("give --image FILE or a folder of images")
+    _check_strength(args.strength)
+    src = Path(args.image)
+    sources = [src / p for p in scan_images(src)] if src.is_dir() else [src]
+    if not sources:
+        raise cli.UsageError(f"--image {src} holds no images")
+    out = Path(args.out) if args.out else Path(f"{src.stem}_edited")
+    if out.exists() and not out.is_dir():
+        raise cli.UsageError(f"--out {out} is a file: a batch edit writes into a folder")
+    slugs = [_slug(p) for p in prompts]
+    if len(set(slugs)) != len(slugs):
+        raise cli.UsageError("two prompts give the same file name: make them differ in letters or digits")
+    jobs = [(s, p, out / f"{s.stem}__{slug}.png") for s in sources for p, slug in zip(prompts, slugs)]
+    if len({j[2] for j in jobs}) != len(jobs):
+        raise cli.UsageError("two images share a name (stem): their edits would overwrite each other")
+    done = [] if args.overwrite else [j for j in jobs if j[2].is_file()]
+    jobs = [j for j in jobs if j not in done]
+    cli.check_outputs([j[2] for j in jobs], sources, args.overwrite)
+    cli.check_writable(out, "--out")
+    images, bad = {}, {}
+    for s in dict.fromkeys(j[0] for j in jobs):  # every input is read before the first edit
+        try:
+            images[s] = load_image(s)
+        except ImageLoadError as err:
+            bad[s] = err.reason or str(err)
+    if bad and not args.skip_bad:
+        raise cli.UsageError(
+            f"{_unreadable(bad, len(sources))}: fix or remove them, or pass --skip-bad to edit the others"
+        )
+    jobs = [j for j in jobs if j[0] not in bad]
+    layers = cli.parse_layers(args.layers)
+    pipe = cli.load_pipeline(args) if jobs else None
+    if layers is None and pipe is not None:
+        for p in prompts:
+            pipe.read_prompt(p)  # every prompt is understood before the first edit
+    steps = args.steps if args.steps is not None else (pipe.info.get("edit_steps", 0) if pipe else 0)
+    out.mkdir(parents=True, exist_ok=True)
+    written, start = [], time.perf_counter()
+    for s, p, path in tqdm(jobs, desc="edits", unit="edit", disable=len(jobs) < 2):
+        result = pipe.edit(
+            images[s],
+            p,
+            steps=steps,
+            strength=args.strength,
+            layers=layers,
+            seed=args.seed,
+            align=args.align,
+            mode=args.mode,
+            pti_steps=args.pti_steps,
+        )
+        cli.save_image(cli.upscale(result.images[0], args.scale), path, args.overwrite)
+        written.append(str(path))
+    seconds = time.perf_counter() - start
+    line = f"{len(written)} edit(s) of {len(sources)} image(s) x {len(prompts)} prompt(s) ({seconds:.1f} s) -> {out}/"
+    if done:
+        line += f"; {len(done)} edit(s) already written, skipped (--overwrite edits them again)"
+    summary = {
+        "out": written,
+        "skipped_existing": [str(j[2]) for j in done],
+        "unreadable": [str(s) for s in bad],
+        "prompts": prompts,
+        "seconds": round(seconds, 3),
+    }
+    cli.finish(summary, args.json, line)
+    if bad:
+        raise cli.UsageError(f"{_unreadable(bad, len(sources))}: skipped (--skip-bad); the others are edited")
+    return 0
+
+
+def _unreadable(bad: dict[Path, str], total: int) -> str:
+    """``2 of 5 images cannot be read: a.png (reason); b.png (reason)``, the first ``_MAX_NAMED`` named."""
+    named = "; ".join(f"{s} ({reason})" for s, reason in list(bad.items())[:_MAX_NAMED])
+    more = f"; and {len(bad) - _MAX_NAMED} more" if len(bad) > _MAX_NAMED else ""
+    return f"{len(bad)} of {total} image(s) cannot be read: {named}{more}"
