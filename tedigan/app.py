@@ -100,7 +100,7 @@ def build_demo(model: str | None = None):
         import torch
 
         from tedigan.data.io import to_pil
-        from tedigan.editing.mixing import seed_latents
+        from tedigan.models.latents import seed_latents
         from tedigan.models.mobilestylegan import MobileStyleGAN
 
         wanted = cli.parse_ranges(seeds, "seeds", cli.MAX_SEED, 16)

@@ -47,11 +47,12 @@ from tedigan.data.io import load_image, load_label_map, to_pil, to_tensor
 from tedigan.data.vocabulary import VOCABULARY_NAME, Vocabulary, VocabularyError
 from tedigan.editing.mixing import as_wplus, edit_codes, shift_codes, text_to_image_codes
 from tedigan.editing.optimization import OptimizationConfig, optimize_latent
-from tedigan.editing.prototypes import PROTOTYPES_NAME, PrototypeError, Prototypes, shift_to_prototypes
+from tedigan.editing.prototypes import shift_to_prototypes
 from tedigan.fs import replace_dir, temp_dir_for
 from tedigan.models.base import FORMAT_VERSION, ComponentLoadError
 from tedigan.models.classifier import AttributeClassifier
 from tedigan.models.encoder import Encoder
+from tedigan.models.prototypes import PROTOTYPES_NAME, PrototypeError, Prototypes
 from tedigan.models.stylegan2 import Generator
 from tedigan.models.text_encoder import TextEncoder, check_texts
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tedigan import assets
 from tedigan import generate as generate_cli
-from tedigan.editing.mixing import seed_latents
+from tedigan.models.latents import seed_latents
 
 
 def _faces_available() -> bool:

@@ -412,7 +412,8 @@ def test_delta_mode_moves_the_selected_layers_along_the_text_direction(pipe, fac
 
 def test_prototypes_are_value_means_and_the_shift_moves_between_them(tmp_path):
     from tedigan.data import builtin_vocabulary
-    from tedigan.editing.prototypes import Prototypes, shift_to_prototypes, value_prototypes
+    from tedigan.editing.prototypes import shift_to_prototypes
+    from tedigan.models.prototypes import Prototypes, value_prototypes
 
     vocab = builtin_vocabulary("avatars")
     captions = ["a person with red hair", "red-haired avatar", "someone with blond hair", "a smiling face"]
@@ -435,7 +436,7 @@ def test_prototypes_are_value_means_and_the_shift_moves_between_them(tmp_path):
 
 
 def test_prototype_mode_edits_and_round_trips(pipe, face, tmp_path):
-    from tedigan.editing.prototypes import Prototypes
+    from tedigan.models.prototypes import Prototypes
 
     g = torch.Generator().manual_seed(0)
     shape = (pipe.num_ws, pipe.generator.w_dim)

@@ -41,10 +41,11 @@ import torch
 from tqdm.auto import tqdm
 
 from tedigan.data.vocabulary import Vocabulary
-from tedigan.editing.mixing import _accepts_update_flag, as_wplus, mix
+from tedigan.editing.mixing import as_wplus, mix
 from tedigan.fs import atomic_write_text
 from tedigan.models.base import eval_mode
 from tedigan.models.judge import judge_probs
+from tedigan.models.latents import mapping_kwargs
 
 __all__ = [
     "LayerGroup",
@@ -327,7 +328,7 @@ def analyze_layers(
     else:
         z_a = torch.randn(pairs, int(G.z_dim), generator=gen)
         z_b = torch.randn(pairs, int(G.z_dim), generator=gen)
-    map_kwargs = {"update_w_avg": False} if _accepts_update_flag(G) else {}
+    map_kwargs = mapping_kwargs(G)
 
     def pair_codes(start: int) -> tuple[torch.Tensor, torch.Tensor]:
         if codes is not None:

@@ -132,10 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from tedigan import cli
     from tedigan.assets import MissingWeightsError
-    from tedigan.editing.mixing import seed_latents
     from tedigan.fs import atomic_write_text
     from tedigan.models.faceapi import FaceApiJudge
     from tedigan.models.human import HumanJudge
+    from tedigan.models.latents import seed_latents
 
     if not 1 <= args.num <= 10_000:
         parser.error("--num must be in 1..10000")

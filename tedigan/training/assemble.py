@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from tedigan.data.vocabulary import Vocabulary
-from tedigan.editing.prototypes import PROTOTYPES_NAME, Prototypes
 from tedigan.models.base import ComponentLoadError
+from tedigan.models.prototypes import PROTOTYPES_NAME, Prototypes
 from tedigan.pipeline import (
     COMPONENTS,
     EDIT_MODES,
