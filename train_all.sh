@@ -109,7 +109,7 @@ if [ "$PRESET" = faces256 ]; then
     python -m tedigan.editing.layer_analysis --generator faces --classifier faceapi --pairs "$PAIRS" \
       --out "$OUT/layer_analysis" --overwrite
   timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
-    python -m tedigan.training.assemble --stages "$OUT" --out "$OUT/pipeline" --generator faces --fp16 --overwrite \
+    python -m tedigan.pipeline.assemble --stages "$OUT" --out "$OUT/pipeline" --generator faces --fp16 --overwrite \
       --vocabulary faces
   timed "benchmark -> $OUT/benchmark" "$OUT/benchmark/face_benchmark.json" \
     python -m tedigan.evaluation.face_benchmark --model "$OUT/pipeline" --data "$DATA" --out "$OUT/benchmark" \
@@ -151,7 +151,7 @@ timed "layer analysis -> $OUT/layer_analysis" "$OUT/layer_analysis/layer_map.jso
     --split val \
     --pairs "$PAIRS" --out "$OUT/layer_analysis" --overwrite
 timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
-  python -m tedigan.training.assemble --stages "$OUT" --out "$OUT/pipeline" --fp16 --overwrite --vocabulary avatars
+  python -m tedigan.pipeline.assemble --stages "$OUT" --out "$OUT/pipeline" --fp16 --overwrite --vocabulary avatars
 # shellcheck disable=SC2086
 timed "benchmark -> $OUT/benchmark" "$OUT/benchmark/benchmark.json" \
   python -m tedigan.evaluation.edit_benchmark --model "$OUT/pipeline" --out "$OUT/benchmark" --data-root "$DATA" \

@@ -18,9 +18,15 @@ from tedigan import edit as edit_cli
 from tedigan import generate as generate_cli
 from tedigan.data.io import ImageLoadError, to_tensor
 from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
-from tedigan.pipeline import INDEX_NAME, PipelineError, PromptNotUnderstood, TediGANPipeline, change_mask
-from tedigan.training import assemble
-from tedigan.training.assemble import from_stages
+from tedigan.pipeline import (
+    INDEX_NAME,
+    PipelineError,
+    PromptNotUnderstood,
+    TediGANPipeline,
+    assemble,
+    change_mask,
+)
+from tedigan.pipeline.assemble import from_stages
 
 RES = 16  # num_ws = 6 (the conftest's tiny pipeline)
 HAIR_LAYERS = [4, 5]
@@ -193,7 +199,7 @@ def test_from_stages_reads_a_train_all_folder(pipe, tmp_path):
     assert set(built.components()) == {"generator", "encoder", "text_encoder"}
     assert built.layer_map.layers == pipe.layer_map.layers
     assert assemble.main(["--stages", str(out), "--out", str(tmp_path / "p"), "--edit-mode", "delta"]) == 0
-    assert TediGANPipeline.from_pretrained(tmp_path / "p").info["edit_mode"] == "delta"
+    assert TediGANPipeline.from_pretrained(tmp_path / "p").defaults.edit_mode == "delta"
     with pytest.raises(PipelineError, match="run the generator stage"):
         from_stages(tmp_path / "empty")
     pipe.generator.save_pretrained(tmp_path / "half" / "generator" / "generator")
@@ -454,7 +460,7 @@ def test_prototype_mode_edits_and_round_trips(pipe, face, tmp_path):
         assert set(torch.nonzero(moved).flatten().tolist()) <= {1}
         with pytest.raises(PipelineError, match="no prototype for facial hair"):
             pipe.edit(face, "add a beard", mode="prototype")
-        pipe.info["edit_mode"] = "prototype"
+        pipe.defaults.edit_mode = "prototype"
         loaded = TediGANPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "p"))
         assert torch.equal(loaded.prototypes.codes["hair_color"]["red"], protos.codes["hair_color"]["red"])
         assert torch.allclose(
@@ -462,7 +468,7 @@ def test_prototype_mode_edits_and_round_trips(pipe, face, tmp_path):
         )  # the model's mode
     finally:
         pipe.prototypes = None
-        pipe.info.pop("edit_mode", None)
+        pipe.defaults.edit_mode = "mix"
 
 
 def test_invert_with_optimisation_gets_closer_to_the_image(pipe, face):

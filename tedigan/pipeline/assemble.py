@@ -3,10 +3,11 @@
 The training folder layout is a contract between the stages and this module only: ``OUT/generator/generator``,
 ``OUT/inversion/encoder``, ``OUT/text/text_encoder``, ``OUT/inversion_sketch/sketch_encoder``,
 ``OUT/inversion_label/label_encoder``, ``OUT/classifier/model``, ``OUT/domain/model`` and
-``OUT/layer_analysis/layer_map.json`` (and the text stage's value prototypes, ``OUT/text/prototypes.safetensors``). The
-pipeline itself (:mod:`tedigan.pipeline`) only reads pipeline folders.
+``OUT/layer_analysis/layer_map.json`` (and the text stage's value prototypes, ``OUT/text/prototypes.safetensors``).
+The pipeline itself (:mod:`tedigan.pipeline.pipeline`) only reads pipeline folders; this module, beside it, is
+the one place that knows both layouts.
 
-    python -m tedigan.training.assemble --stages outputs/avatars64 --out my_model --fp16 --vocabulary avatars
+    python -m tedigan.pipeline.assemble --stages outputs/avatars64 --out my_model --fp16 --vocabulary avatars
 """
 
 from __future__ import annotations
@@ -21,15 +22,10 @@ import torch
 
 from tedigan.data.vocabulary import Vocabulary
 from tedigan.models.base import ComponentLoadError
-from tedigan.models.prototypes import PROTOTYPES_NAME, Prototypes
-from tedigan.pipeline import (
-    COMPONENTS,
-    EDIT_MODES,
-    LAYER_MAP_NAME,
-    PSI_RANGE,
-    PipelineError,
-    TediGANPipeline,
-)
+from tedigan.models.prototypes import PROTOTYPES_NAME
+from tedigan.pipeline.folder import LAYER_MAP_NAME, PARTS, PipelineDefaults
+from tedigan.pipeline.inputs import EDIT_MODES, PSI_RANGE, PipelineError
+from tedigan.pipeline.pipeline import TediGANPipeline
 
 __all__ = ["STAGE_PATHS", "from_stages", "main"]
 
@@ -65,22 +61,19 @@ def from_stages(
         if name in parts:
             continue
         sub = out_dir / rel
-        cls, required = COMPONENTS[name]
         if (sub / "model.safetensors").is_file():
-            parts[name] = cls.from_pretrained(sub, map_location=device)
-        elif required:
+            parts[name] = PARTS[name].load(sub.parent, sub.name, device, None)
+        elif PARTS[name].required:
             raise PipelineError(
                 f"{sub} is missing: run the {rel.split('/')[0]} stage first (bash train_all.sh)"
             )
-    layer_map = None
-    if (out_dir / "layer_analysis" / LAYER_MAP_NAME).is_file():
-        from tedigan.editing.layer_analysis import LayerMap
-
-        layer_map = LayerMap.load(out_dir / "layer_analysis")
-    prototypes = None
-    if (out_dir / "text" / PROTOTYPES_NAME).is_file():
-        prototypes = Prototypes.load(out_dir / "text" / PROTOTYPES_NAME)
-    return TediGANPipeline(**parts, layer_map=layer_map, vocabulary=vocabulary, prototypes=prototypes)
+    for name, stage, file_name in (
+        ("layer_map", "layer_analysis", LAYER_MAP_NAME),
+        ("prototypes", "text", PROTOTYPES_NAME),
+    ):
+        if (out_dir / stage / file_name).is_file():
+            parts[name] = PARTS[name].load(out_dir / stage, file_name, device, None)
+    return TediGANPipeline(**parts, vocabulary=vocabulary)
 
 
 def _trained_resolution(encoder_dir: Path) -> int:
@@ -95,9 +88,9 @@ def _trained_resolution(encoder_dir: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tedigan.training.assemble",
+        prog="python -m tedigan.pipeline.assemble",
         description="Assemble a pipeline folder from the stage outputs of train_all.sh.",
-        epilog="example: python -m tedigan.training.assemble --stages outputs/avatars64 --out my_model --fp16",
+        epilog="example: python -m tedigan.pipeline.assemble --stages outputs/avatars64 --out my_model --fp16",
     )
     parser.add_argument("--stages", required=True, help="train_all.sh output folder (OUT)")
     parser.add_argument("--out", required=True, help="pipeline folder to write")
@@ -136,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pipe.truncation_psi = args.truncation_psi
     pipe.info = {"trained_by": "train_all.sh", "stages": str(args.stages)}
     if args.edit_mode:
-        pipe.info["edit_mode"] = args.edit_mode
+        pipe.defaults = PipelineDefaults(edit_mode=args.edit_mode)
     out = pipe.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"pipeline ({', '.join(pipe.components())}) -> {out} ({size / 1e6:.1f} MB)")
