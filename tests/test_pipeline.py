@@ -416,6 +416,21 @@ def test_delta_mode_moves_the_selected_layers_along_the_text_direction(pipe, fac
         pipe.edit(face, "red hair", mode="sideways")
 
 
+def test_delta_mode_follows_the_prompts_own_text_code(pipe, face):
+    # the direction runs from the other values' phrases to the prompt's code: two phrasings of one value differ
+    a, b = pipe.edit(face, "red hair", mode="delta"), pipe.edit(face, "make the hair ginger", mode="delta")
+    assert not torch.allclose(a.latents, b.latents)
+    x, y = torch.randn(2, 1, pipe.num_ws, pipe.generator.w_dim, generator=torch.Generator().manual_seed(0))
+    moved = pipe.text_direction("red hair", w_text=x) - pipe.text_direction("red hair", w_text=y)
+    torch.testing.assert_close(moved, x - y)
+    # a negation does not describe the result (sentence encoders read "remove" close to what it removes):
+    # the asked value's phrases stand in for the prompt's code
+    torch.testing.assert_close(
+        pipe.text_direction("remove the glasses", w_text=x),
+        pipe.text_direction("remove the glasses", w_text=y),
+    )
+
+
 def test_prototypes_are_value_means_and_the_shift_moves_between_them(tmp_path):
     from tedigan.data import builtin_vocabulary
     from tedigan.editing.prototypes import shift_to_prototypes

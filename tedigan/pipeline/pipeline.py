@@ -213,15 +213,22 @@ class TediGANPipeline:
             return top_moved_layers(w_text, w_ref, max(1, self.num_ws // 2))
         return layers_for_attributes(reading.asked, self.layer_map, w_text=w_text, w_ref=w_ref)
 
-    def text_direction(self, prompt: str | PromptReading, phrases: int = 4) -> torch.Tensor:
-        """The W+ direction of what ``prompt`` asks (:func:`tedigan.editing.directions.text_direction`): for each
-        value the vocabulary reads in it, the mean text code of that value's phrases minus the mean code of the
-        other values' phrases (summed over the attributes asked), ``[1, num_ws, w_dim]``. The edit mode
-        ``"delta"`` adds it to the image's code."""
+    def text_direction(
+        self, prompt: str | PromptReading, phrases: int = 4, w_text: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The W+ direction the ``"delta"`` mode adds to the image's code, ``[1, num_ws, w_dim]``
+        (:func:`tedigan.editing.directions.text_direction`): from the mean text code of the other values'
+        phrases (of every attribute the vocabulary reads in the prompt) to the prompt's own text code ``w_text``
+        (computed when not given). A prompt that negates an attribute does not describe the result (a sentence
+        encoder reads "stop smiling" close to "smiling"): then the asked values' own phrases stand in for it."""
         if self.vocabulary is None or self.text_encoder is None:
             raise PipelineError("a text direction needs the pipeline's vocabulary (its phrases per value)")
         reading = self._reading(prompt)
-        return text_direction(self.text_encoder, self.vocabulary, reading.asked, None, phrases).to(
+        if reading.negated:
+            w_text = None
+        elif w_text is None:
+            w_text = self._text_code(reading)
+        return text_direction(self.text_encoder, self.vocabulary, reading.asked, w_text, phrases).to(
             self.device
         )
 
@@ -239,7 +246,7 @@ class TediGANPipeline:
         if mode == "prototype":
             return shift_to_prototypes(w_src, self.prototypes, reading.asked, layers, strength)
         if mode == "delta":
-            return shift_codes(w_src, self.text_direction(reading), layers, strength)
+            return shift_codes(w_src, self.text_direction(reading, w_text=w_text), layers, strength)
         return edit_codes(w_src, w_text, layers, strength)
 
     def check_domain(self, images: torch.Tensor) -> list[str | None]:
@@ -417,7 +424,8 @@ class TediGANPipeline:
 
         ``latents`` (W+ codes, e.g. saved by ``invert``) replace the inversion: pass ``image=None``; the source
         is then their rendering. ``layers`` overrides the layer map's choice. ``mode``: ``"mix"`` (TediGAN: the
-        layers come from the text code), ``"delta"`` (they move along :meth:`text_direction`) or ``"prototype"``
+        layers come from the text code), ``"delta"`` (they move along :meth:`text_direction`, from the
+        other values' phrases to the prompt's own code) or ``"prototype"``
         (the code moves from the mean text code of the image's nearest value to the asked value's,
         :mod:`tedigan.editing.prototypes`; all layers unless ``layers`` is given); None: the model's
         ``defaults.edit_mode``. ``options`` (:class:`EditOptions`) or
