@@ -424,11 +424,10 @@ class TediGANPipeline:
 
         ``latents`` (W+ codes, e.g. saved by ``invert``) replace the inversion: pass ``image=None``; the source
         is then their rendering. ``layers`` overrides the layer map's choice. ``mode``: ``"mix"`` (TediGAN: the
-        layers come from the text code), ``"delta"`` (they move along :meth:`text_direction`, from the
-        other values' phrases to the prompt's own code) or ``"prototype"``
-        (the code moves from the mean text code of the image's nearest value to the asked value's,
-        :mod:`tedigan.editing.prototypes`; all layers unless ``layers`` is given); None: the model's
-        ``defaults.edit_mode``. ``options`` (:class:`EditOptions`) or
+        layers come from the text code), ``"delta"`` (they move along :meth:`text_direction`, from the other
+        values' phrases to the prompt's own code) or ``"prototype"`` (the code moves from the mean text code of
+        the image's nearest value to the asked value's, :mod:`tedigan.editing.prototypes`; all layers unless
+        ``layers`` is given); None: the model's ``defaults.edit_mode``. ``options`` (:class:`EditOptions`) or
         its fields as keywords (``steps=30, seed=0, optimization=, pti_steps=, progress=, callback=``) set the
         instance-level optimisation and pivotal tuning; keywords win over ``options``."""
         start = time.perf_counter()
