@@ -125,7 +125,7 @@ if [ "$PRESET" = faces256 ]; then
     tedigan layer-analysis --generator mobilestylegan --classifier faceapi --pairs "$PAIRS" \
       --out "$OUT/layer_analysis" --overwrite
   timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
-    python -m tedigan.training.assemble --stages "$OUT" --out "$OUT/pipeline" --generator mobilestylegan --fp16 --overwrite \
+    tedigan assemble --stages "$OUT" --out "$OUT/pipeline" --generator mobilestylegan --fp16 --overwrite \
       --vocabulary faces
   timed "benchmark -> $OUT/benchmark" "$OUT/benchmark/face_benchmark.json" \
     tedigan face-benchmark --model "$OUT/pipeline" --data "$DATA" --out "$OUT/benchmark" \
@@ -167,7 +167,7 @@ timed "layer analysis -> $OUT/layer_analysis" "$OUT/layer_analysis/layer_map.jso
     --split val \
     --pairs "$PAIRS" --out "$OUT/layer_analysis" --overwrite
 timed "pipeline -> $OUT/pipeline" "$OUT/pipeline/model_index.json" \
-  python -m tedigan.training.assemble --stages "$OUT" --out "$OUT/pipeline" --fp16 --overwrite --vocabulary avatars
+  tedigan assemble --stages "$OUT" --out "$OUT/pipeline" --fp16 --overwrite --vocabulary avatars
 # shellcheck disable=SC2086
 timed "benchmark -> $OUT/benchmark" "$OUT/benchmark/benchmark.json" \
   tedigan benchmark --model "$OUT/pipeline" --out "$OUT/benchmark" --data-root "$DATA" \

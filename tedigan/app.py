@@ -101,7 +101,7 @@ def build_demo(model: str | None = None):
 
         from tedigan.data.io import to_pil
         from tedigan.domains import DOMAINS
-        from tedigan.editing.mixing import seed_latents
+        from tedigan.models.latents import seed_latents
         from tedigan.models.ports.mobilestylegan import MobileStyleGAN
 
         wanted = cli.parse_ranges(seeds, "seeds", cli.MAX_SEED, 16)

@@ -130,7 +130,7 @@ def tiny_pipe(tiny_generator):
         num_ws=G.num_ws,
     )
     vocab = builtin_vocabulary("avatars")
-    return TediGANPipeline(G, E, T, S, L, C, layer_map, info={"edit_steps": 0}, vocabulary=vocab)
+    return TediGANPipeline(G, E, T, S, L, C, layer_map, vocabulary=vocab)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tedigan import assets
 from tedigan.commands import entry
-from tedigan.editing.mixing import seed_latents
+from tedigan.models.latents import seed_latents
 
 generate_cli = entry("generate")
 

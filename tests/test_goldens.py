@@ -24,7 +24,8 @@ AVATARS = {
     "generate0": (142.151, [96, 122, 124, 130, 128, 221, 203, 255, 121, 58, 203, 245, 125, 193, 29, 182]),
     "generate1": (145.5411, [132, 162, 157, 176, 169, 206, 200, 243, 165, 96, 197, 240, 164, 194, 66, 185]),
 }
-FACES_EDIT = (120.5088, [115, 130, 72, 91, 118, 55, 250, 96, 105, 243, 252, 234, 124, 138, 174, 125])
+# re-measured when the delta mode began to follow the prompt's own text code (before: 120.5088, sum 1074.8688)
+FACES_EDIT = (112.5388, [104, 94, 105, 120, 111, 39, 245, 56, 100, 241, 252, 232, 117, 103, 251, 104])
 
 
 def _check(img, golden, stride: int) -> None:
@@ -54,4 +55,4 @@ def test_shipped_faces_model_encoder_edit_is_pinned():
     out = TediGANPipeline.from_pretrained("faces").edit(photo, "make her smile", align=True)
     _check(out.images[0], FACES_EDIT, 64)
     assert out.layers == [1, 2, 3, 4, 5, 6]
-    assert abs(float(out.latents.double().sum()) - 1074.8688) < 1e-2
+    assert abs(float(out.latents.double().sum()) - 1067.5249) < 1e-2

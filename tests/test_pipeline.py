@@ -17,9 +17,14 @@ from tedigan import cli
 from tedigan.commands import entry
 from tedigan.data.io import ImageLoadError, to_tensor
 from tedigan.models.classifier import AttributeClassifier, ClassifierConfig
-from tedigan.pipeline import INDEX_NAME, PipelineError, PromptNotUnderstood, TediGANPipeline, change_mask
-from tedigan.training import assemble
-from tedigan.training.assemble import from_stages
+from tedigan.pipeline import (
+    INDEX_NAME,
+    PipelineError,
+    PromptNotUnderstood,
+    TediGANPipeline,
+    change_mask,
+)
+from tedigan.pipeline.assemble import from_stages
 
 edit_cli, generate_cli = entry("edit"), entry("generate")
 
@@ -193,8 +198,10 @@ def test_from_stages_reads_a_train_all_folder(pipe, tmp_path):
     built = from_stages(out)
     assert set(built.components()) == {"generator", "encoder", "text_encoder"}
     assert built.layer_map.layers == pipe.layer_map.layers
-    assert assemble.main(["--stages", str(out), "--out", str(tmp_path / "p"), "--edit-mode", "delta"]) == 0
-    assert TediGANPipeline.from_pretrained(tmp_path / "p").info["edit_mode"] == "delta"
+    assert (
+        entry("assemble")(["--stages", str(out), "--out", str(tmp_path / "p"), "--edit-mode", "delta"]) == 0
+    )
+    assert TediGANPipeline.from_pretrained(tmp_path / "p").defaults.edit_mode == "delta"
     with pytest.raises(PipelineError, match="run the generator stage"):
         from_stages(tmp_path / "empty")
     pipe.generator.save_pretrained(tmp_path / "half" / "generator" / "generator")
@@ -413,9 +420,25 @@ def test_delta_mode_moves_the_selected_layers_along_the_text_direction(pipe, fac
         pipe.edit(face, "red hair", mode="sideways")
 
 
+def test_delta_mode_follows_the_prompts_own_text_code(pipe, face):
+    # the direction runs from the other values' phrases to the prompt's code: two phrasings of one value differ
+    a, b = pipe.edit(face, "red hair", mode="delta"), pipe.edit(face, "make the hair ginger", mode="delta")
+    assert not torch.allclose(a.latents, b.latents)
+    x, y = torch.randn(2, 1, pipe.num_ws, pipe.generator.w_dim, generator=torch.Generator().manual_seed(0))
+    moved = pipe.text_direction("red hair", w_text=x) - pipe.text_direction("red hair", w_text=y)
+    torch.testing.assert_close(moved, x - y)
+    # a negation does not describe the result (sentence encoders read "remove" close to what it removes):
+    # the asked value's phrases stand in for the prompt's code
+    torch.testing.assert_close(
+        pipe.text_direction("remove the glasses", w_text=x),
+        pipe.text_direction("remove the glasses", w_text=y),
+    )
+
+
 def test_prototypes_are_value_means_and_the_shift_moves_between_them(tmp_path):
     from tedigan.data import builtin_vocabulary
-    from tedigan.editing.prototypes import Prototypes, shift_to_prototypes, value_prototypes
+    from tedigan.editing.prototypes import shift_to_prototypes
+    from tedigan.models.prototypes import Prototypes, value_prototypes
 
     vocab = builtin_vocabulary("avatars")
     captions = ["a person with red hair", "red-haired avatar", "someone with blond hair", "a smiling face"]
@@ -438,7 +461,7 @@ def test_prototypes_are_value_means_and_the_shift_moves_between_them(tmp_path):
 
 
 def test_prototype_mode_edits_and_round_trips(pipe, face, tmp_path):
-    from tedigan.editing.prototypes import Prototypes
+    from tedigan.models.prototypes import Prototypes
 
     g = torch.Generator().manual_seed(0)
     shape = (pipe.num_ws, pipe.generator.w_dim)
@@ -456,7 +479,7 @@ def test_prototype_mode_edits_and_round_trips(pipe, face, tmp_path):
         assert set(torch.nonzero(moved).flatten().tolist()) <= {1}
         with pytest.raises(PipelineError, match="no prototype for facial hair"):
             pipe.edit(face, "add a beard", mode="prototype")
-        pipe.info["edit_mode"] = "prototype"
+        pipe.defaults.edit_mode = "prototype"
         loaded = TediGANPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "p"))
         assert torch.equal(loaded.prototypes.codes["hair_color"]["red"], protos.codes["hair_color"]["red"])
         assert torch.allclose(
@@ -464,7 +487,7 @@ def test_prototype_mode_edits_and_round_trips(pipe, face, tmp_path):
         )  # the model's mode
     finally:
         pipe.prototypes = None
-        pipe.info.pop("edit_mode", None)
+        pipe.defaults.edit_mode = "mix"
 
 
 def test_invert_with_optimisation_gets_closer_to_the_image(pipe, face):

@@ -21,10 +21,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from tedigan import pipeline as pipeline_mod
 from tedigan.commands import entry
 from tedigan.pipeline import PipelineError, TediGANPipeline
-from tedigan.training import assemble
+from tedigan.pipeline import pipeline as pipeline_mod
 from tedigan.training import generator as gen_stage
 from tedigan.training.checkpoint import CheckpointError, CheckpointManager, DivergenceError
 from tedigan.training.loop import stage_complete
@@ -199,7 +198,7 @@ def test_damaged_model_folders_are_refused_in_one_line(
 
 def test_versioned_folders_load_tolerantly(tiny_model_dir, tmp_path):
     from tedigan.models.base import FORMAT_VERSION
-    from tedigan.pipeline import DEFAULT_MODEL_DIR
+    from tedigan.pipeline import DEFAULT_MODEL_DIR, INDEX_FORMAT_VERSION
 
     # a folder saved before format versions existed (version 0) loads as it is
     old = tmp_path / "old"
@@ -215,8 +214,20 @@ def test_versioned_folders_load_tolerantly(tiny_model_dir, tmp_path):
         }
         cfg_file.write_text(json.dumps(cfg))
     assert TediGANPipeline.from_pretrained(old).num_ws == 6
+    # format 1 kept the model's defaults among the provenance in "info"
+    index.update(format_version=1, info={"trained_by": "me", "edit_mode": "delta", "edit_steps": 3})
+    del index["defaults"]
+    (old / "model_index.json").write_text(json.dumps(index))
+    v1 = TediGANPipeline.from_pretrained(old)
+    assert (v1.defaults.edit_mode, v1.defaults.edit_steps, v1.info) == ("delta", 3, {"trained_by": "me"})
+    resaved = json.loads((v1.save_pretrained(tmp_path / "resaved") / "model_index.json").read_text())
+    assert resaved["format_version"] == INDEX_FORMAT_VERSION
+    assert resaved["defaults"] == {"edit_mode": "delta", "edit_steps": 3} and resaved["info"] == {
+        "trained_by": "me"
+    }
     assert (
-        json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())["format_version"] == FORMAT_VERSION
+        json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())["format_version"]
+        == INDEX_FORMAT_VERSION
     )
     shipped = TediGANPipeline.from_pretrained()
     assert shipped.dtype == torch.float32
@@ -228,13 +239,18 @@ def test_versioned_folders_load_tolerantly(tiny_model_dir, tmp_path):
     assert cfg["_format_version"] == FORMAT_VERSION and cfg["_dtype"] == "float32"
     (model / "generator" / "config.json").write_text(json.dumps({**cfg, "a_newer_field": 1}))
     index = json.loads((model / "model_index.json").read_text())
-    assert index["format_version"] == FORMAT_VERSION
+    assert index["format_version"] == INDEX_FORMAT_VERSION
     index["components"]["vocabulary"] = "vocabulary"
+    index["defaults"]["a_newer_default"] = 1
     (model / "model_index.json").write_text(json.dumps(index))
     with pytest.warns(UserWarning) as caught:
         pipe = TediGANPipeline.from_pretrained(model)
     said = " ".join(str(w.message) for w in caught)
-    assert "a_newer_field" in said and "vocabulary" in said and pipe.num_ws == 6
+    assert "a_newer_field" in said and "vocabulary" in said and "a_newer_default" in said and pipe.num_ws == 6
+    index.update(format_version=INDEX_FORMAT_VERSION + 1)
+    (model / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(PipelineError, match="upgrade tedigan"):
+        TediGANPipeline.from_pretrained(model)
 
 
 def test_edit_overwrite_replaces_an_output_but_never_an_input(work, tiny_model_dir, capsys):
@@ -627,7 +643,7 @@ def test_other_clis_never_replace_finished_outputs(work, tiny_model_dir, capsys)
     (work / "lm" / "layer_map.json").write_text("{}")
     before = _snapshot(work)
     cases = [
-        (assemble.main, ["--stages", str(work), "--out", "pipe"], "exists"),
+        (entry("assemble"), ["--stages", str(work), "--out", "pipe"], "exists"),
         (
             layer_analysis,
             ["--generator", "g", "--classifier", "c", "--out", "lm"],

@@ -29,7 +29,7 @@ def test_shipped_folder_is_small_and_complete(shipped):
     assert shipped.layer_map is not None and shipped.resolution == 64
     index = json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())
     assert index["dtype"] == "float16"
-    assert shipped.info["edit_mode"] == "prototype" and shipped.prototypes.num_ws == shipped.num_ws
+    assert shipped.defaults.edit_mode == "prototype" and shipped.prototypes.num_ws == shipped.num_ws
 
 
 def test_shipped_default_edit_hits_its_target_on_held_out_avatars(shipped):

@@ -305,7 +305,7 @@ def test_stage_end_to_end_and_resume(tiny_run):
 
     # the value prototypes: the mean trained text code of the training captions naming each value
     from tedigan.data import vocabulary_for
-    from tedigan.editing.prototypes import Prototypes
+    from tedigan.models.prototypes import Prototypes
 
     protos = Prototypes.load(out / "prototypes.safetensors")
     assert summary["prototypes"] == str(out / "prototypes.safetensors") and protos.gain == 2.0

@@ -154,7 +154,7 @@ def _single(args: argparse.Namespace, text: str) -> int:
     layers = cli.parse_layers(args.layers)
     pipe = cli.load_pipeline(args)
     cli.check_size(pipe.resolution * (3 if args.grid else 1), pipe.resolution, args.scale)
-    steps = args.steps if args.steps is not None else pipe.info.get("edit_steps", 0)
+    steps = args.steps if args.steps is not None else pipe.defaults.edit_steps
     frames: list = []
     every = max(1, steps // 40)
 
@@ -271,7 +271,7 @@ def _batch(args: argparse.Namespace, prompts: list[str]) -> int:
     if layers is None and pipe is not None:
         for p in prompts:
             pipe.read_prompt(p)  # every prompt is understood before the first edit
-    steps = args.steps if args.steps is not None else (pipe.info.get("edit_steps", 0) if pipe else 0)
+    steps = args.steps if args.steps is not None else (pipe.defaults.edit_steps if pipe else 0)
     out.mkdir(parents=True, exist_ok=True)
     written, start = [], time.perf_counter()
     for s, p, path in tqdm(jobs, desc="edits", unit="edit", disable=len(jobs) < 2):

@@ -170,7 +170,8 @@ def _sample(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from tedigan.data.io import to_pil
-    from tedigan.editing.mixing import layer_mask, mix, seed_latents
+    from tedigan.editing.mixing import layer_mask, mix
+    from tedigan.models.latents import seed_latents
     from tedigan.pipeline import MAX_IMAGES, PSI_RANGE
 
     if args.text is not None or args.sketch is not None or args.label is not None:

@@ -1,9 +1,10 @@
 """Control and editing (TediGAN, Xia et al., CVPR 2021): attribute-specific layer mixing, the layer-wise
 analysis that decides which W+ layers carry each attribute, and instance-level optimisation of W+.
 
-* :mod:`tedigan.editing.mixing` — :func:`mix`, :func:`edit_codes`, :func:`text_to_image_codes`
+* :mod:`tedigan.editing.mixing` — :func:`mix`, :func:`edit_codes`, :func:`shift_codes`, :func:`text_to_image_codes`
+* :mod:`tedigan.editing.prototypes` — :func:`shift_to_prototypes` (the ``"prototype"`` edit)
 * :mod:`tedigan.editing.layer_analysis` — :func:`analyze_layers`, :class:`LayerMap`,
-  :func:`layers_for_prompt`; CLI ``python -m tedigan.editing.layer_analysis``
+  :func:`layers_for_attributes`, :func:`layers_for_prompt`; CLI ``python -m tedigan.editing.layer_analysis``
 * :mod:`tedigan.editing.optimization` — :func:`optimize_latent`, :class:`OptimizationConfig`,
   :class:`CLIPLoss`, :class:`IdentityLoss`
 
@@ -24,6 +25,7 @@ _LAZY = {
     "LayerMap": "layer_analysis",
     "analyze_layers": "layer_analysis",
     "layer_groups": "layer_analysis",
+    "layers_for_attributes": "layer_analysis",
     "layers_for_prompt": "layer_analysis",
     "plot_heatmap": "layer_analysis",
     "select_layers": "layer_analysis",

@@ -22,15 +22,16 @@ the sampled pairs (``support`` < ``min_support``) get no layers and fall back at
 
 ``tedigan layer-analysis --generator DIR --classifier DIR --out DIR`` writes
 ``layer_map.json`` (attribute → layers, the raw matrices and every setting) and ``layer_map.png`` (heat map).
-:func:`layers_for_prompt` turns a prompt into layers: the union over the attributes it names
-(read by the pipeline's :class:`~tedigan.data.vocabulary.Vocabulary`), or a fallback when it names none.
+:func:`layers_for_attributes` turns the attributes a prompt names (read by the pipeline's
+:class:`~tedigan.data.vocabulary.Vocabulary`) into layers: the union of theirs, or a fallback when there are
+none; :func:`layers_for_prompt` reads the prompt first.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,11 @@ import torch
 from tqdm.auto import tqdm
 
 from tedigan.data.vocabulary import Vocabulary
-from tedigan.editing.mixing import _accepts_update_flag, as_wplus, mix
+from tedigan.editing.mixing import as_wplus, mix
 from tedigan.fs import atomic_write_text
 from tedigan.models.base import eval_mode
 from tedigan.models.judge import judge_probs
+from tedigan.models.latents import mapping_kwargs
 
 __all__ = [
     "LayerGroup",
@@ -52,6 +54,7 @@ __all__ = [
     "analyze_layers",
     "plot_heatmap",
     "top_moved_layers",
+    "layers_for_attributes",
     "layers_for_prompt",
 ]
 
@@ -324,7 +327,7 @@ def analyze_layers(
     else:
         z_a = torch.randn(pairs, int(G.z_dim), generator=gen)
         z_b = torch.randn(pairs, int(G.z_dim), generator=gen)
-    map_kwargs = {"update_w_avg": False} if _accepts_update_flag(G) else {}
+    map_kwargs = mapping_kwargs(G)
 
     def pair_codes(start: int) -> tuple[torch.Tensor, torch.Tensor]:
         if codes is not None:
@@ -440,23 +443,24 @@ def top_moved_layers(w_text: torch.Tensor, w_ref: torch.Tensor, k: int) -> list[
     return sorted(torch.topk(delta, k).indices.tolist())
 
 
-def layers_for_prompt(
-    text: str,
+def layers_for_attributes(
+    attributes: Iterable[str],
     layer_map: LayerMap | Mapping[str, Sequence[int]],
     fallback: Sequence[int] | Callable[[], Sequence[int]] | None = None,
     *,
-    vocabulary: Vocabulary | None = None,
     w_text: torch.Tensor | None = None,
     w_ref: torch.Tensor | None = None,
     top_k: int = 4,
 ) -> list[int]:
-    """W+ layers to take from the text code for ``text``: the union of the layers of every attribute that
-    ``vocabulary`` reads in it (attributes the map has no layers for add none; no vocabulary reads nothing).
+    """W+ layers to take from the text code for ``attributes`` (those a prompt names, as the pipeline's
+    vocabulary read them): the union of their layers in ``layer_map`` (attributes the map has no layers for
+    add none).
 
-    When that is empty (nothing recognised, or only unmapped attributes) the fallback decides: a layer list,
-    or a callable returning one; with ``fallback=None`` and ``w_text``/``w_ref`` given, the ``top_k`` layers
-    the text code moves most (:func:`top_moved_layers`); otherwise all layers.
+    When that is empty (nothing named, or only unmapped attributes) the fallback decides: a layer list, or a
+    callable returning one; with ``fallback=None`` and ``w_text``/``w_ref`` given, the ``top_k`` layers the text
+    code moves most (:func:`top_moved_layers`); otherwise all layers.
     """
+    attributes = list(attributes)
     if isinstance(layer_map, LayerMap):
         table, num_ws = layer_map.layers, layer_map.num_ws
     else:
@@ -464,8 +468,7 @@ def layers_for_prompt(
         num_ws = layer_map.get("num_ws") if isinstance(layer_map, Mapping) else None
         if not isinstance(num_ws, int):
             num_ws = None
-    named = vocabulary.read(text).values if vocabulary is not None else {}
-    chosen = sorted({int(i) for a in named for i in table.get(a, [])})
+    chosen = sorted({int(i) for a in attributes for i in table.get(a, [])})
     if chosen:
         return chosen
     if callable(fallback):
@@ -477,8 +480,26 @@ def layers_for_prompt(
     if num_ws is None and w_text is not None:
         num_ws = as_wplus(w_text).shape[1]
     if num_ws is None:
-        raise ValueError(f"no attribute of {text!r} is in the layer map, and no fallback was given")
+        raise ValueError(
+            f"none of the attributes {attributes} is in the layer map, and no fallback was given"
+        )
     return list(range(num_ws))
+
+
+def layers_for_prompt(
+    text: str,
+    layer_map: LayerMap | Mapping[str, Sequence[int]],
+    fallback: Sequence[int] | Callable[[], Sequence[int]] | None = None,
+    *,
+    vocabulary: Vocabulary | None = None,
+    w_text: torch.Tensor | None = None,
+    w_ref: torch.Tensor | None = None,
+    top_k: int = 4,
+) -> list[int]:
+    """:func:`layers_for_attributes` of the attributes ``vocabulary`` reads in ``text`` (no vocabulary reads
+    nothing). A caller that has read the prompt already passes its attributes there instead."""
+    named = vocabulary.read(text).values if vocabulary is not None else {}
+    return layers_for_attributes(named, layer_map, fallback, w_text=w_text, w_ref=w_ref, top_k=top_k)
 
 
 # -------------------------------------------------------------------------- codes of real images

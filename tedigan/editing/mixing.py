@@ -19,12 +19,13 @@ code they come from (``torch.where``, no arithmetic), and randomness only enters
 
 from __future__ import annotations
 
-import inspect
 import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
+
+from tedigan.models.latents import mapping_kwargs
 
 __all__ = ["LayerSpec", "layer_mask", "mix", "edit_codes", "shift_codes", "text_to_image_codes", "as_wplus"]
 
@@ -187,28 +188,5 @@ def text_to_image_codes(
     elif tuple(z.shape) != (num, z_dim):
         raise ValueError(f"z must be [{num}, {z_dim}], got {tuple(z.shape)}")
     with torch.no_grad():
-        kwargs = {"update_w_avg": False} if _accepts_update_flag(G) else {}
-        w_style = G.mapping(z.to(device), truncation_psi=truncation_psi, **kwargs)
+        w_style = G.mapping(z.to(device), truncation_psi=truncation_psi, **mapping_kwargs(G))
     return mix(w_text, w_style.to(device=w_text.device, dtype=w_text.dtype), mask)
-
-
-def _accepts_update_flag(G: Any) -> bool:
-    try:
-        return "update_w_avg" in inspect.signature(G.mapping.forward).parameters
-    except (AttributeError, TypeError, ValueError):
-        return False
-
-
-def seed_latents(G: Any, seeds: Sequence[int], truncation_psi: float = 1.0) -> torch.Tensor:
-    """W+ codes ``[len(seeds), num_ws, w_dim]`` of ``z = RandomState(seed).randn(z_dim)``, the seed convention
-    of NVlabs' ``generate.py`` (so a converted NVlabs network, or MobileStyleGAN's FFHQ mapping, gives the faces
-    those seeds give there), truncated towards ``w_avg`` by ``truncation_psi``."""
-    import numpy as np
-
-    if not seeds:
-        raise ValueError("no seeds given")
-    z = np.stack([np.random.RandomState(int(s)).randn(int(G.z_dim)) for s in seeds]).astype(np.float32)
-    device = next(iter(G.parameters())).device
-    kwargs = {"update_w_avg": False} if _accepts_update_flag(G) else {}
-    with torch.no_grad():
-        return G.mapping(torch.from_numpy(z).to(device), truncation_psi=truncation_psi, **kwargs)

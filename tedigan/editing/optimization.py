@@ -46,6 +46,7 @@ __all__ = [
     "OptimizationResult",
     "CLIPLoss",
     "IdentityLoss",
+    "change_mask",
     "clip_preprocess",
     "learning_rate",
     "optimize_latent",
@@ -104,6 +105,21 @@ class OptimizationResult:
     w: torch.Tensor
     image: torch.Tensor
     losses: list[dict[str, float]] = field(default_factory=list)
+
+
+def change_mask(
+    before: torch.Tensor, after: torch.Tensor, threshold: float = 0.2, grow: int = 1
+) -> torch.Tensor:
+    """Where ``after`` keeps ``before``: ``[B, 1, H, W]`` in [0, 1], 1 = unchanged, 0 = changed.
+
+    The per-pixel mean absolute difference (images in [-1, 1]) is grown by a ``2·grow+1`` max filter, so
+    edges of a changed region count as changed, and mapped linearly: 0 difference -> 1, ``threshold`` or
+    more -> 0.
+    """
+    d = (after - before).abs().mean(dim=1, keepdim=True)
+    if grow > 0:
+        d = F.max_pool2d(d, kernel_size=2 * grow + 1, stride=1, padding=grow)
+    return (1.0 - d / threshold).clamp(0.0, 1.0)
 
 
 def learning_rate(step: int, steps: int, base: float, rampup: float = 0.05, rampdown: float = 0.25) -> float:

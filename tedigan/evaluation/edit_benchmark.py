@@ -386,7 +386,7 @@ def run_benchmark(
         "resolution": res,
         "num_sources": cfg.num_sources,
         "num_edit_jobs": len(jobs),
-        "edit_mode": cfg.mode or pipe.info.get("edit_mode", "mix"),
+        "edit_mode": cfg.mode or pipe.defaults.edit_mode,
         "inversion": inversion,
         "edits": results,
         "text_to_image": t2i,

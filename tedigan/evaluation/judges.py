@@ -58,7 +58,7 @@ def judge_samples(
 ) -> tuple[dict[str, dict[str, Any]], torch.Tensor]:
     """Let every judge read the faces of seeds ``0..num-1`` of generator ``G`` (truncation ``psi``, ``batch``
     at a time; ``synthesis`` goes to ``G.synthesis``). Returns the merged reads and the first 16 images."""
-    from tedigan.editing.mixing import seed_latents
+    from tedigan.models.latents import seed_latents
 
     parts, first = [], None
     seeds = list(range(num))

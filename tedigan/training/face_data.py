@@ -38,7 +38,7 @@ def _codes(G, seeds: list[int], psi: float, mixing_prob: float) -> tuple:
     """W+ codes of ``seeds`` (NVlabs' seed convention), each style-mixed with probability ``mixing_prob`` with
     the code of seed + 10⁹ from a random crossover site on (a share of the sites from a second face). Each
     face's draws come from its own seed, so a face does not depend on the batch it was made in."""
-    from tedigan.editing.mixing import seed_latents
+    from tedigan.models.latents import seed_latents
 
     ws = seed_latents(G, seeds, psi)
     draws = [np.random.RandomState((s + 2 * 10**9) % 2**32) for s in seeds]

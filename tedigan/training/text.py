@@ -52,11 +52,11 @@ from tedigan import metrics
 from tedigan.config import ConfigError, TextStageConfig
 from tedigan.data import collate_samples, make_dataset, vocabulary_for
 from tedigan.domains import FACE_JUDGES, NAMED_GENERATORS
-from tedigan.editing.prototypes import PROTOTYPES_NAME, Prototypes, value_prototypes
 from tedigan.fs import atomic_write
 from tedigan.metrics import text as text_metrics  # registers the text metrics
 from tedigan.models.encoder import Encoder
 from tedigan.models.named import load_generator, load_judge
+from tedigan.models.prototypes import PROTOTYPES_NAME, Prototypes, value_prototypes
 from tedigan.models.stylegan2 import Generator
 from tedigan.models.text_encoder import TextEncoder
 from tedigan.training.loop import (

@@ -1,0 +1,592 @@
+"""The one pipeline object: text-guided editing, text-to-image and sketch/label-to-image with trained parts.
+
+The data flow follows TediGAN (Xia et al., CVPR 2021): the image encoder inverts the input into W+, the text
+encoder maps the prompt into W+, the layer map picks the W+ layers that carry what the prompt names, and the
+edit mode moves those layers of the image's code (``mix``: :func:`tedigan.editing.mixing.edit_codes` takes them
+from the text code). With ``steps > 0`` the moved code is refined by instance-level optimisation
+(:func:`tedigan.editing.optimization.optimize_latent`): pixel and LPIPS losses to the source *outside the region
+the edit changed* (:func:`change_mask` of ``G(edited)`` vs ``G(inverted)``), the encoder regulariser
+``‖w − E(G(w))‖²`` and the distance to the moved code on the selected layers, so the edit stays while the rest
+of the face moves back towards the source. Every call checks its inputs first (:mod:`tedigan.pipeline.inputs`)
+and reads the prompt once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from tedigan.editing.directions import text_direction
+from tedigan.editing.mixing import as_wplus, edit_codes, shift_codes, text_to_image_codes
+from tedigan.editing.optimization import OptimizationConfig, change_mask, optimize_latent
+from tedigan.editing.prototypes import shift_to_prototypes
+from tedigan.pipeline import folder as folder_io
+from tedigan.pipeline.folder import PARTS, PipelineDefaults
+from tedigan.pipeline.inputs import (
+    MAX_IMAGES,
+    MAX_SEED,
+    PSI_RANGE,
+    STRENGTH_RANGE,
+    PipelineError,
+    PromptReading,
+    check_domain,
+    check_image,
+    check_integer,
+    check_labels,
+    check_latents,
+    check_layers,
+    check_mode,
+    check_number,
+    check_optimisable,
+    check_prototypes,
+    read_prompt,
+)
+from tedigan.pipeline.outputs import EditOptions, TediGANOutput, decoded, edit_optimization, pils
+
+__all__ = ["GENERATE_CHUNK", "TediGANPipeline", "change_mask"]
+
+#: codes synthesised per generator call in ``generate`` (any ``num_images`` runs in chunks of this size)
+GENERATE_CHUNK = 64
+
+
+class TediGANPipeline:
+    """Trained generator + image/text (+ sketch/label) encoders + layer map (see the module docs)."""
+
+    def __init__(
+        self,
+        generator: Any,
+        encoder: Any,
+        text_encoder: Any = None,
+        sketch_encoder: Any = None,
+        label_encoder: Any = None,
+        classifier: Any = None,
+        layer_map: Any = None,
+        truncation_psi: float = 0.7,
+        info: dict[str, Any] | None = None,
+        vocabulary: Any = None,
+        domain_classifier: Any = None,
+        prototypes: Any = None,
+        defaults: PipelineDefaults | None = None,
+        model_card: str | None = None,
+    ) -> None:
+        if isinstance(layer_map, (str, Path)):
+            layer_map = PARTS["layer_map"].load(Path(layer_map).parent, Path(layer_map).name, None, None)
+        modules = {
+            "generator": generator,
+            "encoder": encoder,
+            "text_encoder": text_encoder,
+            "sketch_encoder": sketch_encoder,
+            "label_encoder": label_encoder,
+            "classifier": classifier,
+            "domain_classifier": domain_classifier,
+        }
+        folder_io.check_parts(
+            {**modules, "layer_map": layer_map, "vocabulary": vocabulary, "prototypes": prototypes}
+        )
+        if defaults is not None and not isinstance(defaults, PipelineDefaults):
+            raise PipelineError(f"defaults must be a PipelineDefaults, got {type(defaults)}")
+        for name, module in modules.items():
+            setattr(self, name, module.eval() if module is not None else None)
+        self.layer_map, self.vocabulary, self.prototypes = layer_map, vocabulary, prototypes
+        self.truncation_psi = float(truncation_psi)
+        self.defaults = defaults if defaults is not None else PipelineDefaults()
+        self.info = dict(info or {})  # provenance (trained_by, stages, licence): written, never read
+        self.model_card = model_card  # the folder's README.md, kept by save_pretrained
+        self._lpips: Any = None
+
+    # ------------------------------------------------------------------------------------------ properties
+
+    @property
+    def num_ws(self) -> int:
+        return int(self.generator.num_ws)
+
+    @property
+    def w_dim(self) -> int:
+        return int(self.generator.mapping.w_avg.numel())
+
+    @property
+    def resolution(self) -> int:
+        return int(self.generator.config.resolution)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.generator.parameters()).dtype
+
+    @property
+    def domain(self) -> str | None:
+        """The domain this pipeline serves (its vocabulary's), e.g. ``"faces"``; None when unknown."""
+        return self.vocabulary.domain if self.vocabulary is not None else None
+
+    def components(self) -> dict[str, torch.nn.Module]:
+        """The loaded trained modules by name (optional ones only when present)."""
+        return {n: getattr(self, n) for n, p in PARTS.items() if p.component and getattr(self, n) is not None}
+
+    def to(
+        self, device: str | torch.device | torch.dtype | None = None, dtype: torch.dtype | None = None
+    ) -> TediGANPipeline:
+        """Move every component to ``device`` and/or cast it to ``dtype`` (``pipe.to(torch.float16)``
+        works too). Half precision serves encoder-only edits and sampling; optimisation needs float32."""
+        if isinstance(device, torch.dtype):
+            device, dtype = None, device
+        if dtype is not None and not dtype.is_floating_point:
+            raise PipelineError(f"dtype must be a floating-point type, got {dtype}")
+        if device is not None:
+            try:
+                device = torch.device(device)
+            except (RuntimeError, TypeError) as err:
+                raise PipelineError(f"unknown device {device!r} ({err}): use cpu or cuda") from None
+        for module in [*self.components().values(), self._lpips]:
+            if module is not None:
+                module.to(device=device, dtype=dtype)
+        return self
+
+    # ----------------------------------------------------------------------------------------- save/load
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        torch_dtype: torch.dtype | str | None = None,
+    ) -> TediGANPipeline:
+        """Load a pipeline folder, or a shipped model by name (:data:`NAMED_MODELS`; ``None``: the default).
+
+        ``torch_dtype``: ``None`` loads float32, ``"auto"`` the dtype the folder was saved in, or a dtype.
+        Folders of an older format load as they are; components a newer tedigan added are skipped with a
+        warning; a folder of a newer format than this tedigan reads is refused with one line."""
+        return cls(**folder_io.load_folder(path, device, torch_dtype))
+
+    @staticmethod
+    def load_generator(
+        path: str | Path | None = None, device: str | torch.device = "cpu"
+    ) -> tuple[Any, float]:
+        """Only the generator of a pipeline folder (and its default truncation psi): what sampling needs,
+        without loading the encoders and the text model."""
+        return folder_io.load_generator(path, device)
+
+    def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write every component (``dtype``, e.g. ``torch.float16``, shrinks the files), the layer map,
+        vocabulary, prototypes, model card and ``model_index.json``. Without ``dtype`` the components keep their
+        current dtype; loading gives float32 unless ``from_pretrained(..., torch_dtype="auto")``."""
+        return folder_io.save_folder(self, path, dtype)
+
+    # ------------------------------------------------------------------------------------------ the parts
+
+    def read_prompt(self, prompt: str) -> dict[str, str]:
+        """``{attribute: value}`` the pipeline's vocabulary reads in ``prompt``; raises
+        :class:`PromptNotUnderstood` when it reads nothing (``{}`` for pipelines without a vocabulary)."""
+        return read_prompt(prompt, self.vocabulary).asked
+
+    def _reading(self, prompt: str | PromptReading, required: bool = True) -> PromptReading:
+        return (
+            prompt
+            if isinstance(prompt, PromptReading)
+            else read_prompt(prompt, self.vocabulary, required=required)
+        )
+
+    def _text_code(self, reading: PromptReading) -> torch.Tensor:
+        if self.text_encoder is None:
+            raise PipelineError("this pipeline has no text_encoder: train the text stage (bash train_all.sh)")
+        return self.text_encoder.encode_text([reading.text]).to(self.device)
+
+    def select_layers(
+        self, prompt: str | PromptReading, w_text: torch.Tensor, w_ref: torch.Tensor
+    ) -> list[int]:
+        """W+ layers for ``prompt``: the layer map's layers of the attributes the vocabulary reads in it;
+        otherwise (no layer map, or no layers for those attributes) the layers the text code moves most from
+        ``w_ref``. A prompt the vocabulary cannot read is refused (:class:`PromptNotUnderstood`)."""
+        from tedigan.editing.layer_analysis import layers_for_attributes, top_moved_layers
+
+        reading = self._reading(prompt)
+        if self.layer_map is None:
+            return top_moved_layers(w_text, w_ref, max(1, self.num_ws // 2))
+        return layers_for_attributes(reading.asked, self.layer_map, w_text=w_text, w_ref=w_ref)
+
+    def text_direction(
+        self, prompt: str | PromptReading, phrases: int = 4, w_text: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The W+ direction the ``"delta"`` mode adds to the image's code, ``[1, num_ws, w_dim]``
+        (:func:`tedigan.editing.directions.text_direction`): from the mean text code of the other values'
+        phrases (of every attribute the vocabulary reads in the prompt) to the prompt's own text code ``w_text``
+        (computed when not given). A prompt that negates an attribute does not describe the result (a sentence
+        encoder reads "stop smiling" close to "smiling"): then the asked values' own phrases stand in for it."""
+        if self.vocabulary is None or self.text_encoder is None:
+            raise PipelineError("a text direction needs the pipeline's vocabulary (its phrases per value)")
+        reading = self._reading(prompt)
+        if reading.negated:
+            w_text = None
+        elif w_text is None:
+            w_text = self._text_code(reading)
+        return text_direction(self.text_encoder, self.vocabulary, reading.asked, w_text, phrases).to(
+            self.device
+        )
+
+    def _move(
+        self,
+        w_src: torch.Tensor,
+        w_text: torch.Tensor,
+        reading: PromptReading,
+        layers: list[int],
+        mode: str,
+        strength: float,
+    ) -> torch.Tensor:
+        """The edit mode's move of ``layers`` of the image codes: from the text code (``mix``), along
+        :meth:`text_direction` (``delta``) or between value prototypes (``prototype``)."""
+        if mode == "prototype":
+            return shift_to_prototypes(w_src, self.prototypes, reading.asked, layers, strength)
+        if mode == "delta":
+            return shift_codes(w_src, self.text_direction(reading, w_text=w_text), layers, strength)
+        return edit_codes(w_src, w_text, layers, strength)
+
+    def check_domain(self, images: torch.Tensor) -> list[str | None]:
+        """Per image, the other domain it looks like (None: this pipeline's, or no judge); warns once per call
+        (:class:`OutOfDomainWarning`, :func:`tedigan.pipeline.inputs.check_domain`)."""
+        return check_domain(self.domain_classifier, self.domain, images)
+
+    def _images(self, image: Any, mode: str = "RGB", align: bool = False) -> torch.Tensor:
+        return check_image(
+            image, self.resolution, mode=mode, align=align, device=self.device, dtype=self.dtype
+        )
+
+    def _latents(self, latents: Any) -> torch.Tensor:
+        return check_latents(latents, self.num_ws, self.w_dim).to(self.device, self.dtype)
+
+    def _lpips_loss(self) -> Any:
+        if self._lpips is None:
+            from tedigan.losses.perceptual import LPIPS
+
+            self._lpips = LPIPS(net="vgg").to(self.device)
+        return self._lpips
+
+    def _optimise(
+        self,
+        w: torch.Tensor,
+        target: torch.Tensor | None,
+        w_keep: torch.Tensor,
+        layers: list[int],
+        mask: torch.Tensor | None,
+        opts: EditOptions,
+        default: OptimizationConfig | None = None,
+    ) -> Any:
+        cfg = opts.optimization or default or edit_optimization()
+        cfg = OptimizationConfig(
+            **{**asdict(cfg), "steps": opts.steps, "seed": opts.seed, "progress": opts.progress}
+        )
+        lpips = self._lpips_loss() if target is not None and cfg.lpips_weight > 0 else None
+        return optimize_latent(
+            self.generator,
+            w,
+            target,
+            encoder=self.encoder,
+            w_text=w_keep,
+            layers=layers,
+            mask=mask,
+            lpips=lpips,
+            config=cfg,
+            callback=opts.callback,
+        )
+
+    def _pivotal(
+        self, pivots: torch.Tensor, targets: torch.Tensor, codes: torch.Tensor, opts: EditOptions
+    ) -> tuple[torch.Tensor, list[Any]]:
+        """Tune one generator copy per image around its pivot code (:mod:`tedigan.editing.pivotal`); render
+        ``codes`` (one per image) with it. Returns the images and the tuned copies."""
+        from tedigan.editing.pivotal import PivotalTuningConfig, pivotal_tuning
+
+        cfg = PivotalTuningConfig(steps=opts.pti_steps, seed=opts.seed, progress=opts.progress)
+        images, tuned = [], []
+        for i in range(len(pivots)):
+            g, _ = pivotal_tuning(
+                self.generator, pivots[i : i + 1], targets[i : i + 1], self._lpips_loss(), cfg
+            )
+            with torch.no_grad():
+                images.append(g.synthesis(codes[i : i + 1].float(), noise_mode="const"))
+            tuned.append(g)
+        return torch.cat(images), tuned
+
+    # ------------------------------------------------------------------------------------------------ calls
+
+    def __call__(
+        self,
+        prompt: str | None = None,
+        image: Any = None,
+        *,
+        latents: torch.Tensor | None = None,
+        num_images: int = 1,
+        generator: torch.Generator | None = None,
+        output_type: str = "pil",
+        **kwargs: Any,
+    ) -> TediGANOutput:
+        """The diffusers-style call: ``pipe("blond hair", image=face)`` edits (``image=`` or ``latents=``), and
+        ``pipe("a smiling man", num_images=4)`` (or ``sketch=`` / ``label=``) generates. ``generator`` (a
+        ``torch.Generator``) draws the seed, so repeated calls continue its stream as in diffusers;
+        ``output_type="pt"`` gives ``images`` as a float tensor ``[B, 3, H, W]`` in [0, 1] instead of PIL
+        images. Other keyword arguments go to :meth:`edit` / :meth:`generate`."""
+        # 1. check the call's own arguments and draw the seed
+        if output_type not in ("pil", "pt"):
+            raise PipelineError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        if generator is not None:
+            if "seed" in kwargs:
+                raise PipelineError("give either generator= or seed=, not both")
+            kwargs["seed"] = int(torch.randint(0, MAX_SEED, (1,), generator=generator).item())
+        # 2. edit an image or its codes, or generate
+        if image is not None or latents is not None:
+            out = self.edit(image, prompt, latents=latents, **kwargs)
+        else:
+            out = self.generate(prompt, num_images=num_images, **kwargs)
+        # 3. decode to the asked output type
+        if output_type == "pt":
+            with torch.no_grad():
+                pt = self.generator.synthesis(out.latents.to(self.device, self.dtype), noise_mode="const")
+            out.images = ((pt.float().clamp(-1, 1) + 1) / 2).cpu()  # type: ignore[assignment]
+        return out
+
+    def invert(
+        self,
+        image: Any,
+        *,
+        align: bool = False,
+        steps: int = 0,
+        pti_steps: int = 0,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> TediGANOutput:
+        """Encode image(s) into W+ and reconstruct them; ``steps > 0`` then refines the codes by instance-level
+        optimisation (pixel + LPIPS to the image, the encoder regulariser), as in-domain inversion does;
+        ``pti_steps > 0`` then tunes a generator copy per image around its code (pivotal tuning) and renders
+        with it (``tuned_generators`` of the output)."""
+        start = time.perf_counter()
+        # 1. check the inputs
+        opts = EditOptions(steps=steps, pti_steps=pti_steps, seed=seed, progress=progress).checked(True)
+        check_optimisable(max(opts.steps, opts.pti_steps), self.dtype)
+        x = self._images(image, align=align)
+        self.check_domain(x)
+        # 2. invert
+        with torch.no_grad():
+            w_enc = w = self.encoder(x)
+        # 3. optionally optimise the code towards the image, 4. or tune a generator to it
+        losses: list[dict[str, float]] = []
+        if opts.steps > 0:
+            result = self._optimise(w, x, w, [], None, opts)
+            w, rec, losses = result.w.detach(), result.image, result.losses
+        else:
+            with torch.no_grad():
+                rec = self.generator.synthesis(w, noise_mode="const")
+        tuned = None
+        if opts.pti_steps > 0:
+            rec, tuned = self._pivotal(w, x, w, opts)
+        # 5. decode (checked: never a black image for a NaN)
+        return TediGANOutput(
+            images=decoded(rec, w),
+            latents=w,
+            source_images=pils(x),
+            source_latents=w_enc,
+            losses=losses,
+            seconds=time.perf_counter() - start,
+            tuned_generators=tuned,
+        )
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, generator: Any = None) -> list[Image.Image]:
+        """W+ codes ``[B, num_ws, w_dim]`` (e.g. ``out.source_latents``) -> images; ``generator``: another
+        generator of this pipeline's code space to render them with (e.g. one of ``out.tuned_generators``)."""
+        # 1. check the codes, 2. decode (checked)
+        w = self._latents(latents)
+        G = generator if generator is not None else self.generator
+        return decoded(G.synthesis(w.to(next(G.parameters()).dtype), noise_mode="const"), w)
+
+    def edit(
+        self,
+        image: Any,
+        prompt: str,
+        *,
+        latents: torch.Tensor | None = None,
+        strength: float = 1.0,
+        layers: Sequence[int] | None = None,
+        mode: str | None = None,
+        align: bool = False,
+        options: EditOptions | None = None,
+        **knobs: Any,
+    ) -> TediGANOutput:
+        """Edit image(s) as ``prompt`` says: invert, move the W+ layers of what the prompt names as ``mode``
+        says (``strength`` 0..1 scales the move, up to 2 extrapolates), then optionally refine (``options``).
+
+        ``latents`` (W+ codes, e.g. saved by ``invert``) replace the inversion: pass ``image=None``; the source
+        is then their rendering. ``layers`` overrides the layer map's choice. ``mode``: ``"mix"`` (TediGAN: the
+        layers come from the text code), ``"delta"`` (they move along :meth:`text_direction`, from the other
+        values' phrases to the prompt's own code) or ``"prototype"`` (the code moves from the mean text code of
+        the image's nearest value to the asked value's, :mod:`tedigan.editing.prototypes`; all layers unless
+        ``layers`` is given); None: the model's ``defaults.edit_mode``. ``options`` (:class:`EditOptions`) or
+        its fields as keywords (``steps=30, seed=0, optimization=, pti_steps=, progress=, callback=``) set the
+        instance-level optimisation and pivotal tuning; keywords win over ``options``."""
+        start = time.perf_counter()
+        # 1. check the inputs (before any work) and read the prompt once
+        unknown = sorted(set(knobs) - {f.name for f in fields(EditOptions)})
+        if unknown:
+            raise TypeError(f"edit() got unexpected keyword arguments {unknown}")
+        if (image is None) == (latents is None):
+            raise PipelineError("give either an image or latents= (W+ codes), not both and not neither")
+        opts = replace(options or EditOptions(), **knobs).checked(image is not None)
+        strength = check_number("strength", strength, *STRENGTH_RANGE)
+        check_optimisable(max(opts.steps, opts.pti_steps), self.dtype)
+        mode = check_mode(mode if mode is not None else self.defaults.edit_mode)
+        chosen = check_layers(layers, self.num_ws) if layers is not None else None
+        reading = self._reading(prompt, required=chosen is None or mode != "mix")
+        if mode == "prototype":  # refused before any work when the model cannot do it
+            check_prototypes(self.prototypes, reading)
+            chosen = chosen if chosen is not None else list(range(self.num_ws))
+        w_given = self._latents(latents) if latents is not None else None
+        x = self._images(image, align=align) if w_given is None else None
+        if x is not None:
+            self.check_domain(x)
+        with torch.no_grad():
+            # 2. invert the image (or render the given codes as the source)
+            if w_given is None:
+                w_src = self.encoder(x)
+            else:
+                w_src = w_given
+                x = self.generator.synthesis(w_src, noise_mode="const").clamp(-1, 1)
+            # 3. encode the text
+            w_text = self._text_code(reading)
+            # 4. move the prompt's layers of the image's code as the mode says
+            if chosen is None:
+                chosen = self.select_layers(reading, w_text, w_src)
+            w_edit = self._move(w_src, w_text, reading, chosen, mode, strength)
+        # 5. optionally optimise the code, keeping what the move did not change
+        losses: list[dict[str, float]] = []
+        if opts.steps > 0:
+            with torch.no_grad():
+                keep = change_mask(
+                    self.generator.synthesis(w_src, noise_mode="const"),
+                    self.generator.synthesis(w_edit, noise_mode="const"),
+                )
+            result = self._optimise(w_edit, x, w_edit, chosen, keep, opts)
+            w_edit, images, losses = result.w.detach(), result.image, result.losses
+        elif opts.pti_steps == 0:
+            with torch.no_grad():
+                images = self.generator.synthesis(w_edit, noise_mode="const")
+        # 6. decode: with a generator tuned to the image around its code, or the pipeline's (checked)
+        tuned = None
+        if opts.pti_steps > 0:
+            images, tuned = self._pivotal(w_src, x, w_edit, opts)
+        return TediGANOutput(
+            images=decoded(images, w_edit),
+            latents=w_edit,
+            layers=chosen,
+            source_images=pils(x),
+            source_latents=w_src,
+            text_latents=w_text,
+            losses=losses,
+            seconds=time.perf_counter() - start,
+            tuned_generators=tuned,
+        )
+
+    def generate(
+        self,
+        prompt: str | None = None,
+        *,
+        num_images: int = 4,
+        seed: int = 0,
+        truncation_psi: float | None = None,
+        sketch: Any = None,
+        label: Any = None,
+        layers: Sequence[int] | None = None,
+        steps: int | None = None,
+        optimization: OptimizationConfig | None = None,
+        progress: bool = True,
+    ) -> TediGANOutput:
+        """Text-to-image: ``num_images`` faces whose prompt layers come from the text code and whose other
+        layers come from seeded random codes (diversity); any number up to ``MAX_IMAGES`` runs in chunks of
+        ``GENERATE_CHUNK``, and the same seed gives the same faces whatever the chunking. With ``sketch=`` or
+        ``label=`` (one or a list): one face per input from that modality's encoder, the prompt (optional)
+        mixed into its layers."""
+        start = time.perf_counter()
+        # 1. check the inputs and read the prompt once
+        opts = EditOptions(steps=steps, seed=seed, optimization=optimization, progress=progress).checked(True)
+        check_optimisable(opts.steps, self.dtype)
+        if sketch is not None and label is not None:
+            raise PipelineError("give either sketch= or label=, not both")
+        psi = check_number(
+            "truncation_psi", self.truncation_psi if truncation_psi is None else truncation_psi, *PSI_RANGE
+        )
+        chosen = check_layers(layers, self.num_ws) if layers is not None else None
+        if prompt is None and sketch is None and label is None:
+            raise PipelineError("empty text: give a prompt (or a sketch= / label= input)")
+        if prompt is None and (opts.steps or layers is not None):
+            raise PipelineError("steps and layers need a prompt to mix into the sketch/label code")
+        reading = self._reading(prompt, required=chosen is None) if prompt is not None else None
+        # 2. invert the sketch / label map, if any
+        source = source_w = None
+        if sketch is not None or label is not None:
+            kind = "sketch" if sketch is not None else "label"
+            enc = getattr(self, f"{kind}_encoder")
+            if enc is None:
+                raise PipelineError(f"this pipeline has no {kind}_encoder: train it with bash train_all.sh")
+            inp = (
+                self._images(sketch, mode="L")
+                if sketch is not None
+                else check_labels(label, self.resolution, self.device)
+            )
+            with torch.no_grad():
+                source_w = enc(inp)
+            source = pils(inp) if sketch is not None else None
+            if reading is None:
+                with torch.no_grad():
+                    images = self.generator.synthesis(source_w, noise_mode="const")
+                return TediGANOutput(
+                    images=decoded(images, source_w),
+                    latents=source_w,
+                    source_images=source,
+                    source_latents=source_w,
+                    seconds=time.perf_counter() - start,
+                )
+        num = check_integer("num_images", num_images, 1, MAX_IMAGES) if source_w is None else len(source_w)
+        # 3. encode the text and choose its layers
+        w_text = self._text_code(reading)
+        with torch.no_grad():
+            ref = source_w if source_w is not None else self.generator.mapping.w_avg
+            if chosen is None:
+                chosen = self.select_layers(reading, w_text, ref)
+        # 4. mix the text code into each chunk of codes, 5. optionally optimise, 6. decode
+        z = torch.randn(num, int(self.generator.z_dim), generator=torch.Generator().manual_seed(opts.seed))
+        starts = range(0, num, GENERATE_CHUNK)
+        bar = tqdm(starts, desc="generate", unit="chunk", disable=len(starts) == 1 and not progress)
+        results: list[Image.Image] = []
+        codes, losses = [], []
+        default = OptimizationConfig(pixel_weight=0.0, lpips_weight=0.0, encoder_weight=1.0)
+        for i in bar:
+            with torch.no_grad():
+                if source_w is not None:
+                    w = edit_codes(source_w[i : i + GENERATE_CHUNK], w_text, chosen)
+                else:
+                    zi = z[i : i + GENERATE_CHUNK]
+                    w = text_to_image_codes(w_text, self.generator, chosen, len(zi), truncation_psi=psi, z=zi)
+                images = self.generator.synthesis(w, noise_mode="const") if opts.steps == 0 else None
+            if opts.steps > 0:
+                chunk_opts = replace(opts, progress=progress and len(starts) == 1)
+                result = self._optimise(w, None, as_wplus(w).detach(), chosen, None, chunk_opts, default)
+                w, images = result.w, result.image
+                losses.extend(result.losses)
+            results.extend(decoded(images, w))
+            codes.append(w.detach())
+        return TediGANOutput(
+            images=results,
+            latents=torch.cat(codes),
+            layers=chosen,
+            source_images=source,
+            source_latents=source_w,
+            text_latents=w_text,
+            losses=losses,
+            seconds=time.perf_counter() - start,
+        )
