@@ -84,6 +84,8 @@ def main(argv=None) -> int:
     ap.add_argument("--w-steps", type=int, default=40)
     ap.add_argument("--wplus-steps", type=int, default=40)
     ap.add_argument("--pti-steps", type=int, default=60)
+    ap.add_argument("--polish-steps", type=int, default=0)
+    ap.add_argument("--pti-lr", type=float, default=3e-4)
     ap.add_argument("--identity-weight", type=float, default=0.5)
     ap.add_argument("--tune-head", action="store_true")
     ap.add_argument("--loss-lpips", default="alex", choices=("alex", "vgg"), help="LPIPS net of the loss (VGG measures)")
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
     happy = judge.attribute_values["expression"].index("happy")
     G, E = pipe.generator, pipe.encoder
     cfg = FaithfulConfig(
-        w_steps=args.w_steps, wplus_steps=args.wplus_steps, pti_steps=args.pti_steps,
+        w_steps=args.w_steps, wplus_steps=args.wplus_steps, pti_steps=args.pti_steps, polish_steps=args.polish_steps, pti_lr=args.pti_lr,
         identity_weight=args.identity_weight, tune_head=args.tune_head,
     )
     rows = []

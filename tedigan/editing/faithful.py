@@ -49,17 +49,19 @@ class FaithfulConfig:
     w_lr: float = 0.02
     wplus_lr: float = 0.01
     pti_lr: float = 3e-4
+    polish_steps: int = 0  # > 0: then tune the whole synthesis at full resolution (slow steps; fixes the high blocks)
     tune_head: bool = False  # True: the head is tuned with the low blocks (the route fits better, the full less)
     lpips_weight: float = 1.0
     pixel_weight: float = 1.0
     identity_weight: float = 0.5
     spread_weight: float = 0.05  # mean squared distance of the 23 site codes from their mean (per dimension)
     patience: int = 10
-    revert_tolerance: float = 0.05  # a step whose loss exceeds best * (1 + this) reverts to the best state
+    revert_tolerance: float = 0.05
+    max_reverts: int = 4  # a stage stops after this many reverts (each halves its lr)  # a step whose loss exceeds best * (1 + this) reverts to the best state
     full_resolution: int = 256  # loss resolution without a head, and the resolution of the final render
 
     def __post_init__(self) -> None:
-        for name in ("w_steps", "wplus_steps", "pti_steps", "patience"):
+        for name in ("w_steps", "wplus_steps", "pti_steps", "polish_steps", "patience"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("w_lr", "wplus_lr", "pti_lr"):
@@ -162,8 +164,9 @@ def _run_stage(
                 opt.state.clear()
                 report["reverts"] += 1
                 report["steps"] = step + 1
-                if since_best >= cfg.patience:
+                if report["reverts"] > cfg.max_reverts:
                     break
+                since_best = 0  # a fresh start at the smaller lr gets its own patience
                 continue
             if since_best >= cfg.patience:
                 report["steps"] = step + 1
@@ -263,6 +266,21 @@ def faithful_invert(
         tuned.requires_grad_(False)
         if head is not None:
             head.requires_grad_(False)
+
+    # 5. optional polish: every synthesis weight, losses at full resolution
+    if cfg.polish_steps > 0 and head is not None:
+        full_route = Route(None, cfg.full_resolution)
+        full_target = F.interpolate(image, size=(cfg.full_resolution,) * 2, mode="area") if image.shape[-1] != cfg.full_resolution else image
+        full_losses = _Losses(full_target, cfg, lpips, identity)
+        params = list(tuned.synthesis.parameters())
+        for p in params:
+            p.requires_grad_(True)
+
+        def polish_loss():
+            return full_losses(full_route(tuned.synthesis, ws))
+
+        report["stages"].append(_run_stage("polish", params, cfg.pti_lr, cfg.polish_steps, polish_loss, cfg, progress))
+        tuned.requires_grad_(False)
 
     # final: full render by the (tuned) generator
     with torch.no_grad():
