@@ -74,3 +74,37 @@ def test_head_trains_saves_and_faithful_losses_fall(tmp_path):
     # the given generator is untouched; the tuned copy differs only in the route's blocks
     assert torch.equal(G.synthesis.layers[0].conv1.weight, _tiny_generator().synthesis.layers[0].conv1.weight)
     assert torch.equal(tuned.synthesis.layers[3].conv1.weight, G.synthesis.layers[3].conv1.weight)
+
+
+def test_never_worse_than_the_encoder_start_and_polish_keeps_its_best():
+    """Degenerate steps (huge lrs) must not leak out: each stage keeps its best step, and a result scoring worse at
+    full resolution than the encoder's start falls back to the start on an untouched generator."""
+    G = _tiny_generator()
+    head = ProxyHead(ProxyHeadConfig(block=0, hidden=8))
+    ws0 = torch.randn(1, 23, 512) * 0.3  # a W+ code: the W stage cannot start on it
+    with torch.no_grad():
+        G.synthesis.to_img_weight /= G.synthesis(ws0, resolution=32).std()  # images of unit scale
+        photo = G.synthesis(ws0, resolution=32)  # the start reproduces the photo exactly: loss 0
+    assert photo.std() > 0.5
+    cfg = FaithfulConfig(w_steps=3, wplus_steps=3, pti_steps=3, polish_steps=4, w_lr=5.0, wplus_lr=5.0, pti_lr=10.0,
+                         polish_lr=10.0, full_resolution=32, identity_weight=0.0)
+    w_plus, tuned, report = faithful_invert(G, None, photo, cfg, head=head, w_init=ws0)
+    assert report["fell_back"] and report["final_full"] > report["start_full"]
+    assert torch.equal(w_plus, ws0)
+    assert torch.allclose(report["image"], photo.clamp(-1, 1), atol=1e-6)
+    assert torch.equal(tuned.synthesis.layers[0].conv1.weight, G.synthesis.layers[0].conv1.weight)
+    polish = next(s for s in report["stages"] if s["stage"] == "polish")
+    assert polish["best"] <= polish["history"][0]["total"]
+
+
+def test_time_budget_stops_stages_early():
+    G = _tiny_generator()
+    head = ProxyHead(ProxyHeadConfig(block=0, hidden=8))
+    ws0 = torch.randn(1, 23, 512) * 0.1
+    with torch.no_grad():
+        photo = G.synthesis(ws0 + 0.05, resolution=32)
+    cfg = FaithfulConfig(w_steps=50, wplus_steps=50, pti_steps=50, polish_steps=50, full_resolution=32,
+                         time_budget_s=1e-3)
+    _, _, report = faithful_invert(G, None, photo, cfg, head=head, w_init=ws0)
+    assert all(s["steps"] == 1 and s["out_of_time"] for s in report["stages"])
+    assert report["final_full"] <= report["start_full"]

@@ -36,7 +36,7 @@ from torch import nn
 
 from tedigan.models.proxy_head import ProxyHead, route_features
 
-__all__ = ["FaithfulConfig", "faithful_invert", "Route", "spread_penalty", "tunable_low_parameters"]
+__all__ = ["FaithfulConfig", "faithful_invert", "Route", "polish_parameters", "spread_penalty", "tunable_low_parameters"]
 
 
 @dataclass
@@ -49,22 +49,26 @@ class FaithfulConfig:
     w_lr: float = 0.02
     wplus_lr: float = 0.01
     pti_lr: float = 3e-4
-    polish_steps: int = 0  # > 0: then tune the whole synthesis at full resolution (slow steps; fixes the high blocks)
+    polish_steps: int = 0  # > 0: then tune the synthesis at full resolution (slow steps; fixes the high blocks)
+    polish_lr: float = 1e-4
+    polish_from_block: int = 0  # 0: every synthesis weight; k > 0: blocks k.. and the to-image layer only
+    time_budget_s: float | None = None  # stops each stage early at its share of this (the best step is kept)
+    route_step_cost: float = 0.27  # a route step's cost relative to a full-resolution step (for the shares)
     tune_head: bool = False  # True: the head is tuned with the low blocks (the route fits better, the full less)
     lpips_weight: float = 1.0
     pixel_weight: float = 1.0
     identity_weight: float = 0.5
     spread_weight: float = 0.05  # mean squared distance of the 23 site codes from their mean (per dimension)
     patience: int = 10
-    revert_tolerance: float = 0.05
-    max_reverts: int = 4  # a stage stops after this many reverts (each halves its lr)  # a step whose loss exceeds best * (1 + this) reverts to the best state
+    revert_tolerance: float = 0.05  # a step whose loss exceeds best * (1 + this) reverts to the best state
+    max_reverts: int = 4  # a stage stops after this many reverts (each halves its lr)
     full_resolution: int = 256  # loss resolution without a head, and the resolution of the final render
 
     def __post_init__(self) -> None:
         for name in ("w_steps", "wplus_steps", "pti_steps", "polish_steps", "patience"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0")
-        for name in ("w_lr", "wplus_lr", "pti_lr"):
+        for name in ("w_lr", "wplus_lr", "pti_lr", "polish_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
         for name in ("lpips_weight", "pixel_weight", "identity_weight", "spread_weight", "revert_tolerance"):
@@ -75,6 +79,15 @@ class FaithfulConfig:
 def spread_penalty(ws: torch.Tensor) -> torch.Tensor:
     """Mean squared distance of the site codes ``[B, L, D]`` from their shared mean (0 for a W code)."""
     return (ws - ws.mean(1, keepdim=True)).square().mean()
+
+
+def polish_parameters(synthesis: nn.Module, from_block: int = 0) -> list[nn.Parameter]:
+    """The synthesis parameters the polish tunes: all (``from_block = 0``) or blocks ``from_block..`` and the
+    to-image layer (the gradient then stops at that block: cheaper steps)."""
+    if from_block <= 0:
+        return list(synthesis.parameters())
+    low = {id(p) for p in tunable_low_parameters(synthesis, from_block - 1)}
+    return [p for p in synthesis.parameters() if id(p) not in low and p is not synthesis.input]
 
 
 def tunable_low_parameters(synthesis: nn.Module, block: int) -> list[nn.Parameter]:
@@ -132,9 +145,11 @@ def _run_stage(
     loss_fn: Callable[[], tuple[torch.Tensor, dict]],
     cfg: FaithfulConfig,
     progress: Callable[[str, int, dict], None] | None,
+    deadline: float | None = None,
 ) -> dict:
-    """Adam on ``params`` with best-step keeping, early stop and revert-on-rise; leaves the best state in place."""
-    report = {"stage": name, "steps": 0, "reverts": 0, "history": []}
+    """Adam on ``params`` with best-step keeping, early stop and revert-on-rise; leaves the best state in place.
+    Past ``deadline`` (a ``time.perf_counter()`` value) the stage stops after the step it is in."""
+    report = {"stage": name, "steps": 0, "reverts": 0, "history": [], "out_of_time": False}
     if steps <= 0 or not params:
         return report
     opt = torch.optim.Adam(params, lr=lr)
@@ -171,10 +186,15 @@ def _run_stage(
             if since_best >= cfg.patience:
                 report["steps"] = step + 1
                 break
+        report["steps"] = step + 1
+        if step == steps - 1:  # the last scored step: an update now would never be scored
+            break
+        if deadline is not None and time.perf_counter() > deadline:
+            report["out_of_time"] = True
+            break
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        report["steps"] = step + 1
     with torch.no_grad():
         for p, b in zip(params, best_state):
             p.copy_(b)
@@ -193,6 +213,7 @@ def faithful_invert(
     identity: Any = None,
     w_init: torch.Tensor | None = None,
     progress: Callable[[str, int, dict], None] | None = None,
+    polish_lpips: Any = None,
 ) -> tuple[torch.Tensor, Any, dict]:
     """Invert one aligned photo ``image [1, 3, H, W]`` in [-1, 1] (see the module docs).
 
@@ -225,6 +246,15 @@ def faithful_invert(
     frozen_head = head
     if head is not None:
         head.requires_grad_(False)
+    route_cost = cfg.route_step_cost if head is not None else 1.0
+    costs = [cfg.w_steps * route_cost, cfg.wplus_steps * route_cost, cfg.pti_steps * route_cost,
+             cfg.polish_steps * 1.0 if head is not None else 0.0]
+    deadlines: list[float | None] = [None] * 4
+    if cfg.time_budget_s is not None and sum(costs) > 0:
+        spent, total_cost = 0.0, sum(costs)
+        for i, c in enumerate(costs):  # each stage ends at its cumulative share (time left over passes on)
+            spent += c
+            deadlines[i] = start + cfg.time_budget_s * spent / total_cost
 
     # 2. W: one shared w
     w = w_init.mean(1).clone().requires_grad_(True)
@@ -233,7 +263,7 @@ def faithful_invert(
         ws = w[:, None].expand(-1, G.num_ws, -1)
         return losses(route(G.synthesis, ws))
 
-    report["stages"].append(_run_stage("w", [w], cfg.w_lr, cfg.w_steps, w_loss, cfg, progress))
+    report["stages"].append(_run_stage("w", [w], cfg.w_lr, cfg.w_steps, w_loss, cfg, progress, deadlines[0]))
 
     # 3. W+ with the spread penalty
     ws = w.detach()[:, None].repeat(1, G.num_ws, 1).requires_grad_(True)
@@ -241,7 +271,9 @@ def faithful_invert(
     def wplus_loss():
         return losses(route(G.synthesis, ws), ws, cfg.spread_weight)
 
-    report["stages"].append(_run_stage("wplus", [ws], cfg.wplus_lr, cfg.wplus_steps, wplus_loss, cfg, progress))
+    report["stages"].append(
+        _run_stage("wplus", [ws], cfg.wplus_lr, cfg.wplus_steps, wplus_loss, cfg, progress, deadlines[1])
+    )
     ws = ws.detach()
 
     # 4. pivotal tuning of the low blocks (+ optionally the head) on a copy
@@ -262,7 +294,9 @@ def faithful_invert(
         def pti_loss():
             return losses(route(tuned.synthesis, ws))
 
-        report["stages"].append(_run_stage("pti", params, cfg.pti_lr, cfg.pti_steps, pti_loss, cfg, progress))
+        report["stages"].append(
+            _run_stage("pti", params, cfg.pti_lr, cfg.pti_steps, pti_loss, cfg, progress, deadlines[2])
+        )
         tuned.requires_grad_(False)
         if head is not None:
             head.requires_grad_(False)
@@ -271,20 +305,32 @@ def faithful_invert(
     if cfg.polish_steps > 0 and head is not None:
         full_route = Route(None, cfg.full_resolution)
         full_target = F.interpolate(image, size=(cfg.full_resolution,) * 2, mode="area") if image.shape[-1] != cfg.full_resolution else image
-        full_losses = _Losses(full_target, cfg, lpips, identity)
-        params = list(tuned.synthesis.parameters())
+        full_losses = _Losses(full_target, cfg, polish_lpips if polish_lpips is not None else lpips, identity)
+        params = polish_parameters(tuned.synthesis, cfg.polish_from_block)
         for p in params:
             p.requires_grad_(True)
 
         def polish_loss():
             return full_losses(full_route(tuned.synthesis, ws))
 
-        report["stages"].append(_run_stage("polish", params, cfg.pti_lr, cfg.polish_steps, polish_loss, cfg, progress))
+        report["stages"].append(
+            _run_stage("polish", params, cfg.polish_lr, cfg.polish_steps, polish_loss, cfg, progress, deadlines[3])
+        )
         tuned.requires_grad_(False)
 
-    # final: full render by the (tuned) generator
+    # final: full render by the (tuned) generator, never worse (by the full-resolution loss) than the start
     with torch.no_grad():
         full = tuned.synthesis(ws, resolution=cfg.full_resolution)
+        full_target = F.interpolate(image, size=full.shape[-2:], mode="area") if image.shape[-1] != full.shape[-1] else image
+        score = _Losses(full_target, cfg, lpips, identity)
+        final_total = float(score(full)[0])
+        start_img = G.synthesis(w_init, resolution=cfg.full_resolution)
+        start_total = float(score(start_img)[0])
+        report["final_full"], report["start_full"] = final_total, start_total
+        report["fell_back"] = not final_total <= start_total
+        if report["fell_back"]:
+            ws, full = w_init.clone(), start_img
+            tuned = copy.deepcopy(G).float().eval().requires_grad_(False)
         full_lo = F.interpolate(full, size=(route.resolution,) * 2, mode="area") if full.shape[-1] != route.resolution else full
         total, terms = losses(full_lo)
         report["final_full_at_route_resolution"] = {"total": float(total), **{k: float(v) for k, v in terms.items()}}
