@@ -34,7 +34,10 @@ def _photo(name: str) -> Path:
 
 
 def _grid(images: list[torch.Tensor], path: Path, size: int = 256) -> None:
-    tiles = [F.interpolate(t.float().clamp(-1, 1), size=(size, size), mode="bilinear", antialias=True) for t in images]
+    tiles = [
+        F.interpolate(t.float().clamp(-1, 1), size=(size, size), mode="bilinear", antialias=True)
+        for t in images
+    ]
     row = torch.cat(tiles, -1)[0]
     arr = ((row.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
     Image.fromarray(arr).save(path)
@@ -85,9 +88,13 @@ RECIPES: dict[str, dict] = {
     # no route: W / W+ / tuning of every weight, all at full resolution with LPIPS-Alex
     "full_only": dict(w_steps=8, wplus_steps=8, pti_steps=18, pti_lr=1e-4, head=False),
     # route codes, polish with LPIPS-VGG (a VGG step ~2 x an Alex one)
-    "route_codes+polish_vgg": dict(w_steps=30, wplus_steps=30, pti_steps=0, polish_steps=10, polish_lpips="vgg"),
+    "route_codes+polish_vgg": dict(
+        w_steps=30, wplus_steps=30, pti_steps=0, polish_steps=10, polish_lpips="vgg"
+    ),
     # route codes, polish on blocks 4.. only
-    "route_codes+polish_high": dict(w_steps=30, wplus_steps=30, pti_steps=0, polish_steps=20, polish_from_block=4),
+    "route_codes+polish_high": dict(
+        w_steps=30, wplus_steps=30, pti_steps=0, polish_steps=20, polish_from_block=4
+    ),
 }
 
 
@@ -150,7 +157,9 @@ def compare(argv=None) -> int:
                 enc_img = G.synthesis(E(x), resolution=256)
             tiles = [x, enc_img]
             base = {"face": name, "kind": "generated" if name.startswith("gen") else "photo"}
-            log.write(json.dumps({**base, "recipe": "encoder_only", **measure(enc_img, x), "seconds": 0.0}) + "\n")
+            log.write(
+                json.dumps({**base, "recipe": "encoder_only", **measure(enc_img, x), "seconds": 0.0}) + "\n"
+            )
             for rname in args.recipes:
                 spec = dict(RECIPES[rname])
                 use_head = spec.pop("head", True)
@@ -158,14 +167,28 @@ def compare(argv=None) -> int:
                 cfg = FaithfulConfig(**spec)
                 t = time.perf_counter()
                 ws, tuned, rep = faithful_invert(
-                    G, E, x, cfg, head=head if use_head else None, lpips=alex, identity=identity,
+                    G,
+                    E,
+                    x,
+                    cfg,
+                    head=head if use_head else None,
+                    lpips=alex,
+                    identity=identity,
                     polish_lpips=vgg if pol == "vgg" else alex,
                 )
                 secs = time.perf_counter() - t
-                row = {**base, "recipe": rname, **measure(rep["image"], x), "seconds": secs,
-                       "fell_back": rep["fell_back"], "route_vs_full_lpips": rep.get("route_vs_full_lpips"),
-                       "stages": {st["stage"]: {k: st.get(k) for k in ("steps", "reverts", "best", "seconds")}
-                                  for st in rep["stages"]}}
+                row = {
+                    **base,
+                    "recipe": rname,
+                    **measure(rep["image"], x),
+                    "seconds": secs,
+                    "fell_back": rep["fell_back"],
+                    "route_vs_full_lpips": rep.get("route_vs_full_lpips"),
+                    "stages": {
+                        st["stage"]: {k: st.get(k) for k in ("steps", "reverts", "best", "seconds")}
+                        for st in rep["stages"]
+                    },
+                }
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 print(json.dumps({k: v for k, v in row.items() if k != "stages"}), flush=True)
@@ -187,7 +210,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pti-lr", type=float, default=3e-4)
     ap.add_argument("--identity-weight", type=float, default=0.5)
     ap.add_argument("--tune-head", action="store_true")
-    ap.add_argument("--loss-lpips", default="alex", choices=("alex", "vgg"), help="LPIPS net of the loss (VGG measures)")
+    ap.add_argument(
+        "--loss-lpips", default="alex", choices=("alex", "vgg"), help="LPIPS net of the loss (VGG measures)"
+    )
     ap.add_argument("--no-edit", action="store_true")
     ap.add_argument("--step-times", action="store_true")
     args = ap.parse_args(argv)
@@ -213,8 +238,13 @@ def main(argv=None) -> int:
     happy = judge.attribute_values["expression"].index("happy")
     G, E = pipe.generator, pipe.encoder
     cfg = FaithfulConfig(
-        w_steps=args.w_steps, wplus_steps=args.wplus_steps, pti_steps=args.pti_steps, polish_steps=args.polish_steps, pti_lr=args.pti_lr,
-        identity_weight=args.identity_weight, tune_head=args.tune_head,
+        w_steps=args.w_steps,
+        wplus_steps=args.wplus_steps,
+        pti_steps=args.pti_steps,
+        polish_steps=args.polish_steps,
+        pti_lr=args.pti_lr,
+        identity_weight=args.identity_weight,
+        tune_head=args.tune_head,
     )
     rows = []
 
@@ -243,7 +273,9 @@ def main(argv=None) -> int:
         ws, tuned, rep = faithful_invert(G, E, x, cfg, head=head, lpips=loss_lpips, identity=identity)
         row["faithful_s"] = time.perf_counter() - t
         row["faithful"] = measure(rep["image"], x)
-        row["stages"] = {s["stage"]: {k: s.get(k) for k in ("steps", "reverts", "best", "seconds")} for s in rep["stages"]}
+        row["stages"] = {
+            s["stage"]: {k: s.get(k) for k in ("steps", "reverts", "best", "seconds")} for s in rep["stages"]
+        }
         row["route_vs_full_lpips"] = rep.get("route_vs_full_lpips")
         row["route_vs_full_psnr"] = rep.get("route_vs_full_psnr")
         row["spread"] = rep["spread"]
@@ -260,7 +292,13 @@ def main(argv=None) -> int:
         _grid(tiles, out / f"{path.stem}.png")
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "stages"}), flush=True)
-    result = {"startup_s": startup, "loss_lpips": args.loss_lpips, "threads": args.threads, "config": rep["config"], "photos": rows}
+    result = {
+        "startup_s": startup,
+        "loss_lpips": args.loss_lpips,
+        "threads": args.threads,
+        "config": rep["config"],
+        "photos": rows,
+    }
     if args.step_times:
         result["step_times"] = {
             "lpips_vgg": step_times(G, head, x, ws, lpips, identity),

@@ -31,10 +31,15 @@ def main(argv=None) -> int:
     from tedigan.losses.perceptual import LPIPS
     from tedigan.models.named import load_generator
     from tedigan.models.proxy_head import ProxyHead, ProxyHeadConfig
-    from tedigan.training.proxy_head import (ProxyTrainConfig, evaluate_head, render_targets, sample_codes,
-                                             train_proxy_head)
+    from tedigan.training.proxy_head import (
+        ProxyTrainConfig,
+        evaluate_head,
+        render_targets,
+        sample_codes,
+        train_proxy_head,
+    )
 
-    G = load_generator("faces")
+    G = load_generator("mobilestylegan")
     head = ProxyHead(ProxyHeadConfig(block=args.block, hidden=args.hidden))
     if args.data and __import__("os").path.exists(args.data):
         d = torch.load(args.data)
@@ -45,8 +50,14 @@ def main(argv=None) -> int:
         if args.data:
             torch.save({"ws": ws, "images": images.half()}, args.data)
     n = len(ws) - args.val
-    train_proxy_head(head, G.synthesis, ws[:n], images[:n], ProxyTrainConfig(steps=args.steps),
-                     log=lambda r: r["step"] % 50 == 0 and print(r, flush=True))
+    train_proxy_head(
+        head,
+        G.synthesis,
+        ws[:n],
+        images[:n],
+        ProxyTrainConfig(steps=args.steps),
+        log=lambda r: r["step"] % 50 == 0 and print(r, flush=True),
+    )
     metrics = evaluate_head(head, G.synthesis, ws[n:], images[n:], LPIPS("vgg"))
     print("held out", metrics)
     head.save_pretrained(args.out, {"held_out": metrics, "train_faces": n, "steps": args.steps})

@@ -3,7 +3,7 @@
 import torch
 
 from tedigan.editing.faithful import FaithfulConfig, faithful_invert, spread_penalty
-from tedigan.models.mobilestylegan import MobileStyleGAN
+from tedigan.models.ports.mobilestylegan import MobileStyleGAN
 from tedigan.models.proxy_head import ProxyHead, ProxyHeadConfig, route_features
 from tedigan.training.proxy_head import ProxyTrainConfig, haar_dwt, train_proxy_head
 
@@ -24,7 +24,7 @@ def _tiny_generator(seed: int = 0) -> MobileStyleGAN:
 
 
 def test_haar_round_trip():
-    from tedigan.models.mobilestylegan import haar_idwt
+    from tedigan.models.ports.mobilestylegan import haar_idwt
 
     x = torch.randn(2, 3, 8, 8)
     assert torch.allclose(haar_idwt(haar_dwt(x), band_major=True), x, atol=1e-6)
@@ -38,8 +38,13 @@ def test_route_features_match_the_full_forward():
         for i in range(2, 7):
             x = G.synthesis.layers[i](x, ws[:, 1 + 3 * i : 4 + 3 * i])
         side = x.shape[1]
-        wt = G.synthesis.to_img_weight[:3].unsqueeze(0) * G.synthesis.to_img_style(ws[:, -1]).unsqueeze(1)[:, :3]
-        ll = torch.baddbmm(G.synthesis.to_img_bias[:3].view(1, -1, 1), wt, x.reshape(1, side * side, -1).transpose(1, 2))
+        wt = (
+            G.synthesis.to_img_weight[:3].unsqueeze(0)
+            * G.synthesis.to_img_style(ws[:, -1]).unsqueeze(1)[:, :3]
+        )
+        ll = torch.baddbmm(
+            G.synthesis.to_img_bias[:3].view(1, -1, 1), wt, x.reshape(1, side * side, -1).transpose(1, 2)
+        )
         ref = G.synthesis(ws, resolution=512)
     assert torch.allclose(ll.view(1, 3, side, side), ref, atol=1e-5)
 
@@ -50,7 +55,9 @@ def test_head_trains_saves_and_faithful_losses_fall(tmp_path):
     ws = torch.randn(6, 23, 512) * 0.1
     with torch.no_grad():
         targets = G.synthesis(ws, resolution=16)
-    hist = train_proxy_head(head, G.synthesis, ws, targets, ProxyTrainConfig(steps=20, batch=2, lstsq_samples=4))
+    hist = train_proxy_head(
+        head, G.synthesis, ws, targets, ProxyTrainConfig(steps=20, batch=2, lstsq_samples=4)
+    )
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in hist)
     head.save_pretrained(tmp_path / "head", {"psnr": 1.0})
     again = ProxyHead.from_pretrained(tmp_path / "head")
@@ -86,8 +93,18 @@ def test_never_worse_than_the_encoder_start_and_polish_keeps_its_best():
         G.synthesis.to_img_weight /= G.synthesis(ws0, resolution=32).std()  # images of unit scale
         photo = G.synthesis(ws0, resolution=32)  # the start reproduces the photo exactly: loss 0
     assert photo.std() > 0.5
-    cfg = FaithfulConfig(w_steps=3, wplus_steps=3, pti_steps=3, polish_steps=4, w_lr=5.0, wplus_lr=5.0, pti_lr=10.0,
-                         polish_lr=10.0, full_resolution=32, identity_weight=0.0)
+    cfg = FaithfulConfig(
+        w_steps=3,
+        wplus_steps=3,
+        pti_steps=3,
+        polish_steps=4,
+        w_lr=5.0,
+        wplus_lr=5.0,
+        pti_lr=10.0,
+        polish_lr=10.0,
+        full_resolution=32,
+        identity_weight=0.0,
+    )
     w_plus, tuned, report = faithful_invert(G, None, photo, cfg, head=head, w_init=ws0)
     assert report["fell_back"] and report["final_full"] > report["start_full"]
     assert torch.equal(w_plus, ws0)
@@ -103,8 +120,9 @@ def test_time_budget_stops_stages_early():
     ws0 = torch.randn(1, 23, 512) * 0.1
     with torch.no_grad():
         photo = G.synthesis(ws0 + 0.05, resolution=32)
-    cfg = FaithfulConfig(w_steps=50, wplus_steps=50, pti_steps=50, polish_steps=50, full_resolution=32,
-                         time_budget_s=1e-3)
+    cfg = FaithfulConfig(
+        w_steps=50, wplus_steps=50, pti_steps=50, polish_steps=50, full_resolution=32, time_budget_s=1e-3
+    )
     _, _, report = faithful_invert(G, None, photo, cfg, head=head, w_init=ws0)
     assert all(s["steps"] == 1 and s["out_of_time"] for s in report["stages"])
     assert report["final_full"] <= report["start_full"]

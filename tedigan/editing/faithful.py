@@ -36,7 +36,14 @@ from torch import nn
 
 from tedigan.models.proxy_head import ProxyHead, route_features
 
-__all__ = ["FaithfulConfig", "faithful_invert", "Route", "polish_parameters", "spread_penalty", "tunable_low_parameters"]
+__all__ = [
+    "FaithfulConfig",
+    "faithful_invert",
+    "Route",
+    "polish_parameters",
+    "spread_penalty",
+    "tunable_low_parameters",
+]
 
 
 @dataclass
@@ -49,12 +56,16 @@ class FaithfulConfig:
     w_lr: float = 0.02
     wplus_lr: float = 0.01
     pti_lr: float = 3e-4
-    polish_steps: int = 0  # > 0: then tune the synthesis at full resolution (slow steps; fixes the high blocks)
+    polish_steps: int = (
+        0  # > 0: then tune the synthesis at full resolution (slow steps; fixes the high blocks)
+    )
     polish_lr: float = 1e-4
     polish_from_block: int = 0  # 0: every synthesis weight; k > 0: blocks k.. and the to-image layer only
     time_budget_s: float | None = None  # stops each stage early at its share of this (the best step is kept)
     route_step_cost: float = 0.27  # a route step's cost relative to a full-resolution step (for the shares)
-    tune_head: bool = False  # True: the head is tuned with the low blocks (the route fits better, the full less)
+    tune_head: bool = (
+        False  # True: the head is tuned with the low blocks (the route fits better, the full less)
+    )
     lpips_weight: float = 1.0
     pixel_weight: float = 1.0
     identity_weight: float = 0.5
@@ -160,8 +171,12 @@ def _run_stage(
         value = float(total.detach())
         if not torch.isfinite(total.detach()):
             value = float("inf")
-        rec = {"step": step, "total": value, **{k: float(v.detach()) for k, v in terms.items()},
-               "lr": opt.param_groups[0]["lr"]}
+        rec = {
+            "step": step,
+            "total": value,
+            **{k: float(v.detach()) for k, v in terms.items()},
+            "lr": opt.param_groups[0]["lr"],
+        }
         report["history"].append(rec)
         if progress is not None:
             progress(name, step, rec)
@@ -228,7 +243,11 @@ def faithful_invert(
         raise ValueError(f"faithful_invert takes one image [1, 3, H, W], got {tuple(image.shape)}")
     image = image.detach().float()
     route = Route(head, cfg.full_resolution)
-    target = F.interpolate(image, size=(route.resolution,) * 2, mode="area") if image.shape[-1] != route.resolution else image
+    target = (
+        F.interpolate(image, size=(route.resolution,) * 2, mode="area")
+        if image.shape[-1] != route.resolution
+        else image
+    )
     losses = _Losses(target, cfg, lpips, identity)
     G = generator
     report: dict[str, Any] = {"config": asdict(cfg), "route_resolution": route.resolution, "stages": []}
@@ -247,8 +266,12 @@ def faithful_invert(
     if head is not None:
         head.requires_grad_(False)
     route_cost = cfg.route_step_cost if head is not None else 1.0
-    costs = [cfg.w_steps * route_cost, cfg.wplus_steps * route_cost, cfg.pti_steps * route_cost,
-             cfg.polish_steps * 1.0 if head is not None else 0.0]
+    costs = [
+        cfg.w_steps * route_cost,
+        cfg.wplus_steps * route_cost,
+        cfg.pti_steps * route_cost,
+        cfg.polish_steps * 1.0 if head is not None else 0.0,
+    ]
     deadlines: list[float | None] = [None] * 4
     if cfg.time_budget_s is not None and sum(costs) > 0:
         spent, total_cost = 0.0, sum(costs)
@@ -304,7 +327,11 @@ def faithful_invert(
     # 5. optional polish: every synthesis weight, losses at full resolution
     if cfg.polish_steps > 0 and head is not None:
         full_route = Route(None, cfg.full_resolution)
-        full_target = F.interpolate(image, size=(cfg.full_resolution,) * 2, mode="area") if image.shape[-1] != cfg.full_resolution else image
+        full_target = (
+            F.interpolate(image, size=(cfg.full_resolution,) * 2, mode="area")
+            if image.shape[-1] != cfg.full_resolution
+            else image
+        )
         full_losses = _Losses(full_target, cfg, polish_lpips if polish_lpips is not None else lpips, identity)
         params = polish_parameters(tuned.synthesis, cfg.polish_from_block)
         for p in params:
@@ -314,14 +341,20 @@ def faithful_invert(
             return full_losses(full_route(tuned.synthesis, ws))
 
         report["stages"].append(
-            _run_stage("polish", params, cfg.polish_lr, cfg.polish_steps, polish_loss, cfg, progress, deadlines[3])
+            _run_stage(
+                "polish", params, cfg.polish_lr, cfg.polish_steps, polish_loss, cfg, progress, deadlines[3]
+            )
         )
         tuned.requires_grad_(False)
 
     # final: full render by the (tuned) generator, never worse (by the full-resolution loss) than the start
     with torch.no_grad():
         full = tuned.synthesis(ws, resolution=cfg.full_resolution)
-        full_target = F.interpolate(image, size=full.shape[-2:], mode="area") if image.shape[-1] != full.shape[-1] else image
+        full_target = (
+            F.interpolate(image, size=full.shape[-2:], mode="area")
+            if image.shape[-1] != full.shape[-1]
+            else image
+        )
         score = _Losses(full_target, cfg, lpips, identity)
         final_total = float(score(full)[0])
         start_img = G.synthesis(w_init, resolution=cfg.full_resolution)
@@ -331,14 +364,23 @@ def faithful_invert(
         if report["fell_back"]:
             ws, full = w_init.clone(), start_img
             tuned = copy.deepcopy(G).float().eval().requires_grad_(False)
-        full_lo = F.interpolate(full, size=(route.resolution,) * 2, mode="area") if full.shape[-1] != route.resolution else full
+        full_lo = (
+            F.interpolate(full, size=(route.resolution,) * 2, mode="area")
+            if full.shape[-1] != route.resolution
+            else full
+        )
         total, terms = losses(full_lo)
-        report["final_full_at_route_resolution"] = {"total": float(total), **{k: float(v) for k, v in terms.items()}}
+        report["final_full_at_route_resolution"] = {
+            "total": float(total),
+            **{k: float(v) for k, v in terms.items()},
+        }
         if frozen_head is not None:
             route_img = route(tuned.synthesis, ws)
             report["route_vs_full_psnr"] = float(10 * torch.log10(4 / (route_img - full_lo).square().mean()))
             if lpips is not None:
-                report["route_vs_full_lpips"] = float(lpips(route_img.clamp(-1, 1), full_lo.clamp(-1, 1)).mean())
+                report["route_vs_full_lpips"] = float(
+                    lpips(route_img.clamp(-1, 1), full_lo.clamp(-1, 1)).mean()
+                )
     report["spread"] = float(spread_penalty(ws))
     report["seconds"] = time.perf_counter() - start
     report["image"] = full.clamp(-1, 1)

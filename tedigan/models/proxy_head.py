@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tedigan.models.mobilestylegan import BLOCK_CHANNELS, N_BLOCKS, haar_idwt
+from tedigan.models.ports.mobilestylegan import BLOCK_CHANNELS, N_BLOCKS, haar_idwt
 
 __all__ = ["ProxyHeadConfig", "ProxyHead", "route_features", "route_image", "block_sites"]
 
@@ -158,7 +158,9 @@ class ProxyHead(nn.Module):
         return folder
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> ProxyHead:
+    def from_pretrained(
+        cls, folder: str | os.PathLike, map_location: str | torch.device = "cpu"
+    ) -> ProxyHead:
         from safetensors.torch import load_file
 
         folder = Path(folder)

@@ -21,8 +21,15 @@ import torch.nn.functional as F
 
 from tedigan.models.proxy_head import ProxyHead, route_features
 
-__all__ = ["ProxyTrainConfig", "haar_dwt", "sample_codes", "render_targets", "fit_skip", "train_proxy_head",
-           "evaluate_head"]
+__all__ = [
+    "ProxyTrainConfig",
+    "haar_dwt",
+    "sample_codes",
+    "render_targets",
+    "fit_skip",
+    "train_proxy_head",
+    "evaluate_head",
+]
 
 
 @dataclass
@@ -66,11 +73,15 @@ def sample_codes(G, n: int, seed: int = 0, wplus_share: float = 0.5, max_spread:
 
 @torch.no_grad()
 def render_targets(G, ws: torch.Tensor, resolution: int, batch: int = 8) -> torch.Tensor:
-    return torch.cat([G.synthesis(ws[i : i + batch], resolution=resolution) for i in range(0, len(ws), batch)])
+    return torch.cat(
+        [G.synthesis(ws[i : i + batch], resolution=resolution) for i in range(0, len(ws), batch)]
+    )
 
 
 @torch.no_grad()
-def fit_skip(head: ProxyHead, synthesis, ws: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-3) -> None:
+def fit_skip(
+    head: ProxyHead, synthesis, ws: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-3
+) -> None:
     """Least-squares fit of the head's linear skip (features -> Haar bands of the target), the rest left as is."""
     c = head.config.in_channels
     xtx = torch.zeros(c + 1, c + 1, dtype=torch.float64)
