@@ -222,9 +222,8 @@ def test_versioned_folders_load_tolerantly(tiny_model_dir, tmp_path):
     assert (v1.defaults.edit_mode, v1.defaults.edit_steps, v1.info) == ("delta", 3, {"trained_by": "me"})
     resaved = json.loads((v1.save_pretrained(tmp_path / "resaved") / "model_index.json").read_text())
     assert resaved["format_version"] == INDEX_FORMAT_VERSION
-    assert resaved["defaults"] == {"edit_mode": "delta", "edit_steps": 3} and resaved["info"] == {
-        "trained_by": "me"
-    }
+    assert resaved["defaults"] == {"edit_mode": "delta", "edit_steps": 3, "fidelity": "fast", "pti_lr": 3e-3}
+    assert resaved["info"] == {"trained_by": "me"}
     assert (
         json.loads((DEFAULT_MODEL_DIR / "model_index.json").read_text())["format_version"]
         == INDEX_FORMAT_VERSION

@@ -19,12 +19,14 @@ when a step's loss rises above the best by ``revert_tolerance`` it reverts to th
 
 Losses: LPIPS (VGG) + pixel L2 + dlib identity distance (:class:`~tedigan.losses.identity.IdentityLoss`), all
 against the photo downsampled to the route's resolution. Without a head (``head=None``) the same recipe runs on
-the full generator at ``config.full_resolution`` (the plain, slow route, for comparisons).
+the full generator at ``config.full_resolution`` (the plain, slow route, for comparisons; it also serves
+generators without a head, such as the avatar StyleGAN2s, through :func:`render`).
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -39,6 +41,7 @@ from tedigan.models.proxy_head import ProxyHead, route_features
 __all__ = [
     "FaithfulConfig",
     "faithful_invert",
+    "render",
     "Route",
     "polish_parameters",
     "spread_penalty",
@@ -110,6 +113,15 @@ def tunable_low_parameters(synthesis: nn.Module, block: int) -> list[nn.Paramete
     return params
 
 
+def render(synthesis: nn.Module, ws: torch.Tensor, resolution: int) -> torch.Tensor:
+    """``synthesis(ws)`` at ``resolution`` with constant noise: MobileStyleGAN renders there (pooled from 1024 px);
+    a generator without a ``resolution`` argument (StyleGAN2) renders its own size, area-pooled when larger."""
+    if "resolution" in inspect.signature(synthesis.forward).parameters:
+        return synthesis(ws, noise_mode="const", resolution=resolution)
+    img = synthesis(ws, noise_mode="const")
+    return img if img.shape[-1] == resolution else F.interpolate(img, size=(resolution,) * 2, mode="area")
+
+
 class Route:
     """Renders codes for the losses: the route (synthesis to ``head.config.block`` + head) or, without a head,
     the full synthesis at ``resolution``."""
@@ -120,7 +132,7 @@ class Route:
 
     def __call__(self, synthesis: nn.Module, ws: torch.Tensor) -> torch.Tensor:
         if self.head is None:
-            return synthesis(ws, resolution=self.resolution)
+            return render(synthesis, ws, self.resolution)
         return self.head(route_features(synthesis, ws, self.head.config.block), ws)
 
 
@@ -349,7 +361,7 @@ def faithful_invert(
 
     # final: full render by the (tuned) generator, never worse (by the full-resolution loss) than the start
     with torch.no_grad():
-        full = tuned.synthesis(ws, resolution=cfg.full_resolution)
+        full = render(tuned.synthesis, ws, cfg.full_resolution)
         full_target = (
             F.interpolate(image, size=full.shape[-2:], mode="area")
             if image.shape[-1] != full.shape[-1]
@@ -357,7 +369,7 @@ def faithful_invert(
         )
         score = _Losses(full_target, cfg, lpips, identity)
         final_total = float(score(full)[0])
-        start_img = G.synthesis(w_init, resolution=cfg.full_resolution)
+        start_img = render(G.synthesis, w_init, cfg.full_resolution)
         start_total = float(score(start_img)[0])
         report["final_full"], report["start_full"] = final_total, start_total
         report["fell_back"] = not final_total <= start_total

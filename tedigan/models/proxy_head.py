@@ -143,15 +143,21 @@ class ProxyHead(nn.Module):
 
     # ------------------------------------------------------------------------------------------- saving
 
-    def save_pretrained(self, folder: str | os.PathLike, metrics: dict | None = None) -> Path:
-        """Write ``model.safetensors`` (float32) and ``config.json`` (the config, plus ``metrics`` if given)."""
+    def save_pretrained(
+        self, folder: str | os.PathLike, metrics: dict | None = None, dtype: torch.dtype | None = None
+    ) -> Path:
+        """Write ``model.safetensors`` (float32, or ``dtype``) and ``config.json`` (the config, plus ``metrics``:
+        by default the ones it was loaded with)."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().float().contiguous().cpu() for k, v in self.state_dict().items()}
+        state = {
+            k: v.detach().to(dtype or torch.float32).contiguous().cpu() for k, v in self.state_dict().items()
+        }
         save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
         body = {"architecture": "ProxyHead", **asdict(self.config)}
+        metrics = metrics if metrics is not None else getattr(self, "metrics", None)
         if metrics:
             body["metrics"] = metrics
         (folder / CONFIG_NAME).write_text(json.dumps(body, indent=2) + "\n")
@@ -159,18 +165,35 @@ class ProxyHead(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, folder: str | os.PathLike, map_location: str | torch.device = "cpu"
+        cls,
+        folder: str | os.PathLike,
+        map_location: str | torch.device = "cpu",
+        torch_dtype: torch.dtype | str | None = None,
     ) -> ProxyHead:
-        from safetensors.torch import load_file
+        """Load a saved head (float32 whatever was saved; ``torch_dtype`` as for the pipeline's components:
+        ``"auto"`` keeps the saved dtype). A missing, damaged or non-finite file raises a ``ValueError`` /
+        ``FileNotFoundError`` naming it."""
+        from tedigan.models.base import PretrainedModule
 
         folder = Path(folder)
-        body = json.loads((folder / CONFIG_NAME).read_text())
-        if body.pop("architecture", None) != "ProxyHead":
+        try:
+            body = json.loads((folder / CONFIG_NAME).read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{folder / CONFIG_NAME} is not valid JSON ({err})") from None
+        if not isinstance(body, dict) or body.pop("architecture", None) != "ProxyHead":
             raise ValueError(f"{folder / CONFIG_NAME} does not describe a ProxyHead")
-        body.pop("metrics", None)
-        head = cls(ProxyHeadConfig(**body))
-        head.load_state_dict(load_file(str(folder / WEIGHTS_NAME), device=str(map_location)), strict=True)
-        return head.to(map_location).eval()
+        metrics = body.pop("metrics", None)
+        try:
+            head = cls(ProxyHeadConfig(**body))
+        except TypeError as err:
+            raise ValueError(f"{folder / CONFIG_NAME} does not describe a valid ProxyHead ({err})") from None
+        state = PretrainedModule.read_weights(folder)
+        try:
+            head.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        except RuntimeError as err:
+            raise PretrainedModule.mismatch(folder, err) from None
+        head.metrics = metrics  # kept by save_pretrained
+        return PretrainedModule.place(head, state, map_location, torch_dtype).eval()
 
 
 def route_image(synthesis: nn.Module, head: ProxyHead, ws: torch.Tensor) -> torch.Tensor:

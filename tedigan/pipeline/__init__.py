@@ -14,6 +14,8 @@
 * :mod:`tedigan.pipeline.outputs` — :class:`TediGANOutput`, :class:`EditOptions`;
 * :mod:`tedigan.pipeline.inputs` — every limit and input check (no model, no torch at import: the commands
   check their arguments with it before loading anything), :class:`PipelineError` and the prompt reading;
+* :mod:`tedigan.pipeline.quality` — the output guard: :func:`check_images` refuses a flat, saturated, checkered
+  or non-finite image with :class:`DegenerateOutputError` before any call returns it;
 * :mod:`tedigan.pipeline.folder` — pipeline folders (``model_index.json``, the part registry, typed
   :class:`PipelineDefaults`), :data:`NAMED_MODELS`, :func:`model_folder`;
 * :mod:`tedigan.pipeline.assemble` — a pipeline folder from the stage outputs of ``train_all.sh``
@@ -30,6 +32,9 @@ from typing import Any
 
 _LAZY = {
     "EDIT_MODES": "inputs",
+    "FIDELITIES": "inputs",
+    "DegenerateOutputError": "quality",
+    "check_images": "quality",
     "IMAGE_TYPES": "inputs",
     "MAX_IMAGES": "inputs",
     "MAX_SEED": "inputs",

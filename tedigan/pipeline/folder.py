@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from tedigan.domains import DEFAULT_MODEL, SHIPPED_MODELS
-from tedigan.pipeline.inputs import MAX_STEPS, PipelineError, check_integer, check_mode
+from tedigan.pipeline.inputs import (
+    MAX_STEPS,
+    PipelineError,
+    check_fidelity,
+    check_integer,
+    check_mode,
+    check_number,
+)
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
@@ -73,14 +80,24 @@ class PipelineDefaults:
     """The model's own choice for what a call leaves open (the one its benchmark measured best).
 
     ``edit_mode``: the edit mode of :meth:`~tedigan.pipeline.TediGANPipeline.edit` when ``mode=None``;
-    ``edit_steps``: the optimisation steps the edit command runs when ``--steps`` is not given."""
+    ``edit_steps``: the optimisation steps the edit command runs when ``--steps`` is not given;
+    ``fidelity``: how ``edit`` / ``invert`` invert an image when ``fidelity=None`` (``"fast"``: the encoder;
+    ``"faithful"``: :func:`~tedigan.editing.faithful.faithful_invert`); ``pti_lr``: the learning rate of pivotal
+    tuning (``pti_steps``, and the tuning stage of the faithful inversion): 3e-3 fits the small avatar generators,
+    a 1024 px face generator needs the paper's 3e-4 scale (3e-3 destroys it within a few steps)."""
 
     edit_mode: str = "mix"
     edit_steps: int = 0
+    fidelity: str = "fast"
+    pti_lr: float = 3e-3
 
     def __post_init__(self) -> None:
         self.edit_mode = check_mode(self.edit_mode)
         self.edit_steps = check_integer("edit_steps", self.edit_steps, 0, MAX_STEPS)
+        self.fidelity = check_fidelity(self.fidelity)
+        self.pti_lr = check_number("pti_lr", self.pti_lr, 0.0, 1.0)
+        if self.pti_lr == 0:
+            raise PipelineError("pti_lr must be > 0")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = INDEX_NAME) -> PipelineDefaults:
@@ -186,6 +203,8 @@ PARTS: dict[str, Part] = {
         _module_part("label_encoder", "tedigan.models.encoder.Encoder"),
         _module_part("classifier", "tedigan.models.classifier.AttributeClassifier"),
         _module_part("domain_classifier", "tedigan.models.classifier.AttributeClassifier"),
+        # optional: the fast route of the faithful inversion (faces model; tedigan.models.proxy_head)
+        _module_part("proxy_head", "tedigan.models.proxy_head.ProxyHead"),
         _file_part("layer_map", "tedigan.editing.layer_analysis.LayerMap", LAYER_MAP_NAME, True),
         _file_part("vocabulary", "tedigan.data.vocabulary.Vocabulary", "vocabulary.json", True),
         _file_part("prototypes", "tedigan.models.prototypes.Prototypes", "prototypes.safetensors", False),
@@ -209,10 +228,18 @@ def check_parts(parts: dict[str, Any]) -> None:
         "the value prototypes": getattr(parts.get("prototypes"), "num_ws", None),
         **{
             name: int(parts[name].config.num_ws)
-            for name in ("encoder", "text_encoder", "sketch_encoder", "label_encoder")
+            for name in ("encoder", "text_encoder", "sketch_encoder", "label_encoder", "proxy_head")
             if parts.get(name) is not None
         },
     }
+    if parts.get("proxy_head") is not None:
+        from tedigan.models.ports.mobilestylegan import MobileStyleGAN
+
+        if not isinstance(parts["generator"], MobileStyleGAN):
+            raise PipelineError(
+                "proxy_head is a fast route through MobileStyleGAN's synthesis, and this pipeline's generator "
+                f"is a {type(parts['generator']).__name__}: drop the proxy_head component"
+            )
     for name, n in covered.items():
         if n not in (None, num_ws):
             raise PipelineError(

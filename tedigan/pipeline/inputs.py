@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EDIT_MODES",
+    "FIDELITIES",
     "IMAGE_TYPES",
     "MAX_IMAGES",
     "MAX_SEED",
@@ -34,6 +35,7 @@ __all__ = [
     "PromptNotUnderstood",
     "PromptReading",
     "check_domain",
+    "check_fidelity",
     "check_image",
     "check_integer",
     "check_labels",
@@ -57,6 +59,10 @@ PSI_RANGE = (-2.0, 2.0)
 #: how an edit changes the selected layers: TediGAN's mixing, a move along the text direction, or a move
 #: between value prototypes (:mod:`tedigan.editing.prototypes`)
 EDIT_MODES = ("mix", "delta", "prototype")
+#: how closely the source is inverted before an edit: ``fast`` (the encoder alone, optionally refined by
+#: ``steps`` / ``pti_steps``) or ``faithful`` (:func:`tedigan.editing.faithful.faithful_invert`: codes and a
+#: tuned generator copy fitted to the image, minutes on a CPU)
+FIDELITIES = ("fast", "faithful")
 #: the pipeline's judge must be at least this sure that an input belongs to another domain before it says so
 OUT_OF_DOMAIN_P = 0.9
 #: what an image argument may be (one of them, or a list of them)
@@ -106,6 +112,12 @@ def check_mode(mode: Any) -> str:
     if mode not in EDIT_MODES:
         raise PipelineError(f"mode must be one of {EDIT_MODES}, got {mode!r}")
     return mode
+
+
+def check_fidelity(fidelity: Any) -> str:
+    if fidelity not in FIDELITIES:
+        raise PipelineError(f"fidelity must be one of {FIDELITIES}, got {fidelity!r}")
+    return fidelity
 
 
 def check_layers(layers: Any, num_ws: int) -> list[int]:

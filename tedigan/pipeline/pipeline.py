@@ -7,13 +7,17 @@ from the text code). With ``steps > 0`` the moved code is refined by instance-le
 (:func:`tedigan.editing.optimization.optimize_latent`): pixel and LPIPS losses to the source *outside the region
 the edit changed* (:func:`change_mask` of ``G(edited)`` vs ``G(inverted)``), the encoder regulariser
 ``‖w − E(G(w))‖²`` and the distance to the moved code on the selected layers, so the edit stays while the rest
-of the face moves back towards the source. Every call checks its inputs first (:mod:`tedigan.pipeline.inputs`)
-and reads the prompt once.
+of the face moves back towards the source. With ``fidelity="faithful"`` the image is first inverted faithfully
+(:func:`tedigan.editing.faithful.faithful_invert`: codes and a tuned generator copy fitted to the image) and the
+edit is rendered by that copy. Every call checks its inputs first (:mod:`tedigan.pipeline.inputs`), reads the
+prompt once, and checks every image before it returns it (:mod:`tedigan.pipeline.quality`: never a flat,
+saturated, checkered or non-finite image).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -37,6 +41,7 @@ from tedigan.pipeline.inputs import (
     PipelineError,
     PromptReading,
     check_domain,
+    check_fidelity,
     check_image,
     check_integer,
     check_labels,
@@ -48,12 +53,54 @@ from tedigan.pipeline.inputs import (
     check_prototypes,
     read_prompt,
 )
-from tedigan.pipeline.outputs import EditOptions, TediGANOutput, decoded, edit_optimization, pils
+from tedigan.pipeline.outputs import (
+    EditOptions,
+    TediGANOutput,
+    decoded,
+    edit_optimization,
+    faithful_recipe,
+    pils,
+)
 
 __all__ = ["GENERATE_CHUNK", "TediGANPipeline", "change_mask"]
 
 #: codes synthesised per generator call in ``generate`` (any ``num_images`` runs in chunks of this size)
 GENERATE_CHUNK = 64
+_GENERATE_HINT = "check the model folder (re-assemble or retrain it), or use fewer --steps"
+#: what the faithful inversion's progress bars call its stages
+_STAGES = {"w": "W", "wplus": "W+", "pti": "tuning", "polish": "polish"}
+
+
+class _StageBars:
+    """The progress callback of :func:`~tedigan.editing.faithful.faithful_invert`: one bar per stage (its step
+    maximum as the total: a stage may stop early), the loss beside it; nothing when not ``enabled``."""
+
+    def __init__(self, cfg: Any, enabled: bool, prefix: str = "") -> None:
+        self.totals = {
+            "w": cfg.w_steps,
+            "wplus": cfg.wplus_steps,
+            "pti": cfg.pti_steps,
+            "polish": cfg.polish_steps,
+        }
+        self.enabled, self.prefix = enabled, prefix
+        self.stage: str | None = None
+        self.bar: Any = None
+
+    def __call__(self, stage: str, step: int, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            desc = f"faithful {self.prefix}{_STAGES.get(stage, stage)}"
+            self.bar = tqdm(total=self.totals.get(stage), desc=desc, unit="step", leave=False)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{record['total']:.4f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class TediGANPipeline:
@@ -75,6 +122,7 @@ class TediGANPipeline:
         prototypes: Any = None,
         defaults: PipelineDefaults | None = None,
         model_card: str | None = None,
+        proxy_head: Any = None,
     ) -> None:
         if isinstance(layer_map, (str, Path)):
             layer_map = PARTS["layer_map"].load(Path(layer_map).parent, Path(layer_map).name, None, None)
@@ -86,6 +134,7 @@ class TediGANPipeline:
             "label_encoder": label_encoder,
             "classifier": classifier,
             "domain_classifier": domain_classifier,
+            "proxy_head": proxy_head,
         }
         folder_io.check_parts(
             {**modules, "layer_map": layer_map, "vocabulary": vocabulary, "prototypes": prototypes}
@@ -99,7 +148,7 @@ class TediGANPipeline:
         self.defaults = defaults if defaults is not None else PipelineDefaults()
         self.info = dict(info or {})  # provenance (trained_by, stages, licence): written, never read
         self.model_card = model_card  # the folder's README.md, kept by save_pretrained
-        self._lpips: Any = None
+        self._losses: dict[str, Any] = {}  # loss networks loaded on first use (LPIPS nets, face identity)
 
     # ------------------------------------------------------------------------------------------ properties
 
@@ -146,7 +195,7 @@ class TediGANPipeline:
                 device = torch.device(device)
             except (RuntimeError, TypeError) as err:
                 raise PipelineError(f"unknown device {device!r} ({err}): use cpu or cuda") from None
-        for module in [*self.components().values(), self._lpips]:
+        for module in [*self.components().values(), *self._losses.values()]:
             if module is not None:
                 module.to(device=device, dtype=dtype)
         return self
@@ -262,12 +311,95 @@ class TediGANPipeline:
     def _latents(self, latents: Any) -> torch.Tensor:
         return check_latents(latents, self.num_ws, self.w_dim).to(self.device, self.dtype)
 
-    def _lpips_loss(self) -> Any:
-        if self._lpips is None:
+    def _lpips_loss(self, net: str = "vgg") -> Any:
+        if net not in self._losses:
             from tedigan.losses.perceptual import LPIPS
 
-            self._lpips = LPIPS(net="vgg").to(self.device)
-        return self._lpips
+            self._losses[net] = LPIPS(net=net).to(self.device)
+        return self._losses[net]
+
+    def _identity_loss(self) -> Any:
+        """The dlib face descriptor for the faithful inversion of faces (None for other domains, or with a
+        warning when its weights are not installed)."""
+        if self.domain != "faces":
+            return None
+        if "identity" not in self._losses:
+            from tedigan.assets import MissingWeightsError
+            from tedigan.losses.identity import IdentityLoss
+
+            try:
+                self._losses["identity"] = IdentityLoss().to(self.device)
+            except MissingWeightsError as err:
+                warnings.warn(
+                    f"faithful inversion without its identity loss (the face-api weights are missing: {err}); "
+                    "bash scripts/install.sh fetches them",
+                    stacklevel=4,
+                )
+                self._losses["identity"] = None
+        return self._losses["identity"]
+
+    def _fidelity(self, opts: EditOptions, has_image: bool) -> str:
+        """The fidelity of this call: the asked one, else the model's default (``fast`` without an image)."""
+        fidelity = opts.fidelity or (self.defaults.fidelity if has_image else "fast")
+        if fidelity == "faithful" and self.dtype != torch.float32:
+            raise PipelineError(
+                f"the faithful inversion needs float32 weights, the pipeline is {self.dtype}: call "
+                "pipe.to(torch.float32) first, or use fidelity='fast'"
+            )
+        return check_fidelity(fidelity)
+
+    def _faithful(
+        self, x: torch.Tensor, w_enc: torch.Tensor, opts: EditOptions
+    ) -> tuple[torch.Tensor, list[Any], torch.Tensor, list[dict[str, Any]]]:
+        """Faithful inversion of each image (:func:`~tedigan.editing.faithful.faithful_invert` from its encoder
+        code ``w_enc``): its W+ codes, one tuned generator copy per image, their renders of the codes and the
+        per-step losses (``stage``, ``image`` and the loss terms). Runs on the fast route when the pipeline has a
+        proxy head, else every step at full resolution (slower)."""
+        from tedigan.editing.faithful import FaithfulConfig, faithful_invert
+
+        cfg = opts.faithful or faithful_recipe(
+            self.defaults.pti_lr, self.resolution, self.proxy_head is not None
+        )
+        cfg = FaithfulConfig(
+            **{
+                **asdict(cfg),
+                "full_resolution": self.resolution,
+                **({"pti_steps": opts.pti_steps} if opts.pti_steps > 0 else {}),
+            }
+        )
+        lpips = self._lpips_loss("alex") if cfg.lpips_weight > 0 else None
+        identity = self._identity_loss() if cfg.identity_weight > 0 else None
+        codes, tuned, images, losses = [], [], [], []
+        for i in range(len(x)):
+            bars = _StageBars(cfg, opts.progress, f"{i + 1}/{len(x)} " if len(x) > 1 else "")
+            try:
+                ws, g, report = faithful_invert(
+                    self.generator,
+                    None,
+                    x[i : i + 1].float(),
+                    cfg,
+                    head=self.proxy_head,
+                    lpips=lpips,
+                    identity=identity,
+                    w_init=w_enc[i : i + 1].float(),
+                    progress=bars,
+                )
+            finally:
+                bars.close()
+            codes.append(ws.to(self.dtype))
+            tuned.append(g)
+            images.append(report["image"])
+            losses += [{"stage": s["stage"], "image": i, **r} for s in report["stages"] for r in s["history"]]
+        return torch.cat(codes), tuned, torch.cat(images), losses
+
+    def _render(self, codes: torch.Tensor, tuned: list[Any] | None = None) -> torch.Tensor:
+        """``codes`` rendered by the pipeline's generator, or image by image by the ``tuned`` copies."""
+        with torch.no_grad():
+            if tuned is None:
+                return self.generator.synthesis(codes, noise_mode="const")
+            return torch.cat(
+                [g.synthesis(codes[i : i + 1].float(), noise_mode="const") for i, g in enumerate(tuned)]
+            )
 
     def _optimise(
         self,
@@ -278,6 +410,7 @@ class TediGANPipeline:
         mask: torch.Tensor | None,
         opts: EditOptions,
         default: OptimizationConfig | None = None,
+        generator: Any = None,
     ) -> Any:
         cfg = opts.optimization or default or edit_optimization()
         cfg = OptimizationConfig(
@@ -285,7 +418,7 @@ class TediGANPipeline:
         )
         lpips = self._lpips_loss() if target is not None and cfg.lpips_weight > 0 else None
         return optimize_latent(
-            self.generator,
+            generator if generator is not None else self.generator,
             w,
             target,
             encoder=self.encoder,
@@ -300,11 +433,14 @@ class TediGANPipeline:
     def _pivotal(
         self, pivots: torch.Tensor, targets: torch.Tensor, codes: torch.Tensor, opts: EditOptions
     ) -> tuple[torch.Tensor, list[Any]]:
-        """Tune one generator copy per image around its pivot code (:mod:`tedigan.editing.pivotal`); render
-        ``codes`` (one per image) with it. Returns the images and the tuned copies."""
+        """Tune one generator copy per image around its pivot code (:mod:`tedigan.editing.pivotal`, at the
+        model's ``defaults.pti_lr``, best step kept); render ``codes`` (one per image) with it. Returns the images
+        and the tuned copies."""
         from tedigan.editing.pivotal import PivotalTuningConfig, pivotal_tuning
 
-        cfg = PivotalTuningConfig(steps=opts.pti_steps, seed=opts.seed, progress=opts.progress)
+        cfg = PivotalTuningConfig(
+            steps=opts.pti_steps, lr=self.defaults.pti_lr, seed=opts.seed, progress=opts.progress
+        )
         images, tuned = [], []
         for i in range(len(pivots)):
             g, _ = pivotal_tuning(
@@ -314,6 +450,38 @@ class TediGANPipeline:
                 images.append(g.synthesis(codes[i : i + 1].float(), noise_mode="const"))
             tuned.append(g)
         return torch.cat(images), tuned
+
+    def _refine(
+        self,
+        w: torch.Tensor,
+        target: torch.Tensor | None,
+        w_keep: torch.Tensor,
+        layers: list[int],
+        mask: torch.Tensor | None,
+        opts: EditOptions,
+        tuned: list[Any] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
+        """Instance-level optimisation of ``w`` (:meth:`_optimise`): on the pipeline's generator, or image by
+        image on the ``tuned`` copies. Returns the codes, their images and the losses."""
+        if tuned is None:
+            result = self._optimise(w, target, w_keep, layers, mask, opts)
+            return result.w.detach(), result.image, result.losses
+        codes, images, losses = [], [], []
+        for i, g in enumerate(tuned):
+            one = slice(i, i + 1)
+            result = self._optimise(
+                w[one],
+                target[one] if target is not None else None,
+                w_keep[one],
+                layers,
+                mask[one] if mask is not None else None,
+                opts,
+                generator=g,
+            )
+            codes.append(result.w.detach())
+            images.append(result.image)
+            losses += [{**r, "image": i} for r in result.losses]
+        return torch.cat(codes), torch.cat(images), losses
 
     # ------------------------------------------------------------------------------------------------ calls
 
@@ -345,10 +513,9 @@ class TediGANPipeline:
             out = self.edit(image, prompt, latents=latents, **kwargs)
         else:
             out = self.generate(prompt, num_images=num_images, **kwargs)
-        # 3. decode to the asked output type
+        # 3. decode to the asked output type (by the tuned generators when the call tuned any)
         if output_type == "pt":
-            with torch.no_grad():
-                pt = self.generator.synthesis(out.latents.to(self.device, self.dtype), noise_mode="const")
+            pt = self._render(out.latents.to(self.device, self.dtype), out.tuned_generators)
             out.images = ((pt.float().clamp(-1, 1) + 1) / 2).cpu()  # type: ignore[assignment]
         return out
 
@@ -361,40 +528,50 @@ class TediGANPipeline:
         pti_steps: int = 0,
         seed: int = 0,
         progress: bool = False,
+        fidelity: str | None = None,
     ) -> TediGANOutput:
         """Encode image(s) into W+ and reconstruct them; ``steps > 0`` then refines the codes by instance-level
         optimisation (pixel + LPIPS to the image, the encoder regulariser), as in-domain inversion does;
         ``pti_steps > 0`` then tunes a generator copy per image around its code (pivotal tuning) and renders
-        with it (``tuned_generators`` of the output)."""
+        with it (``tuned_generators`` of the output). ``fidelity="faithful"`` (``None``: the model's default)
+        inverts faithfully instead (:class:`EditOptions`): ``latents`` are the faithful codes, rendered by
+        ``tuned_generators``; ``source_latents`` stay the encoder's codes it started from. ``images`` and
+        ``reconstructions`` are the same renders."""
         start = time.perf_counter()
         # 1. check the inputs
-        opts = EditOptions(steps=steps, pti_steps=pti_steps, seed=seed, progress=progress).checked(True)
+        opts = EditOptions(
+            steps=steps, pti_steps=pti_steps, seed=seed, progress=progress, fidelity=fidelity
+        ).checked(True)
+        fidelity = self._fidelity(opts, True)
         check_optimisable(max(opts.steps, opts.pti_steps), self.dtype)
         x = self._images(image, align=align)
         self.check_domain(x)
-        # 2. invert
+        # 2. invert: the encoder, then optionally faithfully (codes and a generator copy fitted to the image)
         with torch.no_grad():
             w_enc = w = self.encoder(x)
-        # 3. optionally optimise the code towards the image, 4. or tune a generator to it
-        losses: list[dict[str, float]] = []
-        if opts.steps > 0:
-            result = self._optimise(w, x, w, [], None, opts)
-            w, rec, losses = result.w.detach(), result.image, result.losses
-        else:
-            with torch.no_grad():
-                rec = self.generator.synthesis(w, noise_mode="const")
+        losses: list[dict[str, Any]] = []
         tuned = None
-        if opts.pti_steps > 0:
+        if fidelity == "faithful":
+            w, tuned, rec, losses = self._faithful(x, w_enc, opts)
+        # 3. optionally optimise the code towards the image, 4. or tune a generator to it
+        if opts.steps > 0:
+            w, rec, more = self._refine(w, x, w, [], None, opts, tuned)
+            losses += more
+        elif fidelity == "fast":
+            rec = self._render(w)
+        if fidelity == "fast" and opts.pti_steps > 0:
             rec, tuned = self._pivotal(w, x, w, opts)
-        # 5. decode (checked: never a black image for a NaN)
+        # 5. decode (checked: never a flat, saturated, checkered or non-finite image)
+        images = decoded(rec, w, "the reconstruction")
         return TediGANOutput(
-            images=decoded(rec, w),
+            images=images,
             latents=w,
             source_images=pils(x),
             source_latents=w_enc,
             losses=losses,
             seconds=time.perf_counter() - start,
             tuned_generators=tuned,
+            reconstructions=list(images),
         )
 
     @torch.no_grad()
@@ -404,7 +581,12 @@ class TediGANPipeline:
         # 1. check the codes, 2. decode (checked)
         w = self._latents(latents)
         G = generator if generator is not None else self.generator
-        return decoded(G.synthesis(w.to(next(G.parameters()).dtype), noise_mode="const"), w)
+        return decoded(
+            G.synthesis(w.to(next(G.parameters()).dtype), noise_mode="const"),
+            w,
+            "the decoded image",
+            "check the codes and the generator they are rendered with",
+        )
 
     def edit(
         self,
@@ -428,8 +610,17 @@ class TediGANPipeline:
         values' phrases to the prompt's own code) or ``"prototype"`` (the code moves from the mean text code of
         the image's nearest value to the asked value's, :mod:`tedigan.editing.prototypes`; all layers unless
         ``layers`` is given); None: the model's ``defaults.edit_mode``. ``options`` (:class:`EditOptions`) or
-        its fields as keywords (``steps=30, seed=0, optimization=, pti_steps=, progress=, callback=``) set the
-        instance-level optimisation and pivotal tuning; keywords win over ``options``."""
+        its fields as keywords (``fidelity=, steps=30, seed=0, optimization=, pti_steps=, progress=,
+        callback=, faithful=``) set the inversion's fidelity, the instance-level optimisation and pivotal
+        tuning; keywords win over ``options``.
+
+        ``fidelity``: ``"fast"`` inverts with the encoder (seconds); ``"faithful"`` fits the codes and a
+        generator copy to the image first (:func:`~tedigan.editing.faithful.faithful_invert`; on the faces
+        model about 1.5-3 minutes per image on a CPU core through its proxy head's fast route; a pipeline
+        without a ``proxy_head`` runs every step at full resolution, slower) and renders the edit with that
+        copy (``tuned_generators``); None: the model's ``defaults.fidelity`` (``"fast"`` with ``latents=``).
+        ``reconstructions`` of the output are the source's code rendered the same way: what the edit began
+        from. Every returned image is checked (:func:`~tedigan.pipeline.quality.check_images`)."""
         start = time.perf_counter()
         # 1. check the inputs (before any work) and read the prompt once
         unknown = sorted(set(knobs) - {f.name for f in fields(EditOptions)})
@@ -438,6 +629,7 @@ class TediGANPipeline:
         if (image is None) == (latents is None):
             raise PipelineError("give either an image or latents= (W+ codes), not both and not neither")
         opts = replace(options or EditOptions(), **knobs).checked(image is not None)
+        fidelity = self._fidelity(opts, image is not None)
         strength = check_number("strength", strength, *STRENGTH_RANGE)
         check_optimisable(max(opts.steps, opts.pti_steps), self.dtype)
         mode = check_mode(mode if mode is not None else self.defaults.edit_mode)
@@ -450,13 +642,17 @@ class TediGANPipeline:
         x = self._images(image, align=align) if w_given is None else None
         if x is not None:
             self.check_domain(x)
+        # 2. invert the image (or render the given codes as the source); faithfully: codes and generator copies
         with torch.no_grad():
-            # 2. invert the image (or render the given codes as the source)
             if w_given is None:
                 w_src = self.encoder(x)
             else:
                 w_src = w_given
                 x = self.generator.synthesis(w_src, noise_mode="const").clamp(-1, 1)
+        tuned, losses = None, []
+        if fidelity == "faithful":
+            w_src, tuned, _, losses = self._faithful(x, w_src, opts)
+        with torch.no_grad():
             # 3. encode the text
             w_text = self._text_code(reading)
             # 4. move the prompt's layers of the image's code as the mode says
@@ -464,24 +660,19 @@ class TediGANPipeline:
                 chosen = self.select_layers(reading, w_text, w_src)
             w_edit = self._move(w_src, w_text, reading, chosen, mode, strength)
         # 5. optionally optimise the code, keeping what the move did not change
-        losses: list[dict[str, float]] = []
         if opts.steps > 0:
-            with torch.no_grad():
-                keep = change_mask(
-                    self.generator.synthesis(w_src, noise_mode="const"),
-                    self.generator.synthesis(w_edit, noise_mode="const"),
-                )
-            result = self._optimise(w_edit, x, w_edit, chosen, keep, opts)
-            w_edit, images, losses = result.w.detach(), result.image, result.losses
-        elif opts.pti_steps == 0:
-            with torch.no_grad():
-                images = self.generator.synthesis(w_edit, noise_mode="const")
+            keep = change_mask(self._render(w_src, tuned), self._render(w_edit, tuned))
+            w_edit, images, more = self._refine(w_edit, x, w_edit, chosen, keep, opts, tuned)
+            losses += more
+        elif fidelity == "faithful" or opts.pti_steps == 0:
+            images = self._render(w_edit, tuned)
         # 6. decode: with a generator tuned to the image around its code, or the pipeline's (checked)
-        tuned = None
-        if opts.pti_steps > 0:
+        if fidelity == "fast" and opts.pti_steps > 0:
             images, tuned = self._pivotal(w_src, x, w_edit, opts)
+        edited = decoded(images, w_edit, "the edited image")
+        reconstructions = decoded(self._render(w_src, tuned), w_src, "the reconstruction")
         return TediGANOutput(
-            images=decoded(images, w_edit),
+            images=edited,
             latents=w_edit,
             layers=chosen,
             source_images=pils(x),
@@ -490,6 +681,7 @@ class TediGANPipeline:
             losses=losses,
             seconds=time.perf_counter() - start,
             tuned_generators=tuned,
+            reconstructions=reconstructions,
         )
 
     def generate(
@@ -545,7 +737,7 @@ class TediGANPipeline:
                 with torch.no_grad():
                     images = self.generator.synthesis(source_w, noise_mode="const")
                 return TediGANOutput(
-                    images=decoded(images, source_w),
+                    images=decoded(images, source_w, "the generated image", _GENERATE_HINT),
                     latents=source_w,
                     source_images=source,
                     source_latents=source_w,
@@ -578,7 +770,7 @@ class TediGANPipeline:
                 result = self._optimise(w, None, as_wplus(w).detach(), chosen, None, chunk_opts, default)
                 w, images = result.w, result.image
                 losses.extend(result.losses)
-            results.extend(decoded(images, w))
+            results.extend(decoded(images, w, "the generated image", _GENERATE_HINT))
             codes.append(w.detach())
         return TediGANOutput(
             images=results,
