@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         pti_steps=args.pti_steps,
         seed=args.seed,
         progress=True,
+        fidelity=args.fidelity,
     )
     meta = {"images": json.dumps([str(s) for s in sources]), "model": str(args.model or "shipped")}
     latents = result.latents.detach().float().cpu().contiguous()

@@ -170,7 +170,7 @@ def run_face_benchmark(
     n = min(num, len(test))
     sources = torch.stack([test[i]["image"] for i in range(n)])
     start = time.perf_counter()
-    inv = pipe.invert(sources)
+    inv = pipe.invert(sources, fidelity="fast")
     invert_seconds = (time.perf_counter() - start) / n
     recon = _tensor(inv.images, res)
     src_read, rec_read = _read(judge, sources), _read(judge, recon)
@@ -214,7 +214,9 @@ def run_face_benchmark(
         for prompt, idx in tqdm(jobs.items(), desc=f"face edits ({mode})", disable=not progress):
             name, attribute, value, _, _ = by_prompt[prompt]
             t0 = time.perf_counter()
-            edited = pipe.edit(sources[idx], prompt, progress=False, mode=mode, strength=strength)
+            edited = pipe.edit(
+                sources[idx], prompt, progress=False, mode=mode, strength=strength, fidelity="fast"
+            )
             seconds = (time.perf_counter() - t0) / len(idx)
             images = _tensor(edited.images, res)
             reads = _read(judge, images)
@@ -250,7 +252,9 @@ def run_face_benchmark(
             name, attribute, value, _, _ = by_prompt[prompt]
             i = idx[0]
             t0 = time.perf_counter()
-            edited = pipe.edit(sources[i : i + 1], prompt, steps=opt_steps, progress=progress, mode=modes[0])
+            edited = pipe.edit(
+                sources[i : i + 1], prompt, steps=opt_steps, progress=progress, mode=modes[0], fidelity="fast"
+            )
             seconds = time.perf_counter() - t0
             images = _tensor(edited.images, res)
             (read,) = _read(judge, images)
@@ -269,7 +273,7 @@ def run_face_benchmark(
         results["optimized"] = {"steps": opt_steps, "mode": modes[0], "edits": rows}
         k = min(num_optimized, n)
         t0 = time.perf_counter()
-        inv_opt = pipe.invert(sources[:k], steps=opt_steps, progress=progress)
+        inv_opt = pipe.invert(sources[:k], steps=opt_steps, progress=progress, fidelity="fast")
         seconds = (time.perf_counter() - t0) / k
         rec_opt = _tensor(inv_opt.images, res)
         results["inversion_optimized"] = {
@@ -283,7 +287,7 @@ def run_face_benchmark(
     photo_rows = []
     for path in photos:
         try:
-            p_inv = pipe.invert(str(path), align=True)
+            p_inv = pipe.invert(str(path), align=True, fidelity="fast")
         except Exception as err:  # noqa: BLE001 - a photo without a face is reported, not fatal
             photo_rows.append({"photo": str(path), "error": " ".join(str(err).split())})
             continue
