@@ -73,8 +73,12 @@ def build_demo(model: str | None = None):
             raise gr.Error("upload an image first (or press 'use the example')")
         cli.check_text(prompt, 'say what to change, e.g. "blond hair"')
         pipe = _pipe(model)
-        out = pipe.edit(image, prompt, strength=float(strength), steps=int(steps), progress=int(steps) > 0)
-        rec = pipe.decode(out.source_latents[:1])[0]
+        # the faces model inverts faithfully by default (a tuned generator, a minute or more): show its progress
+        faithful = pipe.defaults.fidelity == "faithful"
+        out = pipe.edit(
+            image, prompt, strength=float(strength), steps=int(steps), progress=int(steps) > 0 or faithful
+        )
+        rec = out.reconstructions[0]  # rendered by the generator that rendered the edit
         note = f"W+ layers {out.layers} from the text; {int(steps)} optimisation steps; {out.seconds:.2f} s"
         return upscale(rec), upscale(out.images[0]), note
 
