@@ -300,7 +300,6 @@ def test_the_python_module_paths_are_shims_of_the_commands(capsys, monkeypatch):
         "tedigan.edit": "edit",
         "tedigan.generate": "generate",
         "tedigan.invert": "invert",
-        "tedigan.app": "demo",
     }
     for module, command in shims.items():
         monkeypatch.setattr(sys, "argv", [module, "--help"])
