@@ -383,9 +383,3 @@ def _report(r: dict[str, Any], grid_rows: list[str], modes: Sequence[str] = ()) 
     columns = " | ".join(["source", "reconstruction", *(f"edit ({m})" for m in modes)])
     lines += ["", f"edits.png rows ({columns}): {', '.join(grid_rows)}", ""]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("face-benchmark")
