@@ -14,7 +14,7 @@
 # RESUME continues from such a folder's generator and discriminator (G_ema seeds G too; the optimiser
 # states start afresh, as they do not come back; the seed becomes the images trained so far). FID is measured
 # afterwards where the FID Inception package is installed:
-#   python -m tedigan.metrics --model $OUT --metrics fid --data-root DATA --data-kind avatars
+#   tedigan metrics --model $OUT --metrics fid --data-root DATA --data-kind avatars
 set -euo pipefail
 : "${OUT:?set OUT to the folder whose files come back}"
 MINUTES="${MINUTES:-7}"

@@ -1,4 +1,4 @@
-"""The web demo: ``tedigan demo`` (or ``python -m tedigan.app``) serves it on http://127.0.0.1:7860.
+"""The web demo: ``tedigan demo`` serves it on http://127.0.0.1:7860.
 
 Offline (Gradio, no analytics, system fonts). Tabs:
 
@@ -177,9 +177,3 @@ def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 7860) -
     _pipe(model)
     theme = gr.themes.Default(font=["sans-serif"], font_mono=["monospace"])  # no web fonts: offline
     build_demo(model).queue().launch(server_name=host, server_port=port, theme=theme)
-
-
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("demo")

@@ -223,7 +223,7 @@ def test_build_dataset_and_avatar_dataset(tmp_path):
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
     assert batch["image"].shape == (4, 3, RES, RES) and batch["attributes"].shape == (4, len(A.ATTRIBUTES))
 
-    with pytest.raises(FileNotFoundError, match="python -m tedigan.data.avatars"):
+    with pytest.raises(FileNotFoundError, match="tedigan avatars"):
         A.AvatarDataset(tmp_path / "missing")
 
 

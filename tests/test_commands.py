@@ -300,18 +300,6 @@ def test_the_python_module_paths_are_shims_of_the_commands(capsys, monkeypatch):
         "tedigan.edit": "edit",
         "tedigan.generate": "generate",
         "tedigan.invert": "invert",
-        "tedigan.metrics": "metrics",
-        "tedigan.training": "train",
-        "tedigan.training.export": "export",
-        "tedigan.data.avatars": "avatars",
-        "tedigan.editing.layer_analysis": "layer-analysis",
-        "tedigan.convert.rosinality": "convert rosinality",
-        "tedigan.convert.nvlabs": "convert nvlabs",
-        "tedigan.app": "demo",
-        "tedigan.training.face_data": "face-data",
-        "tedigan.evaluation.edit_benchmark": "benchmark",
-        "tedigan.evaluation.face_benchmark": "face-benchmark",
-        "tedigan.evaluation.judges": "judges",
     }
     for module, command in shims.items():
         monkeypatch.setattr(sys, "argv", [module, "--help"])

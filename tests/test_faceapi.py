@@ -1,7 +1,7 @@
 """face-api ports (tedigan.models.ports.faceapi) against tfjs references made by @vladmandic/face-api 1.7.15.
 
 The references are ``<fixtures>/real_faces/faceapi_ref.pt`` (see its README; ``conftest.fixture_roots``
-says where ``<fixtures>`` is looked for); the weights come from the npm package (``python -m tedigan.assets
+says where ``<fixtures>`` is looked for); the weights come from the npm package (``tedigan assets
 --fetch-npm``). Tests that need either skip with the reason when it is absent.
 """
 

@@ -13,8 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from tedigan.config import ConfigError, TextStageConfig, load_config
+from tedigan.losses import text as text_losses
 from tedigan.models.text_encoder import BACKBONE_DIR, TextEncoder, TextEncoderConfig, TextHead
 from tedigan.training import text as stage
+from tedigan.training import text_cache
 
 RES = 16
 NUM_WS, W_DIM = 4, 8
@@ -174,22 +176,22 @@ def test_head_trained_on_cached_embeddings_lowers_l2(T):
     torch.manual_seed(0)
     head = TextHead(TextEncoderConfig(embed_dim=384, **{**SMALL, "hidden_dim": 128}))
     opt = torch.optim.Adam(head.parameters(), lr=3e-3)
-    weights = stage.layer_weights(None, NUM_WS)
+    weights = text_losses.layer_weights(None, NUM_WS)
     losses = []
     for _ in range(200):
-        loss = stage.text_code_loss(head(emb), target, weights)
+        loss = text_losses.text_code_loss(head(emb), target, weights)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0], (losses[0], losses[-1])
     # per-layer weights: only layer 0 counts
-    w0 = stage.layer_weights([1, 0, 0, 0], NUM_WS)
+    w0 = text_losses.layer_weights([1, 0, 0, 0], NUM_WS)
     fake = target.clone()
     fake[:, 1:] += 5
-    assert stage.text_code_loss(fake, target, w0).item() == 0
+    assert text_losses.text_code_loss(fake, target, w0).item() == 0
     with pytest.raises(ConfigError, match="4 W\\+ layers"):
-        stage.layer_weights([1.0, 1.0], NUM_WS)
+        text_losses.layer_weights([1.0, 1.0], NUM_WS)
 
 
 def test_contrastive_lower_for_matched_than_shuffled():
@@ -198,8 +200,8 @@ def test_contrastive_lower_for_matched_than_shuffled():
     images = center + torch.randn(16, NUM_WS, W_DIM, generator=g)
     text = images + 0.3 * torch.randn(16, NUM_WS, W_DIM, generator=g)
     shuffled = text[torch.roll(torch.arange(16), 5)]
-    matched_loss = stage.contrastive_loss(text, images, 0.1, center)
-    shuffled_loss = stage.contrastive_loss(shuffled, images, 0.1, center)
+    matched_loss = text_losses.contrastive_loss(text, images, 0.1, center)
+    shuffled_loss = text_losses.contrastive_loss(shuffled, images, 0.1, center)
     assert matched_loss < 0.5 * shuffled_loss
     # two captions of the same image are both positives: duplicated pairs cost no more than distinct ones
     ids = torch.tensor([0, 0] + list(range(1, 15)))
@@ -207,8 +209,8 @@ def test_contrastive_lower_for_matched_than_shuffled():
     dup_images[1] = dup_images[0]
     dup_text = text.clone()
     dup_text[1] = dup_images[0] + 0.3 * torch.randn(NUM_WS, W_DIM, generator=g)
-    multi = stage.contrastive_loss(dup_text, dup_images, 0.1, center, ids)
-    naive = stage.contrastive_loss(dup_text, dup_images, 0.1, center)
+    multi = text_losses.contrastive_loss(dup_text, dup_images, 0.1, center, ids)
+    naive = text_losses.contrastive_loss(dup_text, dup_images, 0.1, center)
     assert multi < naive
 
 
@@ -298,7 +300,7 @@ def test_stage_end_to_end_and_resume(tiny_run):
 
     # the trained encoder loads and reproduces the evaluated codes
     T = TextEncoder.from_pretrained(out / "text_encoder")
-    val = stage.PairCache.load(out / "cache", "val")
+    val = text_cache.PairCache.load(out / "cache", "val")
     codes = T.encode_text(val.pair_texts()[:3])
     assert codes.shape == (3, 6, 16)
     assert torch.allclose(codes, T.head(val.embeddings[val.pair_caption[:3]]), atol=1e-5)
@@ -309,7 +311,7 @@ def test_stage_end_to_end_and_resume(tiny_run):
 
     protos = Prototypes.load(out / "prototypes.safetensors")
     assert summary["prototypes"] == str(out / "prototypes.safetensors") and protos.gain == 2.0
-    train = stage.PairCache.load(out / "cache", "train")
+    train = text_cache.PairCache.load(out / "cache", "train")
     vocab = vocabulary_for("avatars", tiny_run["data"])
     a, v = next((a, v) for a, vals in protos.codes.items() for v in vals)
     named = [i for i, c in enumerate(train.captions) if vocab.read(c).values.get(a) == v]

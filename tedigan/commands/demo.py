@@ -1,4 +1,4 @@
-"""``tedigan demo`` (also ``python -m tedigan.app``): the web demo (:mod:`tedigan.app`) on localhost."""
+"""``tedigan demo``: the web demo (:mod:`tedigan.app`) on localhost."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``tedigan export RUN --out DIR [--checkpoint checkpoint-N]`` (also ``python -m tedigan.training.export``):
+"""``tedigan export RUN --out DIR [--checkpoint checkpoint-N]``:
 write a generator-stage checkpoint's ``G_ema`` and ``D`` as ``DIR/generator`` + ``DIR/discriminator``, to
 measure or sample a long run while it trains (:mod:`tedigan.training.export`)."""
 

@@ -1,4 +1,4 @@
-"""``tedigan metrics --model DIR --metrics fid,kid,pr,ppl_w ...`` (also ``python -m tedigan.metrics``).
+"""``tedigan metrics --model DIR --metrics fid,kid,pr,ppl_w ...``.
 
 ``DIR`` is a folder holding ``generator/`` (a pipeline or training output) or the generator folder itself
 (``config.json`` + ``model.safetensors``). One JSON line per run is appended to ``DIR/metrics.jsonl`` (or

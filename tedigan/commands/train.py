@@ -1,5 +1,5 @@
 """``tedigan train --stage STAGE --config configs/....yaml`` (also ``pipelines/train_stage.py``, the script
-``accelerate launch`` / ``tedigan launch`` start, and ``python -m tedigan.training``).
+``accelerate launch`` / ``tedigan launch`` start).
 
     tedigan train --stage classifier --config configs/classifier_tiny.yaml --train.max_steps=50
     tedigan train --stage classifier --config configs/classifier_avatars64.yaml --dry-run

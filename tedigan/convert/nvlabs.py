@@ -917,9 +917,3 @@ def load_nvlabs(path: str | Path, generator: str = "G_ema") -> tuple[Any, Any]:
     Nothing from the pickle is imported or executed (see :class:`RestrictedUnpickler`).
     """
     return build_models(read_nvlabs_pickle(path), generator=generator, where=str(path))
-
-
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("convert", "nvlabs")

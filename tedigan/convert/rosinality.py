@@ -331,11 +331,6 @@ def load_rosinality(
     return G, D, latent_avg
 
 
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("convert", "rosinality")
-
 __all__ = [
     "convert_discriminator_state_dict",
     "convert_generator_state_dict",

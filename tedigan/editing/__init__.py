@@ -4,7 +4,7 @@ analysis that decides which W+ layers carry each attribute, and instance-level o
 * :mod:`tedigan.editing.mixing` — :func:`mix`, :func:`edit_codes`, :func:`shift_codes`, :func:`text_to_image_codes`
 * :mod:`tedigan.editing.prototypes` — :func:`shift_to_prototypes` (the ``"prototype"`` edit)
 * :mod:`tedigan.editing.layer_analysis` — :func:`analyze_layers`, :class:`LayerMap`,
-  :func:`layers_for_attributes`, :func:`layers_for_prompt`; CLI ``python -m tedigan.editing.layer_analysis``
+  :func:`layers_for_attributes`, :func:`layers_for_prompt`; command ``tedigan layer-analysis``
 * :mod:`tedigan.editing.optimization` — :func:`optimize_latent`, :class:`OptimizationConfig`,
   :class:`CLIPLoss`, :class:`IdentityLoss`
 

@@ -220,7 +220,7 @@ class LayerMap:
         if path.is_dir():
             path = path / MAP_NAME
         if not path.is_file():
-            raise FileNotFoundError(f"no {MAP_NAME} at {path}: run python -m tedigan.editing.layer_analysis")
+            raise FileNotFoundError(f"no {MAP_NAME} at {path}: run tedigan layer-analysis")
         try:
             data = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -517,9 +517,3 @@ def inverted_codes(
     ds = make_dataset(kind, root, split=split, resolution=resolution)
     loader = torch.utils.data.DataLoader(ds, batch_size=100, collate_fn=collate_samples)
     return torch.cat([E(batch["image"].to(device)).cpu() for batch in loader])
-
-
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("layer-analysis")

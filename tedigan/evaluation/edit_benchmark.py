@@ -539,9 +539,3 @@ def _report(s: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("benchmark")

@@ -12,7 +12,8 @@ turn, so every phrasing is measured. Per edit (JSON + markdown report + grid):
 * ``success``: the judge reads the asked change on the edit (expression or gender: the asked value is the
   most probable; older / younger: the judged age moved at least ``AGE_STEP`` years the asked way);
 * ``same_person``: share of edits the identity net (faceres) still calls the source's person (distance below
-  its threshold), and the mean distance;
+  the threshold calibrated on real photos, :mod:`tedigan.evaluation.identity_calibration`; human's own 10
+  accepts other people), and the mean distance;
 * ``kept``: share of the attributes not asked for that the judge reads as on the source (expression and
   gender by label, age within ``AGE_KEEP`` years);
 * ``lpips_to_source`` and ``seconds_per_edit`` (encoder-only: one batch per prompt);
@@ -157,6 +158,7 @@ def run_face_benchmark(
     """Run the benchmark (see the module docs); writes ``face_benchmark.json``, ``face_benchmark.md`` and
     ``edits.png`` into ``out`` and returns the results."""
     from tedigan.data import make_dataset
+    from tedigan.evaluation.identity_calibration import load_faceres_threshold
     from tedigan.losses.perceptual import LPIPS
     from tedigan.models.named import face_judge
 
@@ -165,7 +167,7 @@ def run_face_benchmark(
     res = pipe.resolution
     judge = face_judge(DOMAINS["faces"].benchmark_judge, pipe.device)
     lpips = LPIPS("vgg").to(pipe.device)
-    threshold = float(judge.same_person_threshold)
+    threshold = load_faceres_threshold()  # calibrated on real photos (human's own 10 accepts other people)
     test = make_dataset("faces", data, split="test", resolution=res, with_codes=False)
     n = min(num, len(test))
     sources = torch.stack([test[i]["image"] for i in range(n)])
@@ -191,6 +193,7 @@ def run_face_benchmark(
         "judge": "human (emotion + faceres; never used by training or optimisation)",
         "strength": strength,
         "same_person_threshold": threshold,
+        "human_default_threshold": float(judge.same_person_threshold),
         "num_sources": n,
         "inversion": {
             **inversion_row(sources, recon, src_read, rec_read),
@@ -384,9 +387,3 @@ def _report(r: dict[str, Any], grid_rows: list[str], modes: Sequence[str] = ()) 
     columns = " | ".join(["source", "reconstruction", *(f"edit ({m})" for m in modes)])
     lines += ["", f"edits.png rows ({columns}): {', '.join(grid_rows)}", ""]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("face-benchmark")

@@ -128,9 +128,3 @@ def labelled_grid(
             draw.text((x + 2, y + side + 1 + 14 * j), f"{name[:6]}: {' '.join(parts)}", fill=(0, 0, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(path, quality=88)
-
-
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("judges")

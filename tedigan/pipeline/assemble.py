@@ -80,9 +80,3 @@ def _trained_resolution(encoder_dir: Path) -> int:
     if not stage_cfg.is_file():
         raise PipelineError(f"{stage_cfg} is missing: run the inversion stage first")
     return int((yaml.safe_load(stage_cfg.read_text()).get("data") or {}).get("resolution", 256))
-
-
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("assemble")

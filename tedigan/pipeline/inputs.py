@@ -411,7 +411,7 @@ def check_domain(judge: Any, domain: str | None, images: torch.Tensor) -> list[s
     import torch
     import torch.nn.functional as F
 
-    from tedigan.pipeline.folder import NAMED_MODELS
+    from tedigan.domains import SHIPPED_MODELS as NAMED_MODELS
 
     names = (judge.config.heads.get("domain") if judge is not None else None) or []
     if not names or domain not in names:

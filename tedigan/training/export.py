@@ -55,9 +55,3 @@ def export_generator(run_dir: str | Path, out: str | Path, checkpoint: str = "la
             raise CheckpointError(f"{path}: its {name} does not fit {run / 'config.yaml'} ({err})") from None
         net.save_pretrained(out / name, extra=extra)
     return out
-
-
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("export")

@@ -199,9 +199,3 @@ def build_face_dataset(
 
 def _read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-if __name__ == "__main__":
-    from tedigan.commands import shim
-
-    shim("face-data")

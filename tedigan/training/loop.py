@@ -216,7 +216,7 @@ def ensure_data(data: Any, accelerator: Accelerator | None = None) -> Path:
         return root
     if data.render_if_missing <= 0:
         raise FileNotFoundError(
-            f"no avatar data set in {root}: run `python -m tedigan.data.avatars --num 10000 "
+            f"no avatar data set in {root}: run `tedigan avatars --num 10000 "
             f"--resolution {data.resolution} --out {root}` or set data.render_if_missing=N"
         )
     if accelerator is None or accelerator.is_main_process:

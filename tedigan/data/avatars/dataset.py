@@ -252,7 +252,7 @@ class AvatarDataset(torch.utils.data.Dataset):
         if not manifest.is_file():
             raise FileNotFoundError(
                 f"{self.root} has no metadata.jsonl; create it with: "
-                f"python -m tedigan.data.avatars --num 2000 --resolution 64 --out {self.root}"
+                f"tedigan avatars --num 2000 --resolution 64 --out {self.root}"
             )
         if split not in ("train", "val", "test", "all"):
             raise ValueError(f"split must be train, val, test or all, got {split!r}")
