@@ -79,11 +79,13 @@ def step_times(G, head, target256, ws, lpips, identity, reps: int = 3) -> dict:
 # costs ~0.2 of a full step (measured side by side: route W+ 0.51 s / PTI 0.42 s vs full W+ 2.2 s / polish 2.6 s).
 RECIPES: dict[str, dict] = {
     # the route recipe (codes + low-block tuning on the route), then polish at full resolution
-    "route+polish": dict(w_steps=30, wplus_steps=30, pti_steps=30, polish_steps=14),
+    "route+polish": dict(w_steps=30, wplus_steps=30, pti_steps=30, pti_lr=3e-4, polish_steps=14),
     # route codes only (no route tuning), more polish
     "route_codes+polish": dict(w_steps=30, wplus_steps=30, pti_steps=0, polish_steps=20),
     # no route: W / W+ / tuning of every weight, all at full resolution with LPIPS-Alex
     "full_only": dict(w_steps=8, wplus_steps=8, pti_steps=18, pti_lr=1e-4, head=False),
+    # the default (FaithfulConfig()): full_only at the product budget (~47 s of steps, 2 quiet threads), steps only
+    "default": dict(head=False),
     # route codes, polish with LPIPS-VGG (a VGG step ~2 x an Alex one)
     "route_codes+polish_vgg": dict(w_steps=30, wplus_steps=30, pti_steps=0, polish_steps=10, polish_lpips="vgg"),
     # route codes, polish on blocks 4.. only
@@ -155,7 +157,7 @@ def compare(argv=None) -> int:
                 spec = dict(RECIPES[rname])
                 use_head = spec.pop("head", True)
                 pol = spec.pop("polish_lpips", "alex")
-                cfg = FaithfulConfig(**spec)
+                cfg = FaithfulConfig(**{"time_budget_s": None, "use_head": use_head, **spec})
                 t = time.perf_counter()
                 ws, tuned, rep = faithful_invert(
                     G, E, x, cfg, head=head if use_head else None, lpips=alex, identity=identity,
@@ -214,7 +216,7 @@ def main(argv=None) -> int:
     G, E = pipe.generator, pipe.encoder
     cfg = FaithfulConfig(
         w_steps=args.w_steps, wplus_steps=args.wplus_steps, pti_steps=args.pti_steps, polish_steps=args.polish_steps, pti_lr=args.pti_lr,
-        identity_weight=args.identity_weight, tune_head=args.tune_head,
+        identity_weight=args.identity_weight, tune_head=args.tune_head, use_head=True, time_budget_s=None,
     )
     rows = []
 
