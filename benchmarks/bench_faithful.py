@@ -75,8 +75,11 @@ def step_times(G, head, target256, ws, lpips, identity, reps: int = 3) -> dict:
     return med
 
 
-# Budget-equal recipes: one budget (~32 full-resolution LPIPS-Alex step equivalents) spent differently; a route step
-# costs ~0.2 of a full step (measured side by side: route W+ 0.51 s / PTI 0.42 s vs full W+ 2.2 s / polish 2.6 s).
+# Budget-equal recipes (~22-26 s of steps on 2 quiet threads: route step ~0.18 s, full-resolution LPIPS-Alex W/W+ step
+# ~0.58 s, tuning step ~0.73 s, measured side by side). On 5 photos + 8 held-out generated faces (2026-12-07):
+# photos tie (faceres 7.90 / 7.97 / 7.92, LPIPS 0.371 / 0.361 / 0.371), generated faces: full_only wins identity
+# (faceres 3.27 vs 4.74 / 4.66; LPIPS 0.117 vs 0.111 / 0.104) -> the default is full_only at the product budget.
+#     python benchmarks/bench_faithful.py compare --head H --out O --recipes full_only default --generated 8
 RECIPES: dict[str, dict] = {
     # the route recipe (codes + low-block tuning on the route), then polish at full resolution
     "route+polish": dict(w_steps=30, wplus_steps=30, pti_steps=30, pti_lr=3e-4, polish_steps=14),
