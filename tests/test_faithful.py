@@ -66,7 +66,9 @@ def test_head_trains_saves_and_faithful_losses_fall(tmp_path):
 
     with torch.no_grad():
         photo = G.synthesis(ws[1:2] + 0.05 * torch.randn(1, 23, 512), resolution=32)
-    cfg = FaithfulConfig(w_steps=6, wplus_steps=6, pti_steps=6, patience=6, full_resolution=32, w_lr=0.05)
+    cfg = FaithfulConfig(
+        w_steps=6, wplus_steps=6, pti_steps=6, patience=6, full_resolution=32, w_lr=0.05, use_head=True
+    )
     seen = []
     w_plus, tuned, report = faithful_invert(
         G, None, photo, cfg, head=head, w_init=ws[:1], progress=lambda s, i, r: seen.append((s, r["total"]))
@@ -104,6 +106,7 @@ def test_never_worse_than_the_encoder_start_and_polish_keeps_its_best():
         polish_lr=10.0,
         full_resolution=32,
         identity_weight=0.0,
+        use_head=True,
     )
     w_plus, tuned, report = faithful_invert(G, None, photo, cfg, head=head, w_init=ws0)
     assert report["fell_back"] and report["final_full"] > report["start_full"]
@@ -121,7 +124,13 @@ def test_time_budget_stops_stages_early():
     with torch.no_grad():
         photo = G.synthesis(ws0 + 0.05, resolution=32)
     cfg = FaithfulConfig(
-        w_steps=50, wplus_steps=50, pti_steps=50, polish_steps=50, full_resolution=32, time_budget_s=1e-3
+        w_steps=50,
+        wplus_steps=50,
+        pti_steps=50,
+        polish_steps=50,
+        full_resolution=32,
+        time_budget_s=1e-3,
+        use_head=True,
     )
     _, _, report = faithful_invert(G, None, photo, cfg, head=head, w_init=ws0)
     assert all(s["steps"] == 1 and s["out_of_time"] for s in report["stages"])
