@@ -88,7 +88,7 @@ def error_line(err: BaseException) -> str:
 
 
 def add_pti_arg(parser: argparse.ArgumentParser) -> None:
-    """``--pti-steps`` and ``--fidelity`` / ``--fast`` of the commands that invert an image (edit, invert)."""
+    """``--pti-steps`` of the commands that invert an image (edit, invert)."""
     parser.add_argument(
         "--pti-steps",
         type=int,
@@ -96,20 +96,8 @@ def add_pti_arg(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="pivotal tuning: fine-tune a copy of the generator for at most N steps to reproduce the image from "
         "its code and render with it (keeps the image's own details; 100 is a good start, about 0.12 s per step "
-        "and image on a CPU core for the avatar model; the best step is kept). With --fidelity faithful: the "
+        "and image on a CPU core for the avatar model; the best step is kept). In a faithful inversion: the "
         "step limit of its tuning stage",
-    )
-    fidelity = parser.add_mutually_exclusive_group()
-    fidelity.add_argument(
-        "--fidelity",
-        choices=("fast", "faithful"),
-        default=None,
-        help="how the image is inverted: fast = the encoder alone (seconds); faithful = codes and a generator "
-        "copy fitted to the image, the edit rendered by that copy (minutes per image on a CPU); default: the "
-        "model's (faces: faithful, avatars: fast)",
-    )
-    fidelity.add_argument(
-        "--fast", dest="fidelity", action="store_const", const="fast", help="the same as --fidelity fast"
     )
 
 

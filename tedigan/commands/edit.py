@@ -172,10 +172,9 @@ def _single(args: argparse.Namespace, text: str) -> int:
         layers=layers,
         seed=args.seed,
         align=args.align,
-        progress=steps > 0 or args.pti_steps > 0 or (args.fidelity or pipe.defaults.fidelity) == "faithful",
+        progress=steps > 0 or args.pti_steps > 0,
         mode=args.mode,
         pti_steps=args.pti_steps,
-        fidelity=args.fidelity,
     )
     cli.save_image(cli.upscale(result.images[0], args.scale), out, args.overwrite)
     written = [str(out)]
@@ -286,7 +285,6 @@ def _batch(args: argparse.Namespace, prompts: list[str]) -> int:
             align=args.align,
             mode=args.mode,
             pti_steps=args.pti_steps,
-            fidelity=args.fidelity,
         )
         cli.save_image(cli.upscale(result.images[0], args.scale), path, args.overwrite)
         written.append(str(path))

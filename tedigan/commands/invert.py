@@ -38,6 +38,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--recon", default=None, help="also write input | reconstruction pairs to this image")
     parser.add_argument("--align", action="store_true", help="crop a photo around its face (MTCNN) first")
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="invert with the image encoder only (quick, less faithful to the photo); without it the model's "
+        "default fidelity (faces: faithful, a tuned generator copy per image, a minute or so on a CPU)",
+    )
     cli.add_common_args(parser)
     cli.add_pti_arg(parser)
     return parser
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         pti_steps=args.pti_steps,
         seed=args.seed,
         progress=True,
-        fidelity=args.fidelity,
+        fidelity="fast" if args.fast else None,
     )
     meta = {"images": json.dumps([str(s) for s in sources]), "model": str(args.model or "shipped")}
     latents = result.latents.detach().float().cpu().contiguous()

@@ -62,11 +62,12 @@ class EditOptions:
 
     ``fidelity``: how the image is inverted before the edit. ``"fast"``: the encoder alone (then ``steps`` and
     ``pti_steps`` as below); ``"faithful"``: :func:`~tedigan.editing.faithful.faithful_invert` from the encoder's
-    code (W, then W+ with a spread penalty, then pivotal tuning of a generator copy on the model's fast route
-    and a full-resolution polish, each stage keeping its best step), and the edit is rendered by the tuned copy;
+    code (W, then W+ with a spread penalty, then pivotal tuning of a generator copy, each stage keeping its best
+    step), and the edit is rendered by the tuned copy;
     ``None``: the model's ``defaults.fidelity`` (``"fast"`` when the codes are given instead of an image).
     ``faithful``: that recipe's settings (default: :func:`faithful_recipe`; its ``full_resolution`` is always
-    the pipeline's, and ``pti_steps > 0`` sets its tuning steps).
+    the pipeline's, ``pti_steps > 0`` sets its tuning steps, and ``use_head=True`` runs it on the fast route of
+    the pipeline's ``proxy_head``).
     ``steps``: Adam steps of instance-level optimisation (0: encoder only; ``None``: ``optimization.steps``
     when a config is given, else 0). ``optimization``: its loss weights and learning rate (``seed`` and
     ``progress`` here win over the config's). ``pti_steps``: pivotal tuning steps (Roich et al. 2022) of a
@@ -106,17 +107,13 @@ def edit_optimization() -> OptimizationConfig:
     return OptimizationConfig(steps=0, lr=0.01, pixel_weight=1.0, lpips_weight=1.0, encoder_weight=1.0)
 
 
-def faithful_recipe(pti_lr: float, resolution: int, proxy_head: bool = True) -> FaithfulConfig:
-    """The faithful inversion the pipeline runs when ``EditOptions.faithful`` is None. With the model's proxy
-    head (the fast route): 30 W, 30 W+ and 30 tuning steps on the route, then 14 polish steps of every synthesis
-    weight at full resolution (h-r25's budget-equal comparison: route + polish reached LPIPS 0.10-0.12 on
-    held-out generated faces, against 0.26 for the encoder, in about 90 s on a CPU core). Without it, every step
-    runs at full resolution, so fewer of them: 8 W, 8 W+, 18 tuning steps (slower per step)."""
-    if proxy_head:
-        steps = {"w_steps": 30, "wplus_steps": 30, "pti_steps": 30, "polish_steps": 14}
-    else:
-        steps = {"w_steps": 8, "wplus_steps": 8, "pti_steps": 18, "polish_steps": 0}
-    return FaithfulConfig(**steps, pti_lr=pti_lr, full_resolution=resolution)
+def faithful_recipe(pti_lr: float, resolution: int) -> FaithfulConfig:
+    """The faithful inversion the pipeline runs when ``EditOptions.faithful`` is None: the research's product
+    recipe (:class:`~tedigan.editing.faithful.FaithfulConfig`'s defaults: W, W+ and tuning of every synthesis
+    weight at full resolution, best step kept, a time budget as a guard), tuned at the model's ``pti_lr`` and
+    rendered at the pipeline's resolution. ``FaithfulConfig(use_head=True, ...)`` runs the fast route through
+    the pipeline's ``proxy_head`` instead (faces model; without a head it runs at full resolution)."""
+    return FaithfulConfig(pti_lr=pti_lr, full_resolution=resolution)
 
 
 def pils(t: torch.Tensor) -> list[Image.Image]:

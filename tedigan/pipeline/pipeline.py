@@ -353,13 +353,11 @@ class TediGANPipeline:
     ) -> tuple[torch.Tensor, list[Any], torch.Tensor, list[dict[str, Any]]]:
         """Faithful inversion of each image (:func:`~tedigan.editing.faithful.faithful_invert` from its encoder
         code ``w_enc``): its W+ codes, one tuned generator copy per image, their renders of the codes and the
-        per-step losses (``stage``, ``image`` and the loss terms). Runs on the fast route when the pipeline has a
-        proxy head, else every step at full resolution (slower)."""
+        per-step losses (``stage``, ``image`` and the loss terms). A recipe with ``use_head=True`` runs on the
+        fast route of the pipeline's proxy head; without a head it runs every step at full resolution (slower)."""
         from tedigan.editing.faithful import FaithfulConfig, faithful_invert
 
-        cfg = opts.faithful or faithful_recipe(
-            self.defaults.pti_lr, self.resolution, self.proxy_head is not None
-        )
+        cfg = opts.faithful or faithful_recipe(self.defaults.pti_lr, self.resolution)
         cfg = FaithfulConfig(
             **{
                 **asdict(cfg),
@@ -615,10 +613,12 @@ class TediGANPipeline:
         tuning; keywords win over ``options``.
 
         ``fidelity``: ``"fast"`` inverts with the encoder (seconds); ``"faithful"`` fits the codes and a
-        generator copy to the image first (:func:`~tedigan.editing.faithful.faithful_invert`; on the faces
-        model about 1.5-3 minutes per image on a CPU core through its proxy head's fast route; a pipeline
-        without a ``proxy_head`` runs every step at full resolution, slower) and renders the edit with that
-        copy (``tuned_generators``); None: the model's ``defaults.fidelity`` (``"fast"`` with ``latents=``).
+        generator copy to the image first (:func:`~tedigan.editing.faithful.faithful_invert`: by default every
+        step at full resolution within a 50 s time budget, about a minute per face on a CPU core; with
+        ``faithful=FaithfulConfig(use_head=True)`` on the fast route of the faces model's ``proxy_head``,
+        and without a ``proxy_head`` such a recipe runs every step at full resolution, slower) and renders the
+        edit with that copy (``tuned_generators``); None: the model's ``defaults.fidelity`` (``"fast"`` with
+        ``latents=``).
         ``reconstructions`` of the output are the source's code rendered the same way: what the edit began
         from. Every returned image is checked (:func:`~tedigan.pipeline.quality.check_images`)."""
         start = time.perf_counter()
