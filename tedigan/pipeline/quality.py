@@ -14,9 +14,10 @@ nothing) when one is
   (``(a - b - c + d) / 2``: all of a 1-pixel checkerboard's, about 1/4 of white noise's, under 0.01 of a
   natural image's at 64 px and above).
 
-The thresholds were calibrated on what the shipped models give (avatars and faces: reconstructions, encoder-only,
-optimised, pivotally tuned and faithful edits, samples; ``tests/test_quality.py`` holds the degenerate table),
-with a wide margin on both sides: see each constant. The measures cost a few element-wise passes over the
+The thresholds were calibrated on 227 images the shipped models give (avatars and faces: reconstructions,
+encoder-only, optimised, pivotally tuned and faithful edits of the examples and five real photos, 160 samples)
+and on the tests' tiny untrained generators, with a wide margin on both sides: see each constant
+(``tests/test_quality.py`` holds the degenerate table). The measures cost a few element-wise passes over the
 image, nothing against a generator call. :func:`image_stats` gives the numbers themselves.
 """
 
@@ -40,16 +41,16 @@ __all__ = [
 ]
 
 #: below this standard deviation (images in [-1, 1]; one grey level is 0.0078) an image is flat. The shipped
-#: models' outputs lie at 0.2 and above; a constant image is 0, a blank one with a faint gradient a few 0.001.
+#: models' outputs lie at 0.27 and above; a constant image is 0, a blank one with faint noise a few 0.001.
 MIN_STD = 0.02
 #: a value this close to ±1 counts as saturated (the generator's output clamped to [-1, 1] at 8 bits: 255 or 0)
 SATURATION_LEVEL = 0.99
-#: above this share of saturated pixels an image is saturated. Shipped outputs stay under 0.3 (a white
-#: background is a third of an aligned portrait); an all-white or blown-out image is near 1. (The tests' tiny
-#: untrained generators reach 0.7: their raw outputs spread over ±15.)
+#: above this share of saturated pixels an image is saturated. Shipped outputs stay at 0.12 and below (avatars
+#: on flat backgrounds); an all-white or blown-out image is near 1. The tests' tiny untrained generators reach 0.7
+#: (their raw outputs spread over ±15), and a tuning run away on them 0.9.
 MAX_SATURATED = 0.8
-#: above this share of the variance in the diagonal Haar band an image is checkered. Shipped outputs stay under
-#: 0.03; a 1-pixel checkerboard is 1, white noise 0.25.
+#: above this share of the variance in the diagonal Haar band an image is checkered. Shipped outputs stay at
+#: 0.0045 and below (64 and 256 px); a 1-pixel checkerboard is 1, white noise 0.25.
 MAX_CHECKER = 0.15
 
 
