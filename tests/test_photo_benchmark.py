@@ -243,9 +243,10 @@ def test_without_alignments_the_grid_has_three_columns_and_many_prompts_widen_th
     assert "'x': nothing judged" in md and "**fast**" in md
 
 
-def test_a_pipeline_without_fidelity_modes_gives_the_fast_edit_only(tiny_pipe, tmp_path):
+def test_a_pipeline_without_fidelity_modes_gives_the_fast_edit_only(tiny_pipe, tmp_path, monkeypatch):
     Image.new("RGB", (20, 20), (200, 180, 40)).save(tmp_path / "f.png")
-    assert not pb.supports_fidelity(tiny_pipe) and pb.supports_fidelity(StubPipe())
+    assert pb.supports_fidelity(tiny_pipe) and pb.supports_fidelity(StubPipe())
+    monkeypatch.setattr(pb, "supports_fidelity", lambda pipe: False)  # a pipeline from before fidelity modes
     r = pb.run_photo_benchmark(
         tiny_pipe, [tmp_path / "f.png"], tmp_path / "o", ("fast", "faithful"), ("blond hair",),
         judge=StubJudge(), identity=False, lpips=stub_lpips, threshold=1.0, align=False, progress=False,
@@ -304,6 +305,7 @@ def test_the_command_refuses_bad_photo_arguments_in_one_line(extra, message, tmp
 
 def test_the_command_refuses_faithful_on_a_pipeline_without_it(tiny_model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pb, "supports_fidelity", lambda pipe: False)  # a pipeline from before fidelity modes
     _photo().save(tmp_path / "a.png")
     argv = ["face-benchmark", "--photos", "a.png", "--model", str(tiny_model_dir), "--out", "o"]
     _refused(argv, "no fidelity modes (only its fast edit): use --modes fast", capsys)
