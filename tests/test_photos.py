@@ -276,3 +276,27 @@ def test_every_face_of_a_real_two_face_photo(tmp_path, monkeypatch, capsys):
     Image.new("RGB", (300, 200), (90, 140, 200)).save("sky.png")
     assert main(["edit", "--image", "sky.png", "--text", "make him smile", "--model", "faces"]) == 2
     assert "found no face" in capsys.readouterr().err and not Path("sky_edited.png").exists()
+
+
+@pytest.mark.needs_faces
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::tedigan.pipeline.OutOfDomainWarning")
+def test_a_tuned_generator_whose_fine_detail_is_noise_renders_at_the_models_size():
+    import copy
+
+    import torch
+
+    from tedigan.pipeline import TediGANPipeline
+
+    faces = TediGANPipeline.from_pretrained("faces")
+    photo = smooth_photo(1200, 1000)
+    face = Face.from_landmarks(landmarks((600, 500), scale=4.0), photo.size)  # a 640 px face: 1024 px renders
+    out = faces.edit(photo, "make him look older", align=True, face=face, progress=False)
+    intact, broken = copy.deepcopy(faces.generator), copy.deepcopy(faces.generator)
+    with torch.no_grad():  # the 1024 px wavelet bands only: what tuning at 256 px leaves untrained
+        broken.synthesis.to_img_weight[3:] += 0.2 * torch.randn_like(broken.synthesis.to_img_weight[3:])
+    out.tuned_generators = [intact]
+    assert render_faces(faces, out).sizes == [1024]
+    out.tuned_generators = [broken]
+    renders = render_faces(faces, out)
+    assert renders.sizes == [256] and renders.edited[0].size == (256, 256)

@@ -397,9 +397,18 @@ def _write_photo(
     renders = render_faces(pipe, result) if grid is not None or not args.aligned else None
     pasted = paste_edits(result, renders, progress=progress)[0] if renders is not None else None
     if args.aligned:
+        from PIL import Image
+
         crops = render_faces(pipe, result, size=1024)
+        can_1024 = 1024 in pipe.render_sizes()
         for path, im, r in zip(_face_paths(out, len(crops.edited)), crops.edited, crops.sizes):
-            cli.save_image(im if r >= 1024 else cli.upscale(im, args.scale), path, args.overwrite)
+            if r < 1024:  # a tuned generator whose 1024 px detail is noise: Lanczos; a small model: --scale
+                im = (
+                    im.resize((1024, 1024), Image.Resampling.LANCZOS)
+                    if can_1024
+                    else cli.upscale(im, args.scale)
+                )
+            cli.save_image(im, path, args.overwrite)
             written.append(str(path))
     else:
         _save_photo(pasted, out, args.overwrite)
