@@ -28,7 +28,10 @@ class TediGANOutput:
     sketch/label generation). ``text_latents``: the prompt's code ``[1, num_ws, w_dim]``. ``losses``: the
     optimisation history (one dict per step; empty when ``steps = 0``). ``seconds``: wall time of the call.
     ``tuned_generators``: with ``pti_steps > 0``, each image's pivotally tuned generator copy (render more codes
-    of that image with ``g.synthesis(w, noise_mode="const")``); else None.
+    of that image with ``pipe.decode(w, generator=g)``); else None. ``alignments``: with ``align=True``, per
+    item the :class:`~tedigan.data.align.FaceAlignment` of its face (one item per face), and ``photos``: per
+    item the upright photo it was cut from (the same object for the faces of one photo): what
+    :func:`tedigan.pipeline.photos.paste_edits` puts the edit back into; both None without alignment.
     """
 
     images: list[Image.Image]
@@ -40,6 +43,8 @@ class TediGANOutput:
     losses: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     tuned_generators: list[Any] | None = None
+    alignments: list[Any] | None = None
+    photos: list[Image.Image] | None = None
 
 
 @dataclass

@@ -49,6 +49,7 @@ from tedigan.pipeline.inputs import (
     read_prompt,
 )
 from tedigan.pipeline.outputs import EditOptions, TediGANOutput, decoded, edit_optimization, pils
+from tedigan.pipeline.photos import check_face
 
 __all__ = ["GENERATE_CHUNK", "TediGANPipeline", "change_mask"]
 
@@ -259,6 +260,24 @@ class TediGANPipeline:
             image, self.resolution, mode=mode, align=align, device=self.device, dtype=self.dtype
         )
 
+    def _faces(self, image: Any, face: Any, progress: bool) -> tuple[torch.Tensor, Any]:
+        """Images cut into their faces (:func:`tedigan.pipeline.photos.align_photos`, one batch item per face)
+        -> ``(the crops as a batch, the AlignedPhotos)``."""
+        from tedigan.pipeline.photos import ALIGN_SIZE, align_photos
+
+        aligned = align_photos(image, face, max(ALIGN_SIZE, self.resolution), progress=progress)
+        return self._images(aligned.crops), aligned
+
+    def render_sizes(self, generator: Any = None) -> list[int]:
+        """The image sizes :meth:`decode` renders at: the pipeline's own, and with a generator that renders
+        at other sizes (MobileStyleGAN's ``synthesis(ws, resolution=r)``) every power of two from 64 to 1024."""
+        import inspect
+
+        G = generator if generator is not None else self.generator
+        if "resolution" not in inspect.signature(G.synthesis.forward).parameters:
+            return [self.resolution]
+        return sorted({self.resolution, *(2**k for k in range(6, 11))})
+
     def _latents(self, latents: Any) -> torch.Tensor:
         return check_latents(latents, self.num_ws, self.w_dim).to(self.device, self.dtype)
 
@@ -357,6 +376,7 @@ class TediGANPipeline:
         image: Any,
         *,
         align: bool = False,
+        face: Any = 0,
         steps: int = 0,
         pti_steps: int = 0,
         seed: int = 0,
@@ -365,12 +385,13 @@ class TediGANPipeline:
         """Encode image(s) into W+ and reconstruct them; ``steps > 0`` then refines the codes by instance-level
         optimisation (pixel + LPIPS to the image, the encoder regulariser), as in-domain inversion does;
         ``pti_steps > 0`` then tunes a generator copy per image around its code (pivotal tuning) and renders
-        with it (``tuned_generators`` of the output)."""
+        with it (``tuned_generators`` of the output). ``align``/``face``: as :meth:`edit`."""
         start = time.perf_counter()
         # 1. check the inputs
         opts = EditOptions(steps=steps, pti_steps=pti_steps, seed=seed, progress=progress).checked(True)
         check_optimisable(max(opts.steps, opts.pti_steps), self.dtype)
-        x = self._images(image, align=align)
+        check_face(face)
+        x, aligned = self._faces(image, face, progress) if align else (self._images(image), None)
         self.check_domain(x)
         # 2. invert
         with torch.no_grad():
@@ -395,16 +416,28 @@ class TediGANPipeline:
             losses=losses,
             seconds=time.perf_counter() - start,
             tuned_generators=tuned,
+            alignments=aligned.alignments if aligned else None,
+            photos=aligned.photos if aligned else None,
         )
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, generator: Any = None) -> list[Image.Image]:
+    def decode(
+        self, latents: torch.Tensor, generator: Any = None, resolution: int | None = None
+    ) -> list[Image.Image]:
         """W+ codes ``[B, num_ws, w_dim]`` (e.g. ``out.source_latents``) -> images; ``generator``: another
-        generator of this pipeline's code space to render them with (e.g. one of ``out.tuned_generators``)."""
-        # 1. check the codes, 2. decode (checked)
+        generator of this pipeline's code space to render them with (e.g. one of ``out.tuned_generators``);
+        ``resolution``: render at another size, one of :meth:`render_sizes` (MobileStyleGAN: 64..1024)."""
+        # 1. check the codes and the size, 2. decode (checked)
         w = self._latents(latents)
         G = generator if generator is not None else self.generator
-        return decoded(G.synthesis(w.to(next(G.parameters()).dtype), noise_mode="const"), w)
+        size = {}
+        if resolution is not None and resolution != self.resolution:
+            if resolution not in self.render_sizes(G):
+                raise PipelineError(
+                    f"this generator renders at {', '.join(map(str, self.render_sizes(G)))} px, not {resolution!r}"
+                )
+            size = {"resolution": int(resolution)}
+        return decoded(G.synthesis(w.to(next(G.parameters()).dtype), noise_mode="const", **size), w)
 
     def edit(
         self,
@@ -416,6 +449,7 @@ class TediGANPipeline:
         layers: Sequence[int] | None = None,
         mode: str | None = None,
         align: bool = False,
+        face: Any = 0,
         options: EditOptions | None = None,
         **knobs: Any,
     ) -> TediGANOutput:
@@ -429,7 +463,13 @@ class TediGANPipeline:
         the image's nearest value to the asked value's, :mod:`tedigan.editing.prototypes`; all layers unless
         ``layers`` is given); None: the model's ``defaults.edit_mode``. ``options`` (:class:`EditOptions`) or
         its fields as keywords (``steps=30, seed=0, optimization=, pti_steps=, progress=, callback=``) set the
-        instance-level optimisation and pivotal tuning; keywords win over ``options``."""
+        instance-level optimisation and pivotal tuning; keywords win over ``options``.
+
+        ``align=True`` edits the FFHQ crops of a photo's faces (MTCNN; :mod:`tedigan.pipeline.photos`), one
+        batch item per face: ``face`` picks them (``0`` / ``"largest"``, ``"all"``, an index, or
+        :class:`~tedigan.data.align.Face` objects whose landmarks are known), and the output's ``alignments``
+        and ``photos`` say where each came from (:func:`tedigan.pipeline.photos.paste_edits` puts the edits
+        back). A photo without a face is a :class:`PipelineError`."""
         start = time.perf_counter()
         # 1. check the inputs (before any work) and read the prompt once
         unknown = sorted(set(knobs) - {f.name for f in fields(EditOptions)})
@@ -447,7 +487,10 @@ class TediGANPipeline:
             check_prototypes(self.prototypes, reading)
             chosen = chosen if chosen is not None else list(range(self.num_ws))
         w_given = self._latents(latents) if latents is not None else None
-        x = self._images(image, align=align) if w_given is None else None
+        check_face(face)
+        x = aligned = None
+        if w_given is None:
+            x, aligned = self._faces(image, face, opts.progress) if align else (self._images(image), None)
         if x is not None:
             self.check_domain(x)
         with torch.no_grad():
@@ -490,6 +533,8 @@ class TediGANPipeline:
             losses=losses,
             seconds=time.perf_counter() - start,
             tuned_generators=tuned,
+            alignments=aligned.alignments if aligned else None,
+            photos=aligned.photos if aligned else None,
         )
 
     def generate(
