@@ -101,12 +101,13 @@ def add_pti_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
+def add_common_args(parser: argparse.ArgumentParser, model_help: str | None = None) -> None:
     parser.add_argument(
         "--model",
         default=None,
         metavar="DIR",
-        help="a shipped model by name (avatars, the default; faces: photos, research / non-commercial) or a "
+        help=model_help
+        or "a shipped model by name (avatars, the default; faces: photos, research / non-commercial) or a "
         "pipeline folder",
     )
     parser.add_argument(

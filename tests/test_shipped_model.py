@@ -80,6 +80,7 @@ def test_a_photo_given_to_the_avatar_model_is_called_out_of_domain(shipped, caps
         shipped.invert(photo)
     (w,) = [w for w in caught if issubclass(w.category, OutOfDomainWarning)]
     assert "look like faces, not avatars" in str(w.message) and "--model faces" in str(w.message)
-    rc = edit_cli(["--image", str(photo), "--text", "add a beanie", "--out", str(tmp_path / "p.png")])
+    argv = ["--model", "avatars", "--image", str(photo), "--text", "add a beanie"]  # a photo goes to faces
+    rc = edit_cli([*argv, "--out", str(tmp_path / "p.png")])  # unless the avatar model is asked for
     err = capsys.readouterr().err
     assert rc == 0 and err.count("\n") == 1 and err.startswith("tedigan edit: warning: 1 of 1 input image(s)")

@@ -1,9 +1,14 @@
 """``tedigan edit --image face.png --text "blond hair"`` (also ``python -m tedigan.edit``).
 
-The image (any size or mode) is centre-cropped and resized to the model's resolution (``--align`` crops a
-photo around the face detected by facenet-pytorch's MTCNN first), inverted into W+ by the image encoder; the
-W+ layers that carry what the text names come from the text code; ``--steps N`` then refines the code by
-instance-level optimisation (pixel + LPIPS to the source outside the edited region, encoder regulariser).
+Without ``--model`` the input decides: a photo goes to the ``faces`` model, a rendered avatar to the avatar
+model (the avatar model's small domain judge tells them apart; neither pipeline is loaded for that). With the
+faces model a photo is aligned (``--no-align`` for an already aligned crop): facenet-pytorch's MTCNN finds the
+faces, each face's FFHQ crop is edited, and the edit is rendered at the size the face has in the photo and
+pasted back into it (``--aligned`` writes the 1024 px crop of the edit instead). Without alignment the image
+(any size or mode) is centre-cropped and resized to the model's resolution. The image is inverted into W+ by
+the image encoder; the W+ layers that carry what the text names move as the model's edit mode says;
+``--steps N`` then refines the code by instance-level optimisation (pixel + LPIPS to the source outside the
+edited region, encoder regulariser).
 
 A folder of images, several ``--text`` or a ``--prompts`` file make a batch: every input and prompt is
 checked before the first edit (every unreadable image is named; ``--skip-bad`` edits the others), and the
@@ -13,6 +18,7 @@ same command run again after an interruption goes on where it stopped (finished 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -22,18 +28,23 @@ HELP = "edit a face image (or saved W+ codes, or a folder of images) from text"
 
 EXAMPLES = """\
 examples:
+  tedigan edit --image photo.jpg --text "make him look older" --grid
+  tedigan edit --image group.jpg --text "make them smile" --face all
+  tedigan edit --image photo.jpg --text "make her smile" --aligned --out smile_1024.png
   tedigan edit --image face.png --text "blond hair"
   tedigan edit --image face.png --text "she wears sunglasses" --steps 30 --grid
   tedigan edit --image face.png --text "blond hair" --steps 60 --video blond.gif
-  tedigan edit --image photo.jpg --align --text "a bald man" --out bald.png
   tedigan edit --latent codes.safetensors --index 1 --text "blond hair" --out blond.png
   tedigan edit --image photos/ --text "blond hair" --text "remove the glasses" --out edited/
   tedigan edit --image photos/ --prompts prompts.txt --out edited/ --skip-bad
   tedigan edit --image face.png --text "pink hair" --strength 0.6
   tedigan edit --image face.png --text "pink hair" --layers 0,1,2,3 --out pink.png --overwrite
 
-writes OUT (default: <image name>_edited.png in the current folder), upscaled by --scale for viewing,
-and with --grid a source | reconstruction | edit strip next to it (OUT with _grid). With a folder of images,
+writes OUT (default: <image name>_edited.png in the current folder). For a photo (aligned) that is the
+photo, its size and mode, with the edited face(s) pasted back; --aligned writes the edited 1024 px FFHQ crop
+instead (OUT_face<i> for several faces), and --grid an aligned input | reconstruction | edit | photo strip
+(OUT with _grid, at a common height). For an image edited without alignment it is the model-size edit,
+upscaled by --scale for viewing, and --grid a source | reconstruction | edit strip. With a folder of images,
 several --text or a --prompts file, OUT is a folder of <image>__<prompt>.png (one model load, a progress
 bar). A batch checks every input and prompt before the first edit and names every unreadable image
 (--skip-bad edits the others and still exits with status 2); run it again after an interruption and it
@@ -70,6 +81,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--prompts", default=None, help="a text file of prompts, one per line (batch edit)")
     parser.add_argument("--out", default=None, help="output image path (default <image>_edited.png)")
     parser.add_argument(
+        "--face",
+        default=None,
+        metavar="WHICH",
+        help="which face of a photo to edit: largest (the default), all, or an index (0 is the largest)",
+    )
+    parser.add_argument(
+        "--aligned",
+        action="store_true",
+        help="write the edited 1024 px FFHQ crop of the face instead of the photo with the edit pasted back",
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="invert with the image encoder only (quick, less faithful to the photo)",
+    )
+    parser.add_argument(
         "--strength",
         type=float,
         default=1.0,
@@ -84,9 +111,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "asked value's (default: the model's choice)",
     )
     parser.add_argument(
-        "--grid", action="store_true", help="also write a source | reconstruction | edit strip"
+        "--grid",
+        action="store_true",
+        help="also write a source | reconstruction | edit strip (for a photo: aligned input | reconstruction | "
+        "edit | photo)",
     )
-    parser.add_argument("--align", action="store_true", help="crop a photo around its face (MTCNN) first")
+    parser.add_argument(
+        "--align",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="find the faces of a photo (MTCNN), edit their FFHQ crops and paste the edits back (default: on "
+        "with the faces model; --no-align for an image that is already an aligned face crop)",
+    )
     parser.add_argument(
         "--video",
         default=None,
@@ -98,7 +134,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="batch: edit the readable images, name the others and exit with status 2",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
-    cli.add_common_args(parser)
+    cli.add_common_args(
+        parser,
+        model_help="a shipped model by name (faces: photos, research / non-commercial; avatars: the rendered "
+        "avatars) or a pipeline folder (default: the input decides: a photo goes to faces, an avatar to avatars)",
+    )
     cli.add_pti_arg(parser)
     return parser
 
@@ -131,13 +171,14 @@ def _check_strength(strength: float) -> None:
 
 
 def _single(args: argparse.Namespace, text: str) -> int:
-    from tedigan.data.io import load_image, to_pil
+    from tedigan.data.io import load_image, open_image, to_pil
 
     if (args.image is None) == (args.latent is None):
         raise cli.UsageError("give --image FILE or --latent CODES (from tedigan invert), one of them")
     src = Path(args.image or args.latent)
     cli.check_common_args(args)
     _check_strength(args.strength)
+    which = _face(args)
     out = Path(args.out) if args.out else Path(f"{src.stem}_edited.png")
     if out.is_dir() or not out.name:
         raise cli.UsageError(f"--out {out} is a folder: give a file name such as {out / 'edited.png'}")
@@ -145,15 +186,25 @@ def _single(args: argparse.Namespace, text: str) -> int:
     video = Path(args.video) if args.video else None
     if video is not None and (video.suffix.lower() != ".gif" or (args.steps or 0) < 1):
         raise cli.UsageError("--video needs a .gif path and --steps N > 0 (it shows the optimisation)")
-    cli.check_outputs([p for p in (out, grid if args.grid else None, video) if p], [src], args.overwrite)
-    image = latents = None
+    outputs = [p for p in (out, grid if args.grid else None, video) if p]
+    cli.check_outputs(outputs, [src], args.overwrite)
+    layers = cli.parse_layers(args.layers)
+    image = latents = faces = None
     if args.latent is None:
         image = load_image(src)  # an unreadable image fails before the model loads
     else:
         latents = _read_latents(src, args.index)
-    layers = cli.parse_layers(args.layers)
+    _choose_model(args, [image] if image is not None else [])
+    align = _resolve_align(args)
+    if align:
+        image = open_image(src)  # in its own mode: the photo written back keeps it
+        faces = _detect({src: image}, which)[src]  # no face: one line, before the model loads
+        if args.aligned and len(faces) > 1:
+            outputs = [*_face_paths(out, len(faces)), *outputs[1:]]
+            cli.check_outputs(outputs, [src], args.overwrite)
     pipe = cli.load_pipeline(args)
-    cli.check_size(pipe.resolution * (3 if args.grid else 1), pipe.resolution, args.scale)
+    if not align:
+        cli.check_size(pipe.resolution * (3 if args.grid else 1), pipe.resolution, args.scale)
     steps = args.steps if args.steps is not None else pipe.defaults.edit_steps
     frames: list = []
     every = max(1, steps // 40)
@@ -171,28 +222,205 @@ def _single(args: argparse.Namespace, text: str) -> int:
         strength=args.strength,
         layers=layers,
         seed=args.seed,
-        align=args.align,
+        align=align,
+        face=faces if align else 0,
         progress=steps > 0 or args.pti_steps > 0,
         mode=args.mode,
         pti_steps=args.pti_steps,
+        **_fidelity(pipe, args),
     )
-    cli.save_image(cli.upscale(result.images[0], args.scale), out, args.overwrite)
-    written = [str(out)]
+    if align:
+        written = _write_photo(args, pipe, result, out, grid if args.grid else None)
+    else:
+        cli.save_image(cli.upscale(result.images[0], args.scale), out, args.overwrite)
+        written = [str(out)]
     if video is not None:
         cli.save_gif([*frames, cli.upscale(result.images[0], args.scale)], video, args.overwrite)
         written.append(str(video))
-    if args.grid:
+    if args.grid and not align:
         rec = pipe.decode(result.source_latents[:1], generator=(result.tuned_generators or [None])[0])[0]
         cli.save_image(
             cli.strip([result.source_images[0], rec, result.images[0]], args.scale), grid, args.overwrite
         )
         written.append(str(grid))
-    summary = {"out": written, "text": text, "layers": result.layers, "steps": steps}
+    summary = {"out": written, "text": text, "model": args.model, "layers": result.layers, "steps": steps}
+    what = ""
+    if align:
+        summary["faces"] = [al.to_dict() for al in result.alignments]
+        what = f"{len(result.alignments)} face(s), "
     line = (
-        f"edited {src} with {cli.shorten(text)!r} (W+ layers {result.layers}, {steps} steps, "
+        f"edited {src} with {cli.shorten(text)!r} ({what}W+ layers {result.layers}, {steps} steps, "
         f"{result.seconds:.2f} s) -> {', '.join(written)}"
     )
     return cli.finish({**summary, "seconds": round(result.seconds, 3)}, args.json, line)
+
+
+# ------------------------------------------------------------------------------------------------ photos
+
+
+def _warn(message: str) -> None:
+    print(f"tedigan edit: warning: {message}", file=sys.stderr)
+
+
+def _choose_model(args: argparse.Namespace, images: list) -> None:
+    """Without ``--model`` the input decides (:func:`tedigan.pipeline.photos.choose_model`): a photo goes to
+    the faces model when its generator is installed (else a warning line and the avatar model), a rendered
+    avatar to the avatar model. Sets ``args.model`` to the chosen model's folder."""
+    if args.model is not None or not images:
+        return
+    from tedigan import assets
+    from tedigan.domains import SHIPPED_MODELS
+    from tedigan.pipeline.photos import choose_model
+
+    name, _ = choose_model(images)
+    if name == "faces":
+        try:
+            assets.mobilestylegan_ir_dir()
+            if not SHIPPED_MODELS["faces"].is_dir():
+                raise assets.MissingWeightsError(f"{SHIPPED_MODELS['faces']} is missing")
+        except assets.MissingWeightsError:
+            _warn(
+                "this looks like a photo, but the faces model's generator (the random-face package) is not "
+                "installed: editing it with the avatar model (bash scripts/install.sh installs it)"
+            )
+            name = "avatars"
+    args.model = str(SHIPPED_MODELS[name])
+
+
+def _domain(model: str | None) -> str | None:
+    """The domain of a model (its vocabulary's), read without loading it; None when unknown."""
+    from tedigan.data.vocabulary import Vocabulary, VocabularyError
+    from tedigan.pipeline import model_folder
+
+    try:
+        return Vocabulary.load(model_folder(model)).domain
+    except (OSError, VocabularyError):
+        return None
+
+
+def _face(args: argparse.Namespace):
+    """``--face`` checked before any work: ``0`` (the largest) when not given."""
+    if args.face is None:
+        return 0
+    from tedigan.pipeline import PipelineError
+    from tedigan.pipeline.photos import check_face
+
+    try:
+        return check_face(args.face)
+    except PipelineError:
+        raise cli.UsageError(
+            f"--face must be largest, all or an index (0 is the largest face), got {args.face!r}"
+        ) from None
+
+
+def _resolve_align(args: argparse.Namespace) -> bool:
+    """``--align`` as given, else on for the faces model; ``--face`` and ``--aligned`` need it."""
+    if args.latent is not None:
+        if args.align or args.face is not None or args.aligned:
+            raise cli.UsageError("--align, --face and --aligned are for an --image photo, not --latent codes")
+        return False
+    align = args.align if args.align is not None else _domain(args.model) == "faces"
+    if not align and (args.face is not None or args.aligned):
+        option = "--face" if args.face is not None else "--aligned"
+        raise cli.UsageError(
+            f"{option} is for a photo whose faces are found and aligned: pass --align (the faces model's default)"
+        )
+    return align
+
+
+def _detect(photos: dict, which, bar: bool = True) -> dict:
+    """Per photo, its faces that ``--face`` names (MTCNN), with a progress bar; no face raises one line."""
+    from tqdm.auto import tqdm
+
+    from tedigan.data.io import convert_image
+    from tedigan.pipeline.photos import find_faces
+
+    return {
+        s: find_faces(convert_image(photo, "RGB"), which, str(s))
+        for s, photo in tqdm(photos.items(), desc="detect", unit="photo", disable=not bar)
+    }
+
+
+def _face_paths(out: Path, n: int) -> list[Path]:
+    """``--aligned`` output paths: OUT for one face, OUT_face0, OUT_face1, ... for several."""
+    if n == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_face{i}{out.suffix}") for i in range(n)]
+
+
+def _fidelity(pipe, args: argparse.Namespace) -> dict:
+    """``fidelity="fast"`` for ``--fast`` where the pipeline knows the keyword; without it every inversion is
+    the encoder's alone, which is what ``--fast`` asks for."""
+    import inspect
+
+    from tedigan.pipeline import EditOptions
+
+    if not args.fast:
+        return {}
+    known = set(inspect.signature(pipe.edit).parameters) | set(EditOptions.__dataclass_fields__)
+    return {"fidelity": "fast"} if "fidelity" in known else {}
+
+
+def _save_photo(img, path: Path, overwrite: bool) -> Path:
+    """Write a photo-sized result in its own mode where the format takes it (else RGB), atomically."""
+
+    def write(tmp: Path) -> None:
+        try:
+            img.save(tmp)
+        except (OSError, KeyError, ValueError):  # e.g. CMYK as PNG, RGBA as JPEG
+            img.convert("RGB").save(tmp)
+
+    return cli.write_new(path, write, overwrite)
+
+
+def _photo_grid(panels: list, height: int):
+    """Panels side by side, each scaled to ``height`` (aspect kept)."""
+    from PIL import Image
+
+    scaled = [
+        im
+        if im.height == height
+        else im.resize((max(1, round(im.width * height / im.height)), height), Image.Resampling.LANCZOS)
+        for im in (p.convert("RGB") for p in panels)
+    ]
+    return cli.strip(scaled, 1)
+
+
+def _write_photo(
+    args: argparse.Namespace, pipe, result, out: Path, grid: Path | None, progress: bool = True
+) -> list[str]:
+    """The outputs of an aligned edit: the photo with the edits pasted back (or with ``--aligned`` the edited
+    1024 px crops), and with ``grid`` an aligned input | reconstruction | edit (per face) | photo strip."""
+    from tedigan.pipeline.photos import paste_edits, render_faces
+
+    written: list[str] = []
+    renders = render_faces(pipe, result) if grid is not None or not args.aligned else None
+    pasted = paste_edits(result, renders, progress=progress)[0] if renders is not None else None
+    if args.aligned:
+        from PIL import Image
+
+        crops = render_faces(pipe, result, size=1024)
+        can_1024 = 1024 in pipe.render_sizes()
+        for path, im, r in zip(_face_paths(out, len(crops.edited)), crops.edited, crops.sizes):
+            if r < 1024:  # a tuned generator whose 1024 px detail is noise: Lanczos; a small model: --scale
+                im = (
+                    im.resize((1024, 1024), Image.Resampling.LANCZOS)
+                    if can_1024
+                    else cli.upscale(im, args.scale)
+                )
+            cli.save_image(im, path, args.overwrite)
+            written.append(str(path))
+    else:
+        _save_photo(pasted, out, args.overwrite)
+        written.append(str(out))
+    if grid is not None:
+        panels = []
+        for i, al in enumerate(result.alignments):
+            r = renders.sizes[i]
+            panels += [al.crop(result.photos[i], r), renders.reconstructions[i], renders.edited[i]]
+        cli.save_image(_photo_grid([*panels, pasted], max(256, *renders.sizes)), grid, args.overwrite)
+        written.append(str(grid))
+    return written
 
 
 def _read_latents(path: Path, index: int):
@@ -230,7 +458,7 @@ def _batch(args: argparse.Namespace, prompts: list[str]) -> int:
     from tqdm.auto import tqdm
 
     from tedigan.data.folder import scan_images
-    from tedigan.data.io import ImageLoadError, load_image
+    from tedigan.data.io import ImageLoadError, convert_image, open_image
 
     cli.check_common_args(args)
     if args.latent is not None or args.grid:
@@ -238,6 +466,11 @@ def _batch(args: argparse.Namespace, prompts: list[str]) -> int:
     if args.image is None:
         raise cli.UsageError("give --image FILE or a folder of images")
     _check_strength(args.strength)
+    which = _face(args)
+    if args.aligned and which == "all":
+        raise cli.UsageError(
+            "a batch writes one file per photo and prompt: --aligned takes one face (--face largest or N)"
+        )
     src = Path(args.image)
     sources = [src / p for p in scan_images(src)] if src.is_dir() else [src]
     if not sources:
@@ -255,16 +488,35 @@ def _batch(args: argparse.Namespace, prompts: list[str]) -> int:
     jobs = [j for j in jobs if j not in done]
     cli.check_outputs([j[2] for j in jobs], sources, args.overwrite)
     cli.check_writable(out, "--out")
-    images, bad = {}, {}
+    images, photos, bad = {}, {}, {}
     for s in dict.fromkeys(j[0] for j in jobs):  # every input is read before the first edit
         try:
-            images[s] = load_image(s)
+            photos[s] = open_image(s)  # in its own mode: a photo written back keeps it
+            images[s] = convert_image(photos[s], "RGB")
         except ImageLoadError as err:
             bad[s] = err.reason or str(err)
+        except Exception as err:  # noqa: BLE001 - as load_image: a mode that does not convert
+            bad[s] = f"cannot convert it to RGB: {err}"
     if bad and not args.skip_bad:
         raise cli.UsageError(
             f"{_unreadable(bad, len(sources))}: fix or remove them, or pass --skip-bad to edit the others"
         )
+    _choose_model(args, list(images.values()))
+    align = _resolve_align(args) if images else False
+    faces, faceless = {}, {}
+    if align:  # every photo's faces are found before the first edit
+        from tedigan.pipeline.photos import FaceNotFound
+
+        for s in tqdm(images, desc="detect", unit="photo"):
+            try:
+                faces[s] = _detect({s: images[s]}, which, bar=False)[s]
+            except FaceNotFound as err:
+                faceless[s] = err.reason
+        if faceless and not args.skip_bad:
+            raise cli.UsageError(
+                f"{_unreadable(faceless, len(sources), 'have no face to edit')}: pass --skip-bad to edit the others"
+            )
+        bad.update(faceless)
     jobs = [j for j in jobs if j[0] not in bad]
     layers = cli.parse_layers(args.layers)
     pipe = cli.load_pipeline(args) if jobs else None
@@ -276,17 +528,23 @@ def _batch(args: argparse.Namespace, prompts: list[str]) -> int:
     written, start = [], time.perf_counter()
     for s, p, path in tqdm(jobs, desc="edits", unit="edit", disable=len(jobs) < 2):
         result = pipe.edit(
-            images[s],
+            photos[s] if align else images[s],
             p,
             steps=steps,
             strength=args.strength,
             layers=layers,
             seed=args.seed,
-            align=args.align,
+            align=align,
+            face=faces[s] if align else 0,
             mode=args.mode,
             pti_steps=args.pti_steps,
+            progress=False,
+            **_fidelity(pipe, args),
         )
-        cli.save_image(cli.upscale(result.images[0], args.scale), path, args.overwrite)
+        if align:
+            _write_photo(args, pipe, result, path, None, progress=False)
+        else:
+            cli.save_image(cli.upscale(result.images[0], args.scale), path, args.overwrite)
         written.append(str(path))
     seconds = time.perf_counter() - start
     line = f"{len(written)} edit(s) of {len(sources)} image(s) x {len(prompts)} prompt(s) ({seconds:.1f} s) -> {out}/"
@@ -301,12 +559,15 @@ def _batch(args: argparse.Namespace, prompts: list[str]) -> int:
     }
     cli.finish(summary, args.json, line)
     if bad:
-        raise cli.UsageError(f"{_unreadable(bad, len(sources))}: skipped (--skip-bad); the others are edited")
+        unreadable = {s: r for s, r in bad.items() if s not in faceless}
+        parts = [_unreadable(unreadable, len(sources))] if unreadable else []
+        parts += [_unreadable(faceless, len(sources), "have no face to edit")] if faceless else []
+        raise cli.UsageError(f"{'; '.join(parts)}: skipped (--skip-bad); the others are edited")
     return 0
 
 
-def _unreadable(bad: dict[Path, str], total: int) -> str:
+def _unreadable(bad: dict[Path, str], total: int, what: str = "cannot be read") -> str:
     """``2 of 5 images cannot be read: a.png (reason); b.png (reason)``, the first ``_MAX_NAMED`` named."""
     named = "; ".join(f"{s} ({reason})" for s, reason in list(bad.items())[:_MAX_NAMED])
     more = f"; and {len(bad) - _MAX_NAMED} more" if len(bad) > _MAX_NAMED else ""
-    return f"{len(bad)} of {total} image(s) cannot be read: {named}{more}"
+    return f"{len(bad)} of {total} image(s) {what}: {named}{more}"

@@ -244,12 +244,16 @@ def _finish(photo: Image.Image, result: Image.Image) -> Image.Image:
     return result
 
 
-def paste_back_all(
-    photo: Image.Image, edits: Iterable[tuple[FaceAlignment | Face, Image.Image | np.ndarray]], **kw
-) -> Image.Image:
+def paste_back_all(photo: Image.Image, edits: Iterable[tuple], **kw) -> Image.Image:
     """Paste several edited faces into one photo, one after another (keywords as :func:`paste_back`).
-    ``edits``: ``(alignment or face, edited crop)`` pairs, e.g. every face of :func:`detect_faces`."""
+    ``edits``: ``(alignment or face, edited crop)`` pairs, e.g. every face of :func:`detect_faces`, or
+    ``(alignment or face, edited crop, color_reference)`` triples (each face's unedited reconstruction)."""
     out = upright(photo)
-    for alignment, edited in edits:
-        out = paste_back(out, alignment, edited, **kw)
+    for alignment, edited, *reference in edits:
+        if len(reference) > 1:
+            raise ValueError(
+                "paste_back_all takes (alignment, edited) pairs or (alignment, edited, reference) triples"
+            )
+        face_kw = {**kw, "color_reference": reference[0]} if reference else kw
+        out = paste_back(out, alignment, edited, **face_kw)
     return out

@@ -40,7 +40,10 @@ class TediGANOutput:
     (it rendered ``images`` and ``reconstructions``; render more codes of that image with
     ``pipe.decode(w, generator=g)``); else None. ``reconstructions``: the source's inverted code
     (``source_latents``) rendered by the generator that rendered the result (the tuned copy, if any): what the
-    edit started from (edit and invert; None for generate).
+    edit started from (edit and invert; None for generate). ``alignments``: with ``align=True``, per
+    item the :class:`~tedigan.data.align.FaceAlignment` of its face (one item per face), and ``photos``: per
+    item the upright photo it was cut from (the same object for the faces of one photo): what
+    :func:`tedigan.pipeline.photos.paste_edits` puts the edit back into; both None without alignment.
     """
 
     images: list[Image.Image]
@@ -53,6 +56,8 @@ class TediGANOutput:
     seconds: float = 0.0
     tuned_generators: list[Any] | None = None
     reconstructions: list[Image.Image] | None = None
+    alignments: list[Any] | None = None
+    photos: list[Image.Image] | None = None
 
 
 @dataclass

@@ -61,6 +61,7 @@ from tedigan.pipeline.outputs import (
     faithful_recipe,
     pils,
 )
+from tedigan.pipeline.photos import check_face
 
 __all__ = ["GENERATE_CHUNK", "TediGANPipeline", "change_mask"]
 
@@ -308,6 +309,24 @@ class TediGANPipeline:
             image, self.resolution, mode=mode, align=align, device=self.device, dtype=self.dtype
         )
 
+    def _faces(self, image: Any, face: Any, progress: bool) -> tuple[torch.Tensor, Any]:
+        """Images cut into their faces (:func:`tedigan.pipeline.photos.align_photos`, one batch item per face)
+        -> ``(the crops as a batch, the AlignedPhotos)``."""
+        from tedigan.pipeline.photos import ALIGN_SIZE, align_photos
+
+        aligned = align_photos(image, face, max(ALIGN_SIZE, self.resolution), progress=progress)
+        return self._images(aligned.crops), aligned
+
+    def render_sizes(self, generator: Any = None) -> list[int]:
+        """The image sizes :meth:`decode` renders at: the pipeline's own, and with a generator that renders
+        at other sizes (MobileStyleGAN's ``synthesis(ws, resolution=r)``) every power of two from 64 to 1024."""
+        import inspect
+
+        G = generator if generator is not None else self.generator
+        if "resolution" not in inspect.signature(G.synthesis.forward).parameters:
+            return [self.resolution]
+        return sorted({self.resolution, *(2**k for k in range(6, 11))})
+
     def _latents(self, latents: Any) -> torch.Tensor:
         return check_latents(latents, self.num_ws, self.w_dim).to(self.device, self.dtype)
 
@@ -522,6 +541,7 @@ class TediGANPipeline:
         image: Any,
         *,
         align: bool = False,
+        face: Any = 0,
         steps: int = 0,
         pti_steps: int = 0,
         seed: int = 0,
@@ -534,7 +554,7 @@ class TediGANPipeline:
         with it (``tuned_generators`` of the output). ``fidelity="faithful"`` (``None``: the model's default)
         inverts faithfully instead (:class:`EditOptions`): ``latents`` are the faithful codes, rendered by
         ``tuned_generators``; ``source_latents`` stay the encoder's codes it started from. ``images`` and
-        ``reconstructions`` are the same renders."""
+        ``reconstructions`` are the same renders. ``align``/``face``: as :meth:`edit`."""
         start = time.perf_counter()
         # 1. check the inputs
         opts = EditOptions(
@@ -542,7 +562,8 @@ class TediGANPipeline:
         ).checked(True)
         fidelity = self._fidelity(opts, True)
         check_optimisable(max(opts.steps, opts.pti_steps), self.dtype)
-        x = self._images(image, align=align)
+        check_face(face)
+        x, aligned = self._faces(image, face, progress) if align else (self._images(image), None)
         self.check_domain(x)
         # 2. invert: the encoder, then optionally faithfully (codes and a generator copy fitted to the image)
         with torch.no_grad():
@@ -570,17 +591,29 @@ class TediGANPipeline:
             seconds=time.perf_counter() - start,
             tuned_generators=tuned,
             reconstructions=list(images),
+            alignments=aligned.alignments if aligned else None,
+            photos=aligned.photos if aligned else None,
         )
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, generator: Any = None) -> list[Image.Image]:
+    def decode(
+        self, latents: torch.Tensor, generator: Any = None, resolution: int | None = None
+    ) -> list[Image.Image]:
         """W+ codes ``[B, num_ws, w_dim]`` (e.g. ``out.source_latents``) -> images; ``generator``: another
-        generator of this pipeline's code space to render them with (e.g. one of ``out.tuned_generators``)."""
-        # 1. check the codes, 2. decode (checked)
+        generator of this pipeline's code space to render them with (e.g. one of ``out.tuned_generators``);
+        ``resolution``: render at another size, one of :meth:`render_sizes` (MobileStyleGAN: 64..1024)."""
+        # 1. check the codes and the size, 2. decode (checked)
         w = self._latents(latents)
         G = generator if generator is not None else self.generator
+        size = {}
+        if resolution is not None and resolution != self.resolution:
+            if resolution not in self.render_sizes(G):
+                raise PipelineError(
+                    f"this generator renders at {', '.join(map(str, self.render_sizes(G)))} px, not {resolution!r}"
+                )
+            size = {"resolution": int(resolution)}
         return decoded(
-            G.synthesis(w.to(next(G.parameters()).dtype), noise_mode="const"),
+            G.synthesis(w.to(next(G.parameters()).dtype), noise_mode="const", **size),
             w,
             "the decoded image",
             "check the codes and the generator they are rendered with",
@@ -596,6 +629,7 @@ class TediGANPipeline:
         layers: Sequence[int] | None = None,
         mode: str | None = None,
         align: bool = False,
+        face: Any = 0,
         options: EditOptions | None = None,
         **knobs: Any,
     ) -> TediGANOutput:
@@ -620,7 +654,13 @@ class TediGANPipeline:
         edit with that copy (``tuned_generators``); None: the model's ``defaults.fidelity`` (``"fast"`` with
         ``latents=``).
         ``reconstructions`` of the output are the source's code rendered the same way: what the edit began
-        from. Every returned image is checked (:func:`~tedigan.pipeline.quality.check_images`)."""
+        from. Every returned image is checked (:func:`~tedigan.pipeline.quality.check_images`).
+
+        ``align=True`` edits the FFHQ crops of a photo's faces (MTCNN; :mod:`tedigan.pipeline.photos`), one
+        batch item per face: ``face`` picks them (``0`` / ``"largest"``, ``"all"``, an index, or
+        :class:`~tedigan.data.align.Face` objects whose landmarks are known), and the output's ``alignments``
+        and ``photos`` say where each came from (:func:`tedigan.pipeline.photos.paste_edits` puts the edits
+        back). A photo without a face is a :class:`PipelineError`."""
         start = time.perf_counter()
         # 1. check the inputs (before any work) and read the prompt once
         unknown = sorted(set(knobs) - {f.name for f in fields(EditOptions)})
@@ -639,7 +679,10 @@ class TediGANPipeline:
             check_prototypes(self.prototypes, reading)
             chosen = chosen if chosen is not None else list(range(self.num_ws))
         w_given = self._latents(latents) if latents is not None else None
-        x = self._images(image, align=align) if w_given is None else None
+        check_face(face)
+        x = aligned = None
+        if w_given is None:
+            x, aligned = self._faces(image, face, opts.progress) if align else (self._images(image), None)
         if x is not None:
             self.check_domain(x)
         # 2. invert the image (or render the given codes as the source); faithfully: codes and generator copies
@@ -682,6 +725,8 @@ class TediGANPipeline:
             seconds=time.perf_counter() - start,
             tuned_generators=tuned,
             reconstructions=reconstructions,
+            alignments=aligned.alignments if aligned else None,
+            photos=aligned.photos if aligned else None,
         )
 
     def generate(
