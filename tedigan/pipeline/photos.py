@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tedigan.pipeline.inputs import IMAGE_TYPES, OUT_OF_DOMAIN_P, PipelineError
+from tedigan.pipeline.quality import DegenerateOutputError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -227,7 +228,8 @@ def render_faces(
     in the photo (``FaceAlignment.crop_size_for(sizes)``), or at ``size``; sizes the generator cannot render
     fall back to the pipeline's own (``pipe.render_sizes``). With pivotal tuning, each item's tuned generator
     renders it; where that generator's detail above the pipeline's resolution is noise (:data:`DETAIL_LIMIT`:
-    it was tuned at the pipeline's resolution only), the item is rendered at the pipeline's resolution."""
+    it was tuned at the pipeline's resolution only, or the output guard refuses it), the item is rendered at the
+    pipeline's resolution."""
     if not out.alignments:
         raise PipelineError("render_faces needs an aligned edit (align=True)")
     can = set(pipe.render_sizes())
@@ -237,12 +239,18 @@ def render_faces(
     renders = FaceRenders([], [], [])
     for i, al in enumerate(out.alignments):
         r = fixed or al.crop_size_for(usable)
-        (rec,) = pipe.decode(out.source_latents[i : i + 1], generator=tuned[i], resolution=r)
-        if tuned[i] is not None and r > pipe.resolution:
-            (untuned,) = pipe.decode(out.source_latents[i : i + 1], resolution=r)
-            if _detail(rec) > DETAIL_LIMIT * max(_detail(untuned), 1e-3):
-                r = pipe.resolution
-                (rec,) = pipe.decode(out.source_latents[i : i + 1], generator=tuned[i], resolution=r)
+        above = tuned[i] is not None and r > pipe.resolution
+        try:
+            (rec,) = pipe.decode(out.source_latents[i : i + 1], generator=tuned[i], resolution=r)
+            if above:
+                (untuned,) = pipe.decode(out.source_latents[i : i + 1], resolution=r)
+                above = _detail(rec) > DETAIL_LIMIT * max(_detail(untuned), 1e-3)
+        except DegenerateOutputError:  # so noisy above its resolution that the output guard refuses it
+            if not above:
+                raise
+        if above:
+            r = pipe.resolution
+            (rec,) = pipe.decode(out.source_latents[i : i + 1], generator=tuned[i], resolution=r)
         renders.sizes.append(r)
         renders.reconstructions.append(rec)
         renders.edited += pipe.decode(out.latents[i : i + 1], generator=tuned[i], resolution=r)
