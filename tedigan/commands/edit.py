@@ -224,10 +224,10 @@ def _single(args: argparse.Namespace, text: str) -> int:
         seed=args.seed,
         align=align,
         face=faces if align else 0,
-        progress=steps > 0 or args.pti_steps > 0,
+        progress=steps > 0 or args.pti_steps > 0 or (not args.fast and pipe.defaults.fidelity == "faithful"),
         mode=args.mode,
         pti_steps=args.pti_steps,
-        **_fidelity(pipe, args),
+        fidelity="fast" if args.fast else None,
     )
     if align:
         written = _write_photo(args, pipe, result, out, grid if args.grid else None)
@@ -346,19 +346,6 @@ def _face_paths(out: Path, n: int) -> list[Path]:
     if n == 1:
         return [out]
     return [out.with_name(f"{out.stem}_face{i}{out.suffix}") for i in range(n)]
-
-
-def _fidelity(pipe, args: argparse.Namespace) -> dict:
-    """``fidelity="fast"`` for ``--fast`` where the pipeline knows the keyword; without it every inversion is
-    the encoder's alone, which is what ``--fast`` asks for."""
-    import inspect
-
-    from tedigan.pipeline import EditOptions
-
-    if not args.fast:
-        return {}
-    known = set(inspect.signature(pipe.edit).parameters) | set(EditOptions.__dataclass_fields__)
-    return {"fidelity": "fast"} if "fidelity" in known else {}
 
 
 def _save_photo(img, path: Path, overwrite: bool) -> Path:
@@ -539,7 +526,7 @@ def _batch(args: argparse.Namespace, prompts: list[str]) -> int:
             mode=args.mode,
             pti_steps=args.pti_steps,
             progress=False,
-            **_fidelity(pipe, args),
+            fidelity="fast" if args.fast else None,
         )
         if align:
             _write_photo(args, pipe, result, path, None, progress=False)
