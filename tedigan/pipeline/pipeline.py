@@ -17,9 +17,8 @@ saturated, checkered or non-finite image).
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from tedigan.editing.directions import text_direction
-from tedigan.editing.mixing import as_wplus, edit_codes, shift_codes, text_to_image_codes
-from tedigan.editing.optimization import OptimizationConfig, change_mask, optimize_latent
-from tedigan.editing.prototypes import shift_to_prototypes
+from tedigan.editing.mixing import as_wplus, edit_codes, text_to_image_codes
+from tedigan.editing.optimization import OptimizationConfig, change_mask
 from tedigan.pipeline import folder as folder_io
 from tedigan.pipeline.folder import PARTS, PipelineDefaults
 from tedigan.pipeline.inputs import (
@@ -39,7 +36,6 @@ from tedigan.pipeline.inputs import (
     PSI_RANGE,
     STRENGTH_RANGE,
     PipelineError,
-    PromptReading,
     check_domain,
     check_fidelity,
     check_image,
@@ -51,60 +47,25 @@ from tedigan.pipeline.inputs import (
     check_number,
     check_optimisable,
     check_prototypes,
-    read_prompt,
 )
 from tedigan.pipeline.outputs import (
     EditOptions,
     TediGANOutput,
     decoded,
-    edit_optimization,
-    faithful_recipe,
     pils,
 )
 from tedigan.pipeline.photos import check_face
+from tedigan.pipeline.refine import Refinement
+from tedigan.pipeline.text_control import TextControl
 
 __all__ = ["GENERATE_CHUNK", "TediGANPipeline", "change_mask"]
 
 #: codes synthesised per generator call in ``generate`` (any ``num_images`` runs in chunks of this size)
 GENERATE_CHUNK = 64
 _GENERATE_HINT = "check the model folder (re-assemble or retrain it), or use fewer --steps"
-#: what the faithful inversion's progress bars call its stages
-_STAGES = {"w": "W", "wplus": "W+", "pti": "tuning", "polish": "polish"}
 
 
-class _StageBars:
-    """The progress callback of :func:`~tedigan.editing.faithful.faithful_invert`: one bar per stage (its step
-    maximum as the total: a stage may stop early), the loss beside it; nothing when not ``enabled``."""
-
-    def __init__(self, cfg: Any, enabled: bool, prefix: str = "") -> None:
-        self.totals = {
-            "w": cfg.w_steps,
-            "wplus": cfg.wplus_steps,
-            "pti": cfg.pti_steps,
-            "polish": cfg.polish_steps,
-        }
-        self.enabled, self.prefix = enabled, prefix
-        self.stage: str | None = None
-        self.bar: Any = None
-
-    def __call__(self, stage: str, step: int, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            desc = f"faithful {self.prefix}{_STAGES.get(stage, stage)}"
-            self.bar = tqdm(total=self.totals.get(stage), desc=desc, unit="step", leave=False)
-        self.bar.update(1)
-        self.bar.set_postfix(loss=f"{record['total']:.4f}", refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-class TediGANPipeline:
+class TediGANPipeline(TextControl, Refinement):
     """Trained generator + image/text (+ sketch/label) encoders + layer map (see the module docs)."""
 
     def __init__(
@@ -233,72 +194,6 @@ class TediGANPipeline:
 
     # ------------------------------------------------------------------------------------------ the parts
 
-    def read_prompt(self, prompt: str) -> dict[str, str]:
-        """``{attribute: value}`` the pipeline's vocabulary reads in ``prompt``; raises
-        :class:`PromptNotUnderstood` when it reads nothing (``{}`` for pipelines without a vocabulary)."""
-        return read_prompt(prompt, self.vocabulary).asked
-
-    def _reading(self, prompt: str | PromptReading, required: bool = True) -> PromptReading:
-        return (
-            prompt
-            if isinstance(prompt, PromptReading)
-            else read_prompt(prompt, self.vocabulary, required=required)
-        )
-
-    def _text_code(self, reading: PromptReading) -> torch.Tensor:
-        if self.text_encoder is None:
-            raise PipelineError("this pipeline has no text_encoder: train the text stage (bash train_all.sh)")
-        return self.text_encoder.encode_text([reading.text]).to(self.device)
-
-    def select_layers(
-        self, prompt: str | PromptReading, w_text: torch.Tensor, w_ref: torch.Tensor
-    ) -> list[int]:
-        """W+ layers for ``prompt``: the layer map's layers of the attributes the vocabulary reads in it;
-        otherwise (no layer map, or no layers for those attributes) the layers the text code moves most from
-        ``w_ref``. A prompt the vocabulary cannot read is refused (:class:`PromptNotUnderstood`)."""
-        from tedigan.editing.layer_analysis import layers_for_attributes, top_moved_layers
-
-        reading = self._reading(prompt)
-        if self.layer_map is None:
-            return top_moved_layers(w_text, w_ref, max(1, self.num_ws // 2))
-        return layers_for_attributes(reading.asked, self.layer_map, w_text=w_text, w_ref=w_ref)
-
-    def text_direction(
-        self, prompt: str | PromptReading, phrases: int = 4, w_text: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The W+ direction the ``"delta"`` mode adds to the image's code, ``[1, num_ws, w_dim]``
-        (:func:`tedigan.editing.directions.text_direction`): from the mean text code of the other values'
-        phrases (of every attribute the vocabulary reads in the prompt) to the prompt's own text code ``w_text``
-        (computed when not given). A prompt that negates an attribute does not describe the result (a sentence
-        encoder reads "stop smiling" close to "smiling"): then the asked values' own phrases stand in for it."""
-        if self.vocabulary is None or self.text_encoder is None:
-            raise PipelineError("a text direction needs the pipeline's vocabulary (its phrases per value)")
-        reading = self._reading(prompt)
-        if reading.negated:
-            w_text = None
-        elif w_text is None:
-            w_text = self._text_code(reading)
-        return text_direction(self.text_encoder, self.vocabulary, reading.asked, w_text, phrases).to(
-            self.device
-        )
-
-    def _move(
-        self,
-        w_src: torch.Tensor,
-        w_text: torch.Tensor,
-        reading: PromptReading,
-        layers: list[int],
-        mode: str,
-        strength: float,
-    ) -> torch.Tensor:
-        """The edit mode's move of ``layers`` of the image codes: from the text code (``mix``), along
-        :meth:`text_direction` (``delta``) or between value prototypes (``prototype``)."""
-        if mode == "prototype":
-            return shift_to_prototypes(w_src, self.prototypes, reading.asked, layers, strength)
-        if mode == "delta":
-            return shift_codes(w_src, self.text_direction(reading, w_text=w_text), layers, strength)
-        return edit_codes(w_src, w_text, layers, strength)
-
     def check_domain(self, images: torch.Tensor) -> list[str | None]:
         """Per image, the other domain it looks like (None: this pipeline's, or no judge); warns once per call
         (:class:`OutOfDomainWarning`, :func:`tedigan.pipeline.inputs.check_domain`)."""
@@ -330,33 +225,6 @@ class TediGANPipeline:
     def _latents(self, latents: Any) -> torch.Tensor:
         return check_latents(latents, self.num_ws, self.w_dim).to(self.device, self.dtype)
 
-    def _lpips_loss(self, net: str = "vgg") -> Any:
-        if net not in self._losses:
-            from tedigan.losses.perceptual import LPIPS
-
-            self._losses[net] = LPIPS(net=net).to(self.device)
-        return self._losses[net]
-
-    def _identity_loss(self) -> Any:
-        """The dlib face descriptor for the faithful inversion of faces (None for other domains, or with a
-        warning when its weights are not installed)."""
-        if self.domain != "faces":
-            return None
-        if "identity" not in self._losses:
-            from tedigan.assets import MissingWeightsError
-            from tedigan.losses.identity import IdentityLoss
-
-            try:
-                self._losses["identity"] = IdentityLoss().to(self.device)
-            except MissingWeightsError as err:
-                warnings.warn(
-                    f"faithful inversion without its identity loss (the face-api weights are missing: {err}); "
-                    "bash scripts/install.sh fetches them",
-                    stacklevel=4,
-                )
-                self._losses["identity"] = None
-        return self._losses["identity"]
-
     def _fidelity(self, opts: EditOptions, has_image: bool) -> str:
         """The fidelity of this call: the asked one, else the model's default (``fast`` without an image)."""
         fidelity = opts.fidelity or (self.defaults.fidelity if has_image else "fast")
@@ -366,139 +234,6 @@ class TediGANPipeline:
                 "pipe.to(torch.float32) first, or use fidelity='fast'"
             )
         return check_fidelity(fidelity)
-
-    def _faithful(
-        self, x: torch.Tensor, w_enc: torch.Tensor, opts: EditOptions
-    ) -> tuple[torch.Tensor, list[Any], torch.Tensor, list[dict[str, Any]]]:
-        """Faithful inversion of each image (:func:`~tedigan.editing.faithful.faithful_invert` from its encoder
-        code ``w_enc``): its W+ codes, one tuned generator copy per image, their renders of the codes and the
-        per-step losses (``stage``, ``image`` and the loss terms). A recipe with ``use_head=True`` runs on the
-        fast route of the pipeline's proxy head; without a head it runs every step at full resolution (slower)."""
-        from tedigan.editing.faithful import FaithfulConfig, faithful_invert
-
-        cfg = opts.faithful or faithful_recipe(self.defaults.pti_lr, self.resolution)
-        cfg = FaithfulConfig(
-            **{
-                **asdict(cfg),
-                "full_resolution": self.resolution,
-                **({"pti_steps": opts.pti_steps} if opts.pti_steps > 0 else {}),
-            }
-        )
-        lpips = self._lpips_loss("alex") if cfg.lpips_weight > 0 else None
-        identity = self._identity_loss() if cfg.identity_weight > 0 else None
-        codes, tuned, images, losses = [], [], [], []
-        for i in range(len(x)):
-            bars = _StageBars(cfg, opts.progress, f"{i + 1}/{len(x)} " if len(x) > 1 else "")
-            try:
-                ws, g, report = faithful_invert(
-                    self.generator,
-                    None,
-                    x[i : i + 1].float(),
-                    cfg,
-                    head=self.proxy_head,
-                    lpips=lpips,
-                    identity=identity,
-                    w_init=w_enc[i : i + 1].float(),
-                    progress=bars,
-                )
-            finally:
-                bars.close()
-            codes.append(ws.to(self.dtype))
-            tuned.append(g)
-            images.append(report["image"])
-            losses += [{"stage": s["stage"], "image": i, **r} for s in report["stages"] for r in s["history"]]
-        return torch.cat(codes), tuned, torch.cat(images), losses
-
-    def _render(self, codes: torch.Tensor, tuned: list[Any] | None = None) -> torch.Tensor:
-        """``codes`` rendered by the pipeline's generator, or image by image by the ``tuned`` copies."""
-        with torch.no_grad():
-            if tuned is None:
-                return self.generator.synthesis(codes, noise_mode="const")
-            return torch.cat(
-                [g.synthesis(codes[i : i + 1].float(), noise_mode="const") for i, g in enumerate(tuned)]
-            )
-
-    def _optimise(
-        self,
-        w: torch.Tensor,
-        target: torch.Tensor | None,
-        w_keep: torch.Tensor,
-        layers: list[int],
-        mask: torch.Tensor | None,
-        opts: EditOptions,
-        default: OptimizationConfig | None = None,
-        generator: Any = None,
-    ) -> Any:
-        cfg = opts.optimization or default or edit_optimization()
-        cfg = OptimizationConfig(
-            **{**asdict(cfg), "steps": opts.steps, "seed": opts.seed, "progress": opts.progress}
-        )
-        lpips = self._lpips_loss() if target is not None and cfg.lpips_weight > 0 else None
-        return optimize_latent(
-            generator if generator is not None else self.generator,
-            w,
-            target,
-            encoder=self.encoder,
-            w_text=w_keep,
-            layers=layers,
-            mask=mask,
-            lpips=lpips,
-            config=cfg,
-            callback=opts.callback,
-        )
-
-    def _pivotal(
-        self, pivots: torch.Tensor, targets: torch.Tensor, codes: torch.Tensor, opts: EditOptions
-    ) -> tuple[torch.Tensor, list[Any]]:
-        """Tune one generator copy per image around its pivot code (:mod:`tedigan.editing.pivotal`, at the
-        model's ``defaults.pti_lr``, best step kept); render ``codes`` (one per image) with it. Returns the images
-        and the tuned copies."""
-        from tedigan.editing.pivotal import PivotalTuningConfig, pivotal_tuning
-
-        cfg = PivotalTuningConfig(
-            steps=opts.pti_steps, lr=self.defaults.pti_lr, seed=opts.seed, progress=opts.progress
-        )
-        images, tuned = [], []
-        for i in range(len(pivots)):
-            g, _ = pivotal_tuning(
-                self.generator, pivots[i : i + 1], targets[i : i + 1], self._lpips_loss(), cfg
-            )
-            with torch.no_grad():
-                images.append(g.synthesis(codes[i : i + 1].float(), noise_mode="const"))
-            tuned.append(g)
-        return torch.cat(images), tuned
-
-    def _refine(
-        self,
-        w: torch.Tensor,
-        target: torch.Tensor | None,
-        w_keep: torch.Tensor,
-        layers: list[int],
-        mask: torch.Tensor | None,
-        opts: EditOptions,
-        tuned: list[Any] | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
-        """Instance-level optimisation of ``w`` (:meth:`_optimise`): on the pipeline's generator, or image by
-        image on the ``tuned`` copies. Returns the codes, their images and the losses."""
-        if tuned is None:
-            result = self._optimise(w, target, w_keep, layers, mask, opts)
-            return result.w.detach(), result.image, result.losses
-        codes, images, losses = [], [], []
-        for i, g in enumerate(tuned):
-            one = slice(i, i + 1)
-            result = self._optimise(
-                w[one],
-                target[one] if target is not None else None,
-                w_keep[one],
-                layers,
-                mask[one] if mask is not None else None,
-                opts,
-                generator=g,
-            )
-            codes.append(result.w.detach())
-            images.append(result.image)
-            losses += [{**r, "image": i} for r in result.losses]
-        return torch.cat(codes), torch.cat(images), losses
 
     # ------------------------------------------------------------------------------------------------ calls
 
