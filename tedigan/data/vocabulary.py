@@ -15,6 +15,10 @@ never need to know which domain they serve. :meth:`Vocabulary.read` turns free t
   off"``), turns it into the attribute's *absent* value (``"remove the glasses"`` →
   eyewear none, ``"stop smiling"`` → a neutral mouth); an attribute without an absent value is then
   dropped, never read the wrong way round;
+- **numbers**: an attribute may read a number written in one of its forms (``"# years old"``, ``"make him
+  #"``; ``#`` stands for the number) as the value whose bin holds it (``"70 years old"`` → age group old); a
+  number match competes with the attribute's phrases as a phrase of its own length (``"5 years old"`` wins
+  over ``"old"``), and is negated like one;
 - when several values of one attribute remain, the earliest in the text wins.
 
 A prompt that names nothing reads as ``{}``; callers refuse it (or warn) instead of editing at random.
@@ -71,6 +75,7 @@ NEGATORS: tuple[str, ...] = (
 POST_NEGATORS: tuple[str, ...] = ("off", "away", "gone", "removed")
 _CLAUSE = re.compile(r"[,;.!?]|\b(?:and|but|while|whereas|then)\b")
 _TOKEN = re.compile(r"[\w'-]+")
+_NUMBER = r"(?<![\d.])(\d{1,3}(?:\.\d+)?)(?!\d)"
 
 
 class VocabularyError(ValueError):
@@ -94,7 +99,9 @@ class Reading:
 class Vocabulary:
     """``attributes[a][v]``: the phrases naming value ``v`` of attribute ``a`` (every value listed, in order,
     even when it has no phrase). ``nouns[a]`` / ``words[a][v]``: value words read next to a noun.
-    ``absent[a]``: the value a negation of ``a`` means (``"none"``, ``"neutral"``)."""
+    ``absent[a]``: the value a negation of ``a`` means (``"none"``, ``"neutral"``). ``numbers[a]``: numbers
+    read as values, ``{"forms": ["# years old", ...], "bins": [[value, upper bound or None], ...]}`` (a number
+    takes the first value whose exclusive upper bound is above it; ``None`` is no bound)."""
 
     domain: str
     attributes: dict[str, dict[str, list[str]]]
@@ -105,6 +112,7 @@ class Vocabulary:
     post_negators: list[str] = field(default_factory=lambda: list(POST_NEGATORS))
     negation_window: int = 3
     noun_window: int = 3
+    numbers: dict[str, dict[str, list]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for a, value in self.absent.items():
@@ -117,6 +125,19 @@ class Vocabulary:
             for v in per_value:
                 if v not in self.attributes[a]:
                     raise VocabularyError(f"words[{a!r}] names an unknown value {v!r}")
+        numbers = {}
+        for a, spec in self.numbers.items():
+            forms, bins = list(spec.get("forms", [])), [list(b) for b in spec.get("bins", [])]
+            if a not in self.attributes or any(v not in self.attributes[a] for v, _ in bins):
+                raise VocabularyError(f"numbers[{a!r}] names an unknown attribute or value")
+            if not bins or any(f.count("#") != 1 for f in forms):
+                raise VocabularyError(f"numbers[{a!r}] needs bins, and one '#' in each form")
+            bins = [[str(v), None if u is None or u == float("inf") else float(u)] for v, u in bins]
+            uppers = [u for _, u in bins if u is not None]
+            if uppers != sorted(uppers) or None in [u for _, u in bins[:-1]]:
+                raise VocabularyError(f"numbers[{a!r}]: the bins' upper bounds must ascend (None only last)")
+            numbers[a] = {"forms": [str(f) for f in forms], "bins": bins}
+        self.numbers = numbers
 
     # ------------------------------------------------------------------------------------------ queries
     @property
@@ -128,6 +149,8 @@ class Vocabulary:
         lines = []
         for a, values in self.attributes.items():
             shown = [f"{v} ({', '.join(p[:max_phrases])})" if p else v for v, p in values.items()]
+            if self.numbers.get(a, {}).get("forms"):
+                shown.append(f"or a number ({self.numbers[a]['forms'][0].replace('#', 'N')})")
             lines.append(f"{a.replace('_', ' ')}: {'; '.join(shown)}")
         return "\n".join(lines)
 
@@ -143,6 +166,20 @@ class Vocabulary:
             a: [(len(p), self._pattern(p), v) for v, phrases in values.items() for p in phrases]
             for a, values in self.attributes.items()
         }
+
+    @cached_property
+    def _number_patterns(self) -> dict[str, list[re.Pattern]]:
+        out = {}
+        for a, spec in self.numbers.items():
+            bodies = [
+                _NUMBER.join(re.escape(p).replace(r"\ ", r"\s+") for p in f.lower().split("#"))
+                for f in spec["forms"]
+            ]
+            out[a] = [re.compile(rf"(?<![\w-]){body}(?![\w-])") for body in bodies]
+        return out
+
+    def _number_value(self, a: str, number: float) -> str | None:
+        return next((v for v, upper in self.numbers[a]["bins"] if upper is None or number < upper), None)
 
     @staticmethod
     def _any(words: list[str]) -> re.Pattern:
@@ -172,6 +209,11 @@ class Vocabulary:
             found = [
                 (m.end() - m.start(), n, m.start(), m.end(), v) for n, p, v in pats for m in p.finditer(text)
             ]
+            for p in self._number_patterns.get(a, []):  # a number in one of the forms: the value of its bin
+                for m in p.finditer(text):
+                    v = self._number_value(a, float(m.group(1)))
+                    if v is not None:
+                        found.append((m.end() - m.start(), m.end() - m.start(), m.start(), m.end(), v))
             found.sort(key=lambda f: (-f[0], -f[1], f[2]))
             taken: list[tuple[int, int, str]] = []
             for _, _, s, e, v in found:
@@ -230,6 +272,7 @@ class Vocabulary:
             "nouns": self.nouns,
             "words": self.words,
             "absent": self.absent,
+            **({"numbers": self.numbers} if self.numbers else {}),  # optional: older files have none
             "negators": self.negators,
             "post_negators": self.post_negators,
             "negation_window": self.negation_window,
@@ -256,6 +299,7 @@ class Vocabulary:
                     for a, per in dict(data.get("words", {})).items()
                 },
                 absent={str(a): str(v) for a, v in dict(data.get("absent", {})).items()},
+                numbers={str(a): dict(spec) for a, spec in dict(data.get("numbers", {})).items()},
                 negators=[str(n) for n in data.get("negators", NEGATORS)],
                 post_negators=[str(n) for n in data.get("post_negators", POST_NEGATORS)],
                 negation_window=int(data.get("negation_window", 3)),
