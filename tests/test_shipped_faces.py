@@ -61,5 +61,5 @@ def test_text_to_image_and_unreadable_prompts(tmp_path, capsys):
     argv = ["--model", "faces", "--text", "an old man", "-n", "2", "--out", str(tmp_path / "t2i")]
     assert generate_cli(argv) == 0 and len(list((tmp_path / "t2i").glob("0*.png"))) == 2
     argv = ["--model", "faces", "--image", PHOTO, "--text", "pink hair", "--out", str(tmp_path / "x.png")]
-    assert edit_cli(argv) == 2  # the face vocabulary has no hair colours: refused, not guessed
+    assert edit_cli(argv) == 2  # the face vocabulary has no pink hair: refused, not guessed
     assert "tedigan edit: error:" in capsys.readouterr().err and not (tmp_path / "x.png").exists()

@@ -1,10 +1,14 @@
-"""The face domain's words: its vocabulary (expression, age group, gender) and a caption grammar.
+"""The face domain's words: its vocabulary and a caption grammar.
 
 Faces are judged, not rendered: the labels come from face judges (:mod:`tedigan.models.ports.faceapi`) reading
 generated faces, so this module only knows words. :data:`FACE_VOCABULARY` reads prompts (``"make her smile"``,
-``"stop frowning"``, ``"an older man"``); :func:`face_captions` writes ten captions per face from its labels,
-with synonyms and varied order, as Multi-Modal-CelebA-HQ has ten per image. :func:`age_group` bins an age in
-years into the vocabulary's groups. :class:`GeneratedFaceDataset` reads the face data set that
+``"stop frowning"``, ``"an older man"``, ``"make him 70"``, ``"blond hair and a beard"``, ``"remove the
+glasses"``) as expression, age group and gender (what the judges label and the captions name) and hair colour,
+baldness, bangs, eyewear, facial hair and makeup (what people ask of a face editor; read, never captioned).
+An age written as a number (``"70 years old"``, ``"in his 60s"``, ``"a 5-year-old"``) is binned by
+:data:`AGE_GROUPS` through the vocabulary's ``numbers`` (saved with it in ``vocabulary.json``).
+:func:`face_captions` writes ten captions per face from its three labels, with synonyms and varied order, as
+Multi-Modal-CelebA-HQ has ten per image. :func:`age_group` bins an age in years into the vocabulary's groups. :class:`GeneratedFaceDataset` reads the face data set that
 :mod:`tedigan.training.face_data` makes (``make_dataset("faces", root, split=...)``).
 """
 
@@ -27,6 +31,7 @@ __all__ = [
     "EXPRESSIONS",
     "FACE_VOCABULARY",
     "GENDERS",
+    "HAIR_COLOR_WORDS",
     "GeneratedFaceDataset",
     "age_group",
     "face_captions",
@@ -37,6 +42,94 @@ EXPRESSIONS = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surp
 GENDERS = ("male", "female")
 #: (group, upper age bound in years, exclusive)
 AGE_GROUPS = (("child", 13.0), ("young", 35.0), ("middle_aged", 55.0), ("old", float("inf")))
+
+
+def _decades(*decades: str) -> list[str]:
+    """``"in his <decade>"`` for each pronoun (``"in their twenties"`` is already listed)."""
+    return [
+        f"in {who} {d}"
+        for d in decades
+        for who in ("his", "her", "their")
+        if (who, d) != ("their", "twenties")
+    ]
+
+
+#: hair colour words: "<word> hair", "<word>-haired", "<word> curls"/"locks", and next to the hair nouns
+#: ("make the hair golden", "hair that is ginger"); "dark" hair is black, "fair" hair blond, "white" hair gray
+HAIR_COLOR_WORDS: dict[str, tuple[str, ...]] = {
+    "black": ("black", "jet-black", "jet black", "raven", "ebony", "dark"),
+    "brown": ("brown", "dark brown", "light brown", "chestnut", "brunette", "chocolate", "mousy"),
+    "blond": (
+        "blond",
+        "blonde",
+        "golden",
+        "fair",
+        "platinum",
+        "platinum blond",
+        "platinum blonde",
+        "flaxen",
+        "sandy",
+        "honey blond",
+        "bleached",
+    ),
+    "red": ("red", "ginger", "auburn", "copper", "strawberry", "russet"),
+    "gray": ("gray", "grey", "silver", "silvery", "white", "salt-and-pepper", "greying", "graying"),
+}
+#: hair colour phrases that stand alone (no hair noun needed)
+_HAIR_COLOR_ALONE: dict[str, tuple[str, ...]] = {
+    "black": ("raven",),
+    "brown": ("brunette", "chestnut"),
+    "blond": ("blond", "blonde", "platinum", "towhead", "towheaded"),
+    "red": ("redhead", "red-head", "redheaded", "red-headed", "ginger", "auburn"),
+    "gray": (
+        "going gray",
+        "going grey",
+        "turn gray",
+        "turn grey",
+        "turning gray",
+        "turning grey",
+        "greying",
+        "graying",
+    ),
+}
+_HAIR_NOUNS = ["hair", "locks", "curls", "bangs", "fringe"]
+
+
+def _hair_color_phrases(value: str) -> list[str]:
+    words = HAIR_COLOR_WORDS[value]
+    suffixes = (" hair", "-haired", " haired", " curls", " locks")
+    return [f"{w}{s}" for w in words for s in suffixes] + list(_HAIR_COLOR_ALONE[value])
+
+
+#: numbers read as an age: "#" is the number (``Vocabulary.numbers``), binned by AGE_GROUPS
+_AGE_FORMS: list[str] = [
+    "# years old",
+    "# year old",
+    "#-year-old",
+    "#-years-old",
+    "#-year old",
+    "# yrs old",
+    "# years of age",
+    "#-something",
+    "# something",
+    *[f"{who} is #" for who in ("he", "she", "who")],
+    "aged #",
+    "age #",
+    "age of #",
+    *[f"{verb} {who} #" for verb in ("make", "makes", "making") for who in ("him", "her", "them", "me")],
+    "look #",
+    "looks #",
+    "looking #",
+    "turn #",
+    "turns #",
+    "turned #",
+    *[
+        f"in {who} {when}#{s}"
+        for who in ("his", "her", "their")
+        for when in ("", "early ", "mid ", "late ")
+        for s in ("s", "'s")
+    ],
+]
 
 _PHRASES: dict[str, dict[str, list[str]]] = {
     "expression": {
@@ -76,7 +169,16 @@ _PHRASES: dict[str, dict[str, list[str]]] = {
             "toddler",
             "young child",
         ],
-        "young": ["young", "younger", "youthful", "teenager", "teen", "in their twenties", "young adult"],
+        "young": [
+            "young",
+            "younger",
+            "youthful",
+            "teenager",
+            "teen",
+            "in their twenties",
+            "young adult",
+            *_decades("teens", "twenties", "thirties"),
+        ],
         "middle_aged": [
             "middle-aged",
             "middle aged",
@@ -84,20 +186,236 @@ _PHRASES: dict[str, dict[str, list[str]]] = {
             "in her forties",
             "in their forties",
             "mature",
+            *_decades("fifties"),
         ],
-        "old": ["old", "older", "elderly", "aged", "senior", "grandfather", "grandmother"],
+        "old": [
+            "old",
+            "older",
+            "elderly",
+            "aged",
+            "senior",
+            "grandfather",
+            "grandmother",
+            "grandpa",
+            "grandma",
+            "granny",
+            "pensioner",
+            "septuagenarian",
+            "octogenarian",
+            "nonagenarian",
+            *_decades("sixties", "seventies", "eighties", "nineties"),
+        ],
     },
     "gender": {
         "male": ["man", "male", "guy", "gentleman", "masculine", "boy"],
         "female": ["woman", "female", "lady", "feminine", "girl"],
     },
+    # --- read, never captioned (the judges do not label these; the training captions stay as they were)
+    "hair_color": {v: _hair_color_phrases(v) for v in HAIR_COLOR_WORDS},
+    "baldness": {
+        "hair": [
+            "full head of hair",
+            "thick hair",
+            "a head of hair",
+            "full hair",
+            "thicker hair",
+            "more hair",
+            "with hair",
+            "give him hair",
+            "give her hair",
+            "give him some hair",
+            "give her some hair",
+            "grow hair",
+            "grow his hair",
+            "grow her hair",
+            "grow his hair back",
+            "grow her hair back",
+            "regrow hair",
+            "regrow his hair",
+            "regrow her hair",
+            "hair transplant",
+            "add hair",
+        ],
+        "bald": [
+            "bald",
+            "bald head",
+            "bald-headed",
+            "baldheaded",
+            "balding",
+            "hairless",
+            "no hair",
+            "without hair",
+            "shaved head",
+            "shaven head",
+            "head shaved",
+            "shave his head",
+            "shave her head",
+            "shave the head",
+            "remove his hair",
+            "remove her hair",
+            "remove the hair",
+            "receding hairline",
+            "hair loss",
+            "lose his hair",
+            "lose her hair",
+        ],
+    },
+    "bangs": {
+        "none": ["no bangs", "without bangs", "no fringe", "without a fringe", "without fringe"],
+        "bangs": [
+            "bangs",
+            "with bangs",
+            "fringe",
+            "a fringe",
+            "side bangs",
+            "side-swept bangs",
+            "blunt bangs",
+            "curtain bangs",
+            "straight bangs",
+        ],
+    },
+    "eyewear": {
+        "none": [
+            "no glasses",
+            "without glasses",
+            "not wearing glasses",
+            "no eyeglasses",
+            "no spectacles",
+            "without spectacles",
+            "no sunglasses",
+            "without sunglasses",
+            "no eyewear",
+            "without eyewear",
+        ],
+        "glasses": [
+            "glasses",
+            "eyeglasses",
+            "spectacles",
+            "specs",
+            "reading glasses",
+            "bespectacled",
+            "eye glasses",
+            "prescription glasses",
+            "round glasses",
+            "rimmed glasses",
+            "horn-rimmed glasses",
+            "wire-rimmed glasses",
+            "clear glasses",
+            "thick glasses",
+        ],
+        "sunglasses": [
+            "sunglasses",
+            "shades",
+            "sun glasses",
+            "sun-glasses",
+            "dark glasses",
+            "tinted glasses",
+            "aviators",
+            "aviator sunglasses",
+            "aviator glasses",
+        ],
+    },
+    "facial_hair": {
+        "none": [
+            "clean-shaven",
+            "clean shaven",
+            "cleanshaven",
+            "freshly shaven",
+            "smooth-shaven",
+            "beardless",
+            "no beard",
+            "without a beard",
+            "without beard",
+            "no facial hair",
+            "without facial hair",
+            "no moustache",
+            "no mustache",
+            "no stubble",
+            "shave the beard",
+            "shave his beard",
+            "shave off the beard",
+            "shave off his beard",
+            "shave him",
+        ],
+        "beard": [
+            "beard",
+            "bearded",
+            "full beard",
+            "facial hair",
+            "goatee",
+            "stubble",
+            "stubbly",
+            "moustache",
+            "mustache",
+            "moustached",
+            "mustached",
+            "unshaven",
+            "sideburns",
+            "five o'clock shadow",
+            "grow a beard",
+        ],
+    },
+    "makeup": {
+        "none": [
+            "no makeup",
+            "no make-up",
+            "without makeup",
+            "without make-up",
+            "makeup-free",
+            "makeup free",
+            "bare-faced",
+            "barefaced",
+            "bare face",
+            "no lipstick",
+            "without lipstick",
+        ],
+        "lipstick": [
+            "lipstick",
+            "red lips",
+            "makeup",
+            "make-up",
+            "wearing makeup",
+            "red lipstick",
+            "lip gloss",
+            "lipgloss",
+            "painted lips",
+            "glossy lips",
+            "heavy makeup",
+            "eye shadow",
+            "eyeshadow",
+            "eyeliner",
+            "mascara",
+        ],
+    },
 }
 
-#: the face vocabulary (negating an expression means a neutral one: "stop smiling")
+#: the face vocabulary. Negation means the absent value: a neutral expression ("stop smiling"), no eyewear /
+#: facial hair / makeup / bangs ("remove the glasses"), hair ("not bald"); a negated hair colour, age or gender
+#: is dropped. Hair colour and baldness also read value words next to their nouns ("make the hair golden",
+#: "thick hair"); ages written as numbers are binned by AGE_GROUPS ("make him 70", "in her 40s").
 FACE_VOCABULARY = Vocabulary(
     domain="faces",
     attributes=_PHRASES,
-    absent={"expression": "neutral"},
+    nouns={"hair_color": _HAIR_NOUNS, "baldness": ["hair"]},
+    words={
+        "hair_color": {v: list(ws) for v, ws in HAIR_COLOR_WORDS.items()},
+        "baldness": {"hair": ["thick", "thicker", "full", "fuller", "lush", "lots of", "plenty of"]},
+    },
+    absent={
+        "expression": "neutral",
+        "baldness": "hair",
+        "bangs": "none",
+        "eyewear": "none",
+        "facial_hair": "none",
+        "makeup": "none",
+    },
+    noun_window=2,
+    numbers={
+        "age_group": {
+            "forms": _AGE_FORMS,
+            "bins": [[g, None if upper == float("inf") else upper] for g, upper in AGE_GROUPS],
+        }
+    },
 )
 
 _SUBJECT = {
