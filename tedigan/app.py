@@ -22,6 +22,16 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "face.png"
+#: prompts offered under the edit box (the faces model's vocabulary: hair colour, eyewear, beard, make-up, ...)
+PROMPT_EXAMPLES = (
+    "blond hair",
+    "add glasses",
+    "give him a beard",
+    "red lipstick",
+    "grey hair",
+    "remove the glasses",
+    "make them smile",
+)
 
 _PIPES: dict[str, Any] = {}  # pipelines by --model
 # bare generators by name (tedigan.domains.NAMED_GENERATORS), apart from the pipelines
@@ -131,6 +141,7 @@ def build_demo(model: str | None = None):
             with gr.Row():
                 example = gr.Button("use the example", elem_id="edit-example")
                 go = gr.Button("edit", variant="primary", elem_id="edit-button")
+            gr.Examples(examples=[[p] for p in PROMPT_EXAMPLES], inputs=[prompt], label="try")
             info = gr.Markdown(elem_id="edit-info")
             example.click(lambda: str(EXAMPLE), outputs=source)
             go.click(edit, [source, prompt, strength, steps], [recon, edited, info])

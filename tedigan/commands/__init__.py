@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
         ("launch", "launch"),
         ("avatars", "avatars"),
         ("face-data", "face_data"),
+        ("face-directions", "face_directions"),
         ("layer-analysis", "layer_analysis"),
         ("assemble", "assemble"),
         ("export", "export"),

@@ -100,7 +100,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--strength",
         type=float,
         default=1.0,
-        help="how far the selected layers move to the text code (0..1; up to 2 exaggerates)",
+        help="how far the edit goes: 1 reads as the asked value (0..1 a part of the way; up to 2 exaggerates)",
     )
     parser.add_argument(
         "--mode",
@@ -108,7 +108,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="mix: the selected layers come from the text code (TediGAN); delta: they move along the text "
         "direction of the asked value; prototype: from the mean text code of the image's nearest value to the "
-        "asked value's (default: the model's choice)",
+        "asked value's; boundary: the least move across the asked value's boundary in W that keeps the other "
+        "attributes (faces model: hair colour, glasses, beard, ...) (default: the model's choice)",
     )
     parser.add_argument(
         "--grid",

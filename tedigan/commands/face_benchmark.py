@@ -43,6 +43,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="PROMPT",
         help='with --photos: an edit to make of every photo (repeatable; default "make them smile")',
     )
+    p.add_argument(
+        "--attributes",
+        action="store_true",
+        help="benchmark the face vocabulary's attribute edits (hair colour, glasses, beard, ...) on the test "
+        "split of a --mixing-prob 0 data set (--data), with --modes edit modes (default boundary)",
+    )
     p.add_argument("--num", type=int, default=24, help="held-out faces to edit (default 24)")
     p.add_argument("--photo", action="append", default=[], help="a real photo to invert (repeatable)")
     p.add_argument("--t2i-samples", type=int, default=4)
@@ -69,6 +75,8 @@ def _modes(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     if args.photos is not None:
         return _run_photos(args)
+    if args.attributes:
+        return _run_attributes(args)
     if args.text:
         raise cli.UsageError("--text is for --photos (the generated faces get their own set of edits)")
     modes = _modes(args.modes or "mix,delta", cli.EDIT_MODES, "edit modes")
@@ -91,6 +99,29 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:  # a data set without a test split, or too few faces in it
         raise cli.UsageError(str(err)) from None
     print((out / "face_benchmark.md").read_text())
+    return 0
+
+
+def _run_attributes(args: argparse.Namespace) -> int:
+    """The face vocabulary's edits of held-out generated faces, per edit mode."""
+    modes = _modes(args.modes or "boundary", cli.EDIT_MODES, "edit modes")
+    if args.num < 1:
+        raise cli.UsageError("--num must be >= 1")
+    data, out = Path(args.data), Path(args.out)
+    for need in ("info.json", "codes.safetensors", "region_features.safetensors"):
+        if not (data / need).is_file():
+            raise cli.UsageError(
+                f"--data {data} has no {need}: make it with tedigan face-data and face-directions"
+            )
+    cli.check_writable(out, "--out")
+    from tedigan.evaluation.attribute_benchmark import run_attribute_benchmark
+    from tedigan.pipeline import TediGANPipeline
+
+    pipe = TediGANPipeline.from_pretrained(args.model, device=args.device)
+    for mode in modes:
+        folder = out / mode if len(modes) > 1 else out
+        run_attribute_benchmark(pipe, data, folder, args.num, mode, args.strength)
+        print((folder / "attributes.md").read_text())
     return 0
 
 

@@ -396,9 +396,10 @@ _PHRASES: dict[str, dict[str, list[str]]] = {
 FACE_VOCABULARY = Vocabulary(
     domain="faces",
     attributes=_PHRASES,
-    nouns={"hair_color": _HAIR_NOUNS, "baldness": ["hair"]},
+    nouns={"hair_color": _HAIR_NOUNS, "baldness": ["hair"], "makeup": ["lips"]},
     words={
         "hair_color": {v: list(ws) for v, ws in HAIR_COLOR_WORDS.items()},
+        "makeup": {"lipstick": ["red", "painted", "pink", "glossy", "coloured", "colored", "ruby"]},
         "baldness": {"hair": ["thick", "thicker", "full", "fuller", "lush", "lots of", "plenty of"]},
     },
     absent={

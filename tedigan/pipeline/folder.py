@@ -192,6 +192,21 @@ def _file_part(name: str, cls_path: str, file_name: str, save_into_folder: bool)
     return Part(name, load, save, component=False)
 
 
+def _boundaries_part() -> Part:
+    def load(folder: Path, entry: Any, device: Any, torch_dtype: Any) -> Any:
+        from tedigan.editing.boundaries import AttributeBoundaries
+
+        if not isinstance(entry, str) or not (folder / entry).is_dir():
+            raise PipelineError(f"{folder / INDEX_NAME} names boundaries in {entry}/, which is missing")
+        return AttributeBoundaries.load(folder / entry)
+
+    def save(obj: Any, folder: Path, dtype: Any) -> Any:
+        obj.save(folder / "boundaries")
+        return "boundaries"
+
+    return Part("boundaries", load, save)
+
+
 #: every part a pipeline folder can hold, in the order they are read and written
 PARTS: dict[str, Part] = {
     p.name: p
@@ -205,6 +220,8 @@ PARTS: dict[str, Part] = {
         _module_part("domain_classifier", "tedigan.models.classifier.AttributeClassifier"),
         # optional: the fast route of the faithful inversion (faces model; tedigan.models.proxy_head)
         _module_part("proxy_head", "tedigan.models.proxy_head.ProxyHead"),
+        # optional: attribute boundaries in W (faces model; tedigan.editing.boundaries)
+        _boundaries_part(),
         _file_part("layer_map", "tedigan.editing.layer_analysis.LayerMap", LAYER_MAP_NAME, True),
         _file_part("vocabulary", "tedigan.data.vocabulary.Vocabulary", "vocabulary.json", True),
         _file_part("prototypes", "tedigan.models.prototypes.Prototypes", "prototypes.safetensors", False),

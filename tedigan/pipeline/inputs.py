@@ -45,6 +45,7 @@ __all__ = [
     "check_number",
     "check_optimisable",
     "check_prompt",
+    "check_boundaries",
     "check_prototypes",
     "check_steps",
     "read_prompt",
@@ -56,9 +57,10 @@ MAX_IMAGES = 10_000
 MAX_SEED = 2**32 - 1
 STRENGTH_RANGE = (0.0, 2.0)
 PSI_RANGE = (-2.0, 2.0)
-#: how an edit changes the selected layers: TediGAN's mixing, a move along the text direction, or a move
-#: between value prototypes (:mod:`tedigan.editing.prototypes`)
-EDIT_MODES = ("mix", "delta", "prototype")
+#: how an edit changes the selected layers: TediGAN's mixing, a move along the text direction, a move
+#: between value prototypes (:mod:`tedigan.editing.prototypes`) or the least move across attribute boundaries
+#: that keeps the other attributes (:mod:`tedigan.editing.boundaries`)
+EDIT_MODES = ("mix", "delta", "prototype", "boundary")
 #: how closely the source is inverted before an edit: ``fast`` (the encoder alone, optionally refined by
 #: ``steps`` / ``pti_steps``) or ``faithful`` (:func:`tedigan.editing.faithful.faithful_invert`: codes and a
 #: tuned generator copy fitted to the image, minutes on a CPU)
@@ -206,6 +208,25 @@ def read_prompt(prompt: Any, vocabulary: Vocabulary | None, *, required: bool = 
             f"({names}); or give the W+ layers to edit yourself (layers=, --layers)"
         )
     return PromptReading(text, dict(reading.values), tuple(a for a in reading.negated if a in reading.values))
+
+
+def check_boundaries(boundaries: Any, reading: PromptReading) -> None:
+    """The ``"boundary"`` mode can edit what ``reading`` asks: the model has a boundary of every asked value."""
+    if boundaries is None:
+        raise PipelineError(
+            "this model has no attribute boundaries (boundaries/, written by `tedigan face-directions`): "
+            "use mode='mix' or 'delta'"
+        )
+    if not reading.asked:
+        raise PipelineError("mode 'boundary' needs a prompt the model's vocabulary reads")
+    missing = [
+        f"{a.replace('_', ' ')} = {v}" for a, v in reading.asked.items() if f"{a}={v}" not in boundaries.names
+    ]
+    if missing:
+        known = "; ".join(
+            f"{a.replace('_', ' ')}: {', '.join(v)}" for a, v in boundaries.attribute_values.items()
+        )
+        raise PipelineError(f"the model cannot edit {', '.join(missing)} (it edits {known})")
 
 
 def check_prototypes(prototypes: Any, reading: PromptReading) -> None:

@@ -36,6 +36,7 @@ from tedigan.pipeline.inputs import (
     PSI_RANGE,
     STRENGTH_RANGE,
     PipelineError,
+    check_boundaries,
     check_domain,
     check_fidelity,
     check_image,
@@ -85,6 +86,7 @@ class TediGANPipeline(TextControl, Refinement):
         defaults: PipelineDefaults | None = None,
         model_card: str | None = None,
         proxy_head: Any = None,
+        boundaries: Any = None,
     ) -> None:
         if isinstance(layer_map, (str, Path)):
             layer_map = PARTS["layer_map"].load(Path(layer_map).parent, Path(layer_map).name, None, None)
@@ -106,6 +108,7 @@ class TediGANPipeline(TextControl, Refinement):
         for name, module in modules.items():
             setattr(self, name, module.eval() if module is not None else None)
         self.layer_map, self.vocabulary, self.prototypes = layer_map, vocabulary, prototypes
+        self.boundaries = boundaries
         self.truncation_psi = float(truncation_psi)
         self.defaults = defaults if defaults is not None else PipelineDefaults()
         self.info = dict(info or {})  # provenance (trained_by, stages, licence): written, never read
@@ -408,11 +411,14 @@ class TediGANPipeline(TextControl, Refinement):
         strength = check_number("strength", strength, *STRENGTH_RANGE)
         check_optimisable(max(opts.steps, opts.pti_steps), self.dtype)
         mode = check_mode(mode if mode is not None else self.defaults.edit_mode)
-        chosen = check_layers(layers, self.num_ws) if layers is not None else None
+        chosen = given = check_layers(layers, self.num_ws) if layers is not None else None
         reading = self._reading(prompt, required=chosen is None or mode != "mix")
         if mode == "prototype":  # refused before any work when the model cannot do it
             check_prototypes(self.prototypes, reading)
             chosen = chosen if chosen is not None else list(range(self.num_ws))
+        if mode == "boundary":
+            check_boundaries(self.boundaries, reading)
+            chosen = chosen if chosen is not None else self.boundaries.layers_of(reading.asked, self.num_ws)
         w_given = self._latents(latents) if latents is not None else None
         check_face(face)
         x = aligned = None
@@ -434,9 +440,12 @@ class TediGANPipeline(TextControl, Refinement):
             # 3. encode the text
             w_text = self._text_code(reading)
             # 4. move the prompt's layers of the image's code as the mode says
-            if chosen is None:
-                chosen = self.select_layers(reading, w_text, w_src)
-            w_edit = self._move(w_src, w_text, reading, chosen, mode, strength)
+            if mode == "boundary":  # each attribute on its own layers, unless layers= says otherwise
+                w_edit = self.boundaries.edit(w_src, reading.asked, strength, layers=given)
+            else:
+                if chosen is None:
+                    chosen = self.select_layers(reading, w_text, w_src)
+                w_edit = self._move(w_src, w_text, reading, chosen, mode, strength)
         # 5. optionally optimise the code, keeping what the move did not change
         if opts.steps > 0:
             keep = change_mask(self._render(w_src, tuned), self._render(w_edit, tuned))

@@ -1,0 +1,106 @@
+"""Region labellers of FFHQ-aligned faces (tedigan.data.face_regions / face_attributes, the reader in
+tedigan.models.attribute_reader): hand-labelled fixture faces read back their labels, the person matte of
+the selfie segmentation port, and the labeller fit's bookkeeping."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tedigan.data.face_attributes import ATTRIBUTES, INPUTS, AttributeModel, RegionLabeller
+from tedigan.data.face_regions import FEATURES, face_oval, hair_mask, region_features
+
+
+@pytest.fixture(scope="module")
+def labelled(fixtures_dir):
+    from tedigan.data.io import load_image, to_tensor
+
+    folder = fixtures_dir("faces_labelled", "labels.json")
+    labels = json.loads((folder / "labels.json").read_text())
+    images = torch.stack([to_tensor(load_image(folder / name), 256) for name in labels])
+    return images, list(labels.values())
+
+
+@pytest.fixture(scope="module")
+def reader():
+    from tedigan import assets
+    from tedigan.models.attribute_reader import RegionAttributeReader
+
+    try:
+        return RegionAttributeReader.from_package()
+    except assets.MissingWeightsError as err:
+        pytest.skip(f"face judge weights not installed: {err}")
+
+
+def test_fixture_faces_read_back_their_hand_labels(labelled, reader):
+    images, hand = labelled
+    for got, want in zip(reader.labels(images), hand):
+        for attribute in ATTRIBUTES:
+            if want.get(attribute) is None or (attribute == "hair_color" and want["baldness"] == "bald"):
+                continue
+            assert got[attribute] == want[attribute], (attribute, got, want)
+    values = {(a, w[a]) for w in hand for a in ATTRIBUTES}
+    for needed in [
+        ("hair_color", "blond"),
+        ("hair_color", "red"),
+        ("baldness", "bald"),
+        ("eyewear", "sunglasses"),
+    ]:
+        assert needed in values  # the fixtures cover the hard cases
+
+
+def test_selfie_matte_covers_the_face_and_not_everything(labelled, reader):
+    images, _ = labelled
+    mattes = reader.segmentation(images)[:, 0].numpy()
+    lms = reader.landmark_judge.landmarks(images).numpy()
+    for matte, lm in zip(mattes, lms):
+        oval = face_oval(lm, 256)
+        assert matte[oval].mean() > 0.95
+        assert (matte < 0.1).mean() > 0.05  # some background
+        hair = hair_mask(matte, lm)
+        assert not (hair & oval).any()
+
+
+def test_region_features_are_finite_and_named(labelled, reader):
+    images, _ = labelled
+    feats = reader.features(images[:2])
+    assert feats.shape == (2, len(FEATURES)) and np.isfinite(feats).all()
+    img = ((images[0] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    lm = reader.landmark_judge.landmarks(images[:1])[0].numpy()
+    matte = reader.segmentation(images[:1])[0, 0].numpy()
+    assert list(region_features(img, lm, matte)) == list(FEATURES)
+
+
+def test_attribute_model_round_trip_and_unseen_values():
+    rng = np.random.default_rng(0)
+    inputs = INPUTS["eyewear"]
+    x = rng.normal(size=(60, len(inputs)))
+    y = ["glasses" if v > 0 else "none" for v in x[:, 0]]
+    m = AttributeModel.fit(ATTRIBUTES["eyewear"], inputs, x, y)
+    full = np.zeros((60, len(FEATURES)))
+    full[:, [FEATURES.index(k) for k in inputs]] = x
+    p = m.probs(full)
+    assert p.shape == (60, 3) and np.allclose(p.sum(1), 1)
+    assert (np.array(ATTRIBUTES["eyewear"])[p.argmax(1)] == np.array(y)).mean() > 0.9
+    assert p[:, 2].max() < 1e-6  # sunglasses was never labelled: never predicted
+    back = AttributeModel.from_json(json.loads(json.dumps(m.to_json())))
+    assert np.allclose(back.probs(full), p)
+
+
+def test_fit_labeller_reports_held_out_accuracy(tmp_path):
+    from tedigan.training.face_attributes import fit_labeller
+
+    rng = np.random.default_rng(1)
+    n = 200
+    feats = rng.normal(size=(n, len(FEATURES)))
+    hand = {}
+    for i in range(n):
+        lips = feats[i, FEATURES.index("lips_da")]
+        hand[i] = {a: None for a in ATTRIBUTES}
+        hand[i]["makeup"] = "lipstick" if lips > 0.5 else "none"
+    lab = fit_labeller(feats, hand, out=tmp_path / "l.json")
+    m = lab.models["makeup"]
+    assert m.accuracy > 0.9 and m.balanced_accuracy > 0.85
+    assert m.support["lipstick"] + m.support["none"] == n
+    assert RegionLabeller.load(tmp_path / "l.json").models["makeup"].accuracy == m.accuracy
