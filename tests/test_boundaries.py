@@ -146,3 +146,53 @@ def test_boundaries_travel_with_the_pipeline_folder(tiny_pipe, tmp_path):
         tiny_pipe.boundaries = None
     loaded = TediGANPipeline.from_pretrained(folder).boundaries
     assert loaded.names == b.names and torch.equal(loaded.normals, b.normals)
+
+
+def test_value_targets_move_statistics_both_ways_and_keep_the_rest():
+    d = 6
+    normals = torch.eye(d)[:3].clone()  # stat:hair_L reads coordinate 0, stat:hair_b 1, keep:age 2
+    b = AttributeBoundaries(
+        names=["hair_color=brown", "hair_color=blond", "stat:hair_L", "stat:hair_b", "keep:age"],
+        normals=torch.cat([torch.zeros(2, d), normals]),
+        offsets=torch.zeros(5),
+        targets=torch.zeros(5),
+        w_avg=torch.zeros(d),
+        layers={},
+        value_targets={
+            "hair_color": {
+                "rows": ["stat:hair_L", "stat:hair_b"],
+                "values": {"brown": [30.0, 6.0], "blond": [55.0, 20.0]},
+            }
+        },
+    )
+    w = torch.zeros(2, 3, d)
+    w[0, :, 0], w[1, :, 0] = 10.0, 60.0  # a dark and a light source
+    w[:, :, 2] = 40.0
+    out = b.edit(w, {"hair_color": "brown"})
+    s = b.scores(out)
+    assert torch.allclose(s[:, 2], torch.tensor([30.0, 30.0]), atol=1e-3)  # up for one, down for the other
+    assert torch.allclose(s[:, 3], torch.tensor([6.0, 6.0]), atol=1e-3)
+    assert torch.allclose(s[:, 4], torch.tensor([40.0, 40.0]), atol=1e-3)  # age kept
+    half = b.scores(b.edit(w, {"hair_color": "blond"}, strength=0.5))
+    assert half[0, 2] == pytest.approx(10 + 0.5 * 45, abs=1e-3)
+
+
+def test_face_directions_refuses_bad_inputs_in_one_line(tmp_path, capsys):
+    import json as _json
+
+    from tedigan.commands import main
+
+    def refused(argv, message):
+        rc = main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and message in err[0], err
+
+    refused(
+        ["face-directions", "--data", str(tmp_path), "--model", str(tmp_path)], "not a finished face data set"
+    )
+    for name in ("codes.safetensors", "metadata.jsonl"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "info.json").write_text(_json.dumps({"mixing_prob": 0.5}))
+    refused(["face-directions", "--data", str(tmp_path), "--model", str(tmp_path)], "style mixing")
+    (tmp_path / "info.json").write_text(_json.dumps({"mixing_prob": 0}))
+    refused(["face-directions", "--data", str(tmp_path), "--model", str(tmp_path)], "not a model folder")

@@ -26,6 +26,8 @@ AVATARS = {
 }
 # re-measured when the delta mode began to follow the prompt's own text code (before: 120.5088, sum 1074.8688)
 FACES_EDIT = (112.5388, [104, 94, 105, 120, 111, 39, 245, 56, 100, 241, 252, 232, 117, 103, 251, 104])
+# the faces model's default mode since the attribute boundaries: "blond hair", blended through the hair mask
+FACES_BOUNDARY_EDIT = (136.0666, [131, 213, 190, 240, 136, 157, 185, 145, 129, 240, 251, 227, 136, 144, 247, 29])
 
 
 def _check(img, golden, stride: int) -> None:
@@ -53,7 +55,12 @@ def test_shipped_avatar_model_outputs_are_pinned():
 def test_shipped_faces_model_encoder_edit_is_pinned():
     photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     # the encoder-only edit (the faces model's default fidelity is "faithful": minutes, not pinned here)
-    out = TediGANPipeline.from_pretrained("faces").edit(photo, "make her smile", align=True, fidelity="fast")
+    pipe = TediGANPipeline.from_pretrained("faces")
+    out = pipe.edit(photo, "make her smile", align=True, fidelity="fast", mode="delta")
     _check(out.images[0], FACES_EDIT, 64)
     assert out.layers == [1, 2, 3, 4, 5, 6]
     assert abs(float(out.latents.double().sum()) - 1067.5249) < 1e-2
+    out = pipe.edit(photo, "blond hair", align=True, fidelity="fast")  # the default mode: boundary
+    _check(out.images[0], FACES_BOUNDARY_EDIT, 64)
+    assert out.layers == list(range(23)) and out.masks is not None
+    assert abs(float(out.latents.double().sum()) - 1164.0425) < 1e-2

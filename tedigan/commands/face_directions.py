@@ -33,6 +33,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--faces", type=int, default=8, help="held-out faces per style-site measurement")
     p.add_argument("--c", type=float, default=0.01, help="inverse L2 strength of the boundary fits")
+    p.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated attributes to measure again; the others keep the folder's layers and gains",
+    )
     p.add_argument("--set-default", action="store_true", help="make 'boundary' the model's default edit mode")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -70,14 +75,28 @@ def run(args: argparse.Namespace) -> int:
     codes = load_file(str(args.data / "codes.safetensors"))["ws"].float()
     G = MobileStyleGAN.from_package(resolution=int(info.get("resolution", 256)))
     w_avg = G.mapping.w_avg.detach().float().cpu()
-    boundaries = fb.fit_boundaries(codes, labels, w_avg, {}, c=args.c)
+    hand = fa.read_hand_labels()
+    medians = fb.hand_value_medians(features, hand)
+    boundaries = fb.fit_boundaries(codes, labels, w_avg, {}, c=args.c, value_medians=medians)
+    only = None
+    if args.only:
+        from tedigan.editing.boundaries import AttributeBoundaries
+
+        only = {a.strip() for a in args.only.split(",") if a.strip()}
+        before = AttributeBoundaries.load(args.model / "boundaries")
+        boundaries.layers.update({a: v for a, v in before.layers.items() if a not in only})
+        boundaries.gains.update({r: g for r, g in before.gains.items() if r.split("=", 1)[0] not in only})
+        old_sites = before.info.get("sites", {})
+        boundaries.info["sites"] = {r: t for r, t in old_sites.items() if r.split("=", 1)[0] not in only}
     reader = RegionAttributeReader.from_package()
     judge = FaceApiJudge.from_package(heads=("expression", "age_gender", "recognition"))
-    fb.measure_sites(G, boundaries, codes, labels, reader, judge, faces=args.faces, progress=progress)
+    fb.measure_sites(
+        G, boundaries, codes, labels, reader, judge, faces=args.faces, progress=progress, only=only
+    )
     boundaries.info["data"] = {k: info.get(k) for k in ("num", "seed", "truncation_psi", "resolution")}
     boundaries.save(args.model / "boundaries")
     index = json.loads(index_file.read_text())
-    index["boundaries"] = "boundaries"
+    index.setdefault("components", {})["boundaries"] = "boundaries"
     if args.set_default:
         index.setdefault("defaults", {})["edit_mode"] = "boundary"
     from tedigan.fs import atomic_write_text

@@ -33,6 +33,9 @@ from tedigan.editing.mixing import as_wplus, layer_mask
 
 __all__ = ["AttributeBoundaries", "BoundaryError"]
 
+#: the longest move, in multiples of the way to a value's median score: beyond it the generator leaves its
+#: training distribution (strength 2 on a gain-3 attribute rendered noise on the grids)
+MAX_GAIN = 4.0
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 
@@ -47,7 +50,12 @@ class AttributeBoundaries:
     ``offsets[k]`` and ``targets[k]``; ``layers[attribute]`` its style sites; ``keep[attribute]`` the rows held
     fixed while it changes (``"*"``: every other attribute's rows plus the ``keep:`` rows); ``gains`` (by
     ``"attribute=value"``, else by attribute) scale a move (measured on its layers: moving fewer layers takes a
-    longer step to read as the value)."""
+    longer step to read as the value).
+
+    ``value_targets[attribute]`` (``{"rows": [...], "values": {value: [target per row]}}``) moves the listed
+    values, which lie along continuous statistics rather than on one side of a line — brown hair lies between
+    black and blond — by setting those statistic rows (``"stat:hair_L"``...) to the value's targets (both ways,
+    not only up to them); the attribute's other values move across their own boundaries."""
 
     names: list[str]
     normals: torch.Tensor
@@ -58,6 +66,7 @@ class AttributeBoundaries:
     gains: dict[str, float] = field(default_factory=dict)
     keep: dict[str, list[str]] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    value_targets: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         k = len(self.names)
@@ -115,14 +124,21 @@ class AttributeBoundaries:
             sites = (
                 list(layers) if layers is not None else self.layers.get(attribute) or list(range(w.shape[1]))
             )
-            kept = self._kept_rows(attribute)
-            rows = [k, *kept]
-            n = self.normals[rows].to(w)  # [R, d]
             s = self.scores(out, sites)  # [B, K]
-            r = torch.zeros(w.shape[0], len(rows), dtype=w.dtype, device=w.device)
             measured = self.gains.get(f"{attribute}={value}", self.gains.get(attribute, 1.0))
-            gain = float(strength) * (measured if gains else 1.0)
-            r[:, 0] = gain * (self.targets[k].to(w) - s[:, k]).clamp_min(0.0)
+            gain = min(float(strength) * (measured if gains else 1.0), MAX_GAIN)
+            by_value = self.value_targets.get(attribute)
+            if by_value is not None and value in by_value["values"]:
+                moved = [self.names.index(r) for r in by_value["rows"]]
+                goal = torch.tensor(by_value["values"][value], dtype=w.dtype, device=w.device)
+                change = gain * (goal[None] - s[:, moved])  # [B, M]: toward the value, either way
+            else:
+                moved = [k]
+                change = gain * (self.targets[k].to(w) - s[:, k]).clamp_min(0.0)[:, None]
+            rows = [*moved, *self._kept_rows(attribute)]
+            n = self.normals[rows].to(w)  # [R, d]
+            r = torch.zeros(w.shape[0], len(rows), dtype=w.dtype, device=w.device)
+            r[:, : len(moved)] = change
             gram = n @ n.T + 1e-6 * torch.eye(len(rows), dtype=w.dtype, device=w.device)
             delta = torch.linalg.solve(gram, r.T).T @ n  # [B, d]: least norm, kept rows unchanged
             mask = layer_mask(sites, w.shape[1], device=w.device)
@@ -133,10 +149,11 @@ class AttributeBoundaries:
         """Rows held fixed while ``attribute`` moves: every other row (or those ``keep[attribute]`` names). An
         attribute asked earlier in the same prompt is then kept where its own move took it."""
         keep = self.keep.get(attribute, ["*"])
+        own = set(self.value_targets.get(attribute, {}).get("rows", []))
         rows = []
         for i, name in enumerate(self.names):
             owner = name.split("=", 1)[0]
-            if owner != attribute and ("*" in keep or owner in keep or name in keep):
+            if owner != attribute and name not in own and ("*" in keep or owner in keep or name in keep):
                 rows.append(i)
         return rows
 
@@ -160,6 +177,7 @@ class AttributeBoundaries:
             "layers": self.layers,
             "gains": self.gains,
             "keep": self.keep,
+            "value_targets": self.value_targets,
             "info": self.info,
         }
         atomic_write_text(folder / CONFIG, json.dumps(config, indent=1) + "\n")
@@ -185,4 +203,5 @@ class AttributeBoundaries:
             {a: float(g) for a, g in config.get("gains", {}).items()},
             dict(config.get("keep", {})),
             dict(config.get("info", {})),
+            dict(config.get("value_targets", {})),
         )

@@ -44,6 +44,8 @@ class TediGANOutput:
     item the :class:`~tedigan.data.align.FaceAlignment` of its face (one item per face), and ``photos``: per
     item the upright photo it was cut from (the same object for the faces of one photo): what
     :func:`tedigan.pipeline.photos.paste_edits` puts the edit back into; both None without alignment.
+    ``masks``: for an edit confined to one region of the face (hair colour; :mod:`tedigan.pipeline.regions`),
+    the soft masks ``[B, 1, H, W]`` it was blended through; renders at other sizes are blended the same way.
     """
 
     images: list[Image.Image]
@@ -58,6 +60,7 @@ class TediGANOutput:
     reconstructions: list[Image.Image] | None = None
     alignments: list[Any] | None = None
     photos: list[Image.Image] | None = None
+    masks: torch.Tensor | None = None
 
 
 @dataclass

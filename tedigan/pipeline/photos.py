@@ -229,7 +229,7 @@ def render_faces(
     fall back to the pipeline's own (``pipe.render_sizes``). With pivotal tuning, each item's tuned generator
     renders it; where that generator's detail above the pipeline's resolution is noise (:data:`DETAIL_LIMIT`:
     it was tuned at the pipeline's resolution only, or the output guard refuses it), the item is rendered at the
-    pipeline's resolution."""
+    pipeline's resolution. A local edit (``out.masks``) is blended through its masks at that size too."""
     if not out.alignments:
         raise PipelineError("render_faces needs an aligned edit (align=True)")
     can = set(pipe.render_sizes())
@@ -253,7 +253,14 @@ def render_faces(
             (rec,) = pipe.decode(out.source_latents[i : i + 1], generator=tuned[i], resolution=r)
         renders.sizes.append(r)
         renders.reconstructions.append(rec)
-        renders.edited += pipe.decode(out.latents[i : i + 1], generator=tuned[i], resolution=r)
+        (edited,) = pipe.decode(out.latents[i : i + 1], generator=tuned[i], resolution=r)
+        if getattr(out, "masks", None) is not None:  # a local edit: blended through its region, as out.images
+            from PIL import Image
+
+            mask = (out.masks[i, 0].clamp(0, 1) * 255).round().byte().cpu().numpy()
+            mask = Image.fromarray(mask).resize(edited.size, Image.Resampling.BILINEAR)
+            edited = Image.composite(edited, rec, mask)
+        renders.edited.append(edited)
     return renders
 
 

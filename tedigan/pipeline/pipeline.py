@@ -57,6 +57,7 @@ from tedigan.pipeline.outputs import (
 )
 from tedigan.pipeline.photos import check_face
 from tedigan.pipeline.refine import Refinement
+from tedigan.pipeline.regions import blend, local_region, region_masks
 from tedigan.pipeline.text_control import TextControl
 
 __all__ = ["GENERATE_CHUNK", "TediGANPipeline", "change_mask"]
@@ -456,8 +457,14 @@ class TediGANPipeline(TextControl, Refinement):
         # 6. decode: with a generator tuned to the image around its code, or the pipeline's (checked)
         if fidelity == "fast" and opts.pti_steps > 0:
             images, tuned = self._pivotal(w_src, x, w_edit, opts)
+        recon = self._render(w_src, tuned)
+        masks = None
+        if mode == "boundary" and local_region(reading.asked):  # confined to its region of the face
+            masks = self._region_masks(recon, images)
+            if masks is not None:
+                images = blend(recon, images, masks)
         edited = decoded(images, w_edit, "the edited image")
-        reconstructions = decoded(self._render(w_src, tuned), w_src, "the reconstruction")
+        reconstructions = decoded(recon, w_src, "the reconstruction")
         return TediGANOutput(
             images=edited,
             latents=w_edit,
@@ -471,7 +478,26 @@ class TediGANPipeline(TextControl, Refinement):
             reconstructions=reconstructions,
             alignments=aligned.alignments if aligned else None,
             photos=aligned.photos if aligned else None,
+            masks=masks,
         )
+
+    def _region_masks(self, recon: torch.Tensor, images: torch.Tensor) -> torch.Tensor | None:
+        """Soft region masks of a local edit (:mod:`tedigan.pipeline.regions`); None, with a warning, when the
+        face-judge weights the masks need are not installed (the edit is then not confined)."""
+        import warnings
+
+        from tedigan import assets
+
+        if "regions" not in self._losses:
+            try:
+                from tedigan.models.attribute_reader import RegionAttributeReader
+
+                self._losses["regions"] = RegionAttributeReader.from_package(labeller=None).to(self.device)
+            except assets.MissingWeightsError as err:
+                warnings.warn(f"the edit is not confined to its region: {err}", stacklevel=3)
+                self._losses["regions"] = None
+        reader = self._losses["regions"]
+        return None if reader is None else region_masks(reader, recon, images)
 
     def generate(
         self,
