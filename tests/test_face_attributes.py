@@ -104,3 +104,24 @@ def test_fit_labeller_reports_held_out_accuracy(tmp_path):
     assert m.accuracy > 0.9 and m.balanced_accuracy > 0.85
     assert m.support["lipstick"] + m.support["none"] == n
     assert RegionLabeller.load(tmp_path / "l.json").models["makeup"].accuracy == m.accuracy
+
+
+def test_local_edits_are_blended_through_the_hair_mask(labelled, reader):
+    from tedigan.pipeline.regions import blend, local_region, region_masks
+
+    assert local_region({"hair_color": "blond"}) == "hair"
+    assert local_region({"hair_color": "blond", "eyewear": "glasses"}) is None
+    assert local_region({"expression": "happy"}) is None
+    images, _ = labelled
+    src = images[:2]
+    edit = src.flip(1)  # any other image: channels swapped
+    masks = region_masks(reader, src, edit)
+    assert masks.shape == (2, 1, 256, 256) and masks.min() >= 0 and masks.max() <= 1
+    lms = reader.landmark_judge.landmarks(src).numpy()
+    for m, lm in zip(masks[:, 0].numpy(), lms):
+        oval = face_oval(lm, 256)
+        assert m[oval].mean() < 0.1  # the face is kept
+        assert m[~oval].max() > 0.9  # the hair is taken from the edit
+    out = blend(src, edit, masks)
+    assert torch.allclose(out, src + (edit - src) * masks)
+    assert torch.equal(blend(src, edit, torch.zeros_like(masks)), src)

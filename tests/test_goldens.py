@@ -27,7 +27,10 @@ AVATARS = {
 # re-measured when the delta mode began to follow the prompt's own text code (before: 120.5088, sum 1074.8688)
 FACES_EDIT = (112.5388, [104, 94, 105, 120, 111, 39, 245, 56, 100, 241, 252, 232, 117, 103, 251, 104])
 # the faces model's default mode since the attribute boundaries: "blond hair", blended through the hair mask
-FACES_BOUNDARY_EDIT = (136.0666, [131, 213, 190, 240, 136, 157, 185, 145, 129, 240, 251, 227, 136, 144, 247, 29])
+FACES_BOUNDARY_EDIT = (
+    136.0666,
+    [131, 213, 190, 240, 136, 157, 185, 145, 129, 240, 251, 227, 136, 144, 247, 29],
+)
 
 
 def _check(img, golden, stride: int) -> None:
