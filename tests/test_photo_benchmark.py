@@ -309,3 +309,28 @@ def test_the_command_refuses_faithful_on_a_pipeline_without_it(tiny_model_dir, t
     _photo().save(tmp_path / "a.png")
     argv = ["face-benchmark", "--photos", "a.png", "--model", str(tiny_model_dir), "--out", "o"]
     _refused(argv, "no fidelity modes (only its fast edit): use --modes fast", capsys)
+
+
+class StubRegions:
+    """Region labellers that see glasses on an image brighter than the photo (the stub pipe's edit brightens)."""
+
+    labeller = SimpleNamespace(models={"eyewear": SimpleNamespace(values=("none", "glasses"))})
+
+    def probs(self, x):
+        bright = (x.mean(dim=(1, 2, 3)) > x[0].mean() + 0.3).float()  # [photo, reconstruction, edit]
+        return {"eyewear": torch.stack([1 - bright, bright], dim=1)}
+
+
+def test_region_attributes_are_read_by_the_region_labellers(tmp_path):
+    class GlassesPipe(StubPipe):
+        def read_prompt(self, prompt):
+            return {"eyewear": "glasses"}  # human's nets cannot read it: the region labellers do
+
+    _photo(bg=(40, 60, 90)).save(tmp_path / "p0.png")
+    r = pb.run_photo_benchmark(
+        GlassesPipe(), [tmp_path / "p0.png"], tmp_path / "out", ("fast",), ("add glasses",), judge=StubJudge(),
+        identity=StubIdentity(), lpips=stub_lpips, threshold=3.0, progress=False, regions=StubRegions(),
+    )  # fmt: skip
+    e = r["photos"][0]["modes"]["fast"]["edits"]["add glasses"]
+    assert e["success"] is True and e["reads"] == {"eyewear": "glasses"} and e["p_asked"] == 1.0
+    assert e["already"] is False

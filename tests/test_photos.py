@@ -298,5 +298,8 @@ def test_a_tuned_generator_whose_fine_detail_is_noise_renders_at_the_models_size
     out.tuned_generators = [intact]
     assert render_faces(faces, out).sizes == [1024]
     out.tuned_generators = [broken]
-    renders = render_faces(faces, out)
+    from tedigan.pipeline import RenderWarning
+
+    with pytest.warns(RenderWarning, match="detail above 256 px is noise"):  # said, not silent
+        renders = render_faces(faces, out)
     assert renders.sizes == [256] and renders.edited[0].size == (256, 256)

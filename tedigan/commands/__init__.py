@@ -167,11 +167,14 @@ def shim(*command: str) -> None:
 
 def _warning_lines(prog: str, default_show: Callable) -> Callable:
     """``warnings.showwarning`` that prints tedigan's own warnings to the user (an input out of the model's
-    domain) as one line and leaves every other warning to ``default_show``."""
+    domain, a render made another way than asked) as one line and leaves every other warning to
+    ``default_show``."""
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' signature
         pipeline = sys.modules.get("tedigan.pipeline")
-        if pipeline is not None and issubclass(category, pipeline.OutOfDomainWarning):
+        if pipeline is not None and issubclass(
+            category, (pipeline.OutOfDomainWarning, pipeline.RenderWarning)
+        ):
             print(f"{prog}: warning: {message}", file=sys.stderr)
         else:
             default_show(message, category, filename, lineno, file, line)

@@ -10,7 +10,9 @@ encoder-only edit), and measured at 256 px against its aligned crop:
   the independent judge; the dlib descriptor's distance (face-api's port: it *is* the identity loss, so it is
   reported, never called the judge);
 * **edit**: whether human's nets read what the prompt asks (``pipe.read_prompt``: e.g. "make them smile" asks
-  expression = happy; success when it is the most probable value) and the probability of that value; faceres
+  expression = happy; success when it is the most probable value) and the probability of that value — for
+  hair colour, eyewear, beard and lipstick, which human cannot read, the region labellers do
+  (:mod:`tedigan.data.face_attributes`; weak: their accuracy is in the faces model card); faceres
   distance to the photo and same person after the edit; the dlib distance;
 * **seconds**: wall time of the pipeline call (alignment, inversion, edit; per photo and prompt).
 
@@ -34,6 +36,7 @@ from typing import Any
 import torch
 from PIL import Image, ImageDraw
 
+from tedigan.data.face_attributes import ATTRIBUTES as REGION_ATTRIBUTES
 from tedigan.fs import atomic_write_text
 
 __all__ = [
@@ -125,8 +128,9 @@ def _pasted(photo: Path, out: Any, rec: Image.Image) -> Image.Image | None:
 class _Measure:
     """The judge (human: expression, faceres), the identity loss's net (dlib) and LPIPS, at 256 px."""
 
-    def __init__(self, judge: Any, identity: Any, lpips: Any, threshold: float) -> None:
+    def __init__(self, judge: Any, identity: Any, lpips: Any, threshold: float, regions: Any = None) -> None:
         self.judge, self.identity, self.lpips, self.threshold = judge, identity, lpips, float(threshold)
+        self.regions = regions  # the region labellers (hair colour, eyewear, ...), for what human cannot read
 
     @torch.no_grad()
     def reads(self, x: torch.Tensor) -> tuple[dict[str, list[str]], dict[str, torch.Tensor], torch.Tensor]:
@@ -169,11 +173,24 @@ def _measure(
         "dlib": m.dlib(rec[None], x[None]),
     }
     judged = {a: v for a, v in asked.items() if a in labels and v in values.get(a, [])}
+    p_judged = {a: p(a, v, 2) for a, v in judged.items()}
+    if m.regions is not None:  # the region labellers read what human's nets cannot
+        models = m.regions.labeller.models
+        by_region = {
+            a: v for a, v in asked.items() if a not in judged and a in models and v in models[a].values
+        }
+        if by_region:
+            region_probs = m.regions.probs(torch.stack([x, rec, edit]))
+            for a, v in by_region.items():
+                names = list(models[a].values)
+                labels[a] = [names[int(k)] for k in region_probs[a].argmax(1)]
+                p_judged[a] = float(region_probs[a][2, names.index(v)])
+            judged.update(by_region)
     d_edit = m.faceres(emb[0:1], emb[2:3])
     edit_row = {
         "asked": asked,
         "success": all(labels[a][2] == v for a, v in judged.items()) if judged else None,
-        "p_asked": min(p(a, v, 2) for a, v in judged.items()) if judged else None,
+        "p_asked": min(p_judged.values()) if judged else None,
         "already": all(labels[a][0] == v for a, v in judged.items()) if judged else None,
         "reads": {a: labels[a][2] for a in judged},
         "faceres": d_edit,
@@ -226,12 +243,15 @@ def run_photo_benchmark(
     threshold: float | None = None,
     align: bool = True,
     progress: bool = True,
+    regions: Any = None,
 ) -> dict[str, Any]:
     """Measure every photo in every mode (see the module docs); write the report into ``out`` and return it.
 
     ``judge`` (default human's emotion + faceres nets), ``identity`` (default the dlib descriptor; ``False``:
     none), ``lpips`` (default VGG) and ``threshold`` (default the calibrated one,
-    :func:`tedigan.evaluation.identity_calibration.load_faceres_threshold`) can be given (tests)."""
+    :func:`tedigan.evaluation.identity_calibration.load_faceres_threshold`) can be given (tests). ``regions``:
+    the region labellers that read a prompt's hair colour, eyewear, beard or lipstick (default: loaded when a
+    prompt asks one; ``False``: none)."""
     from tqdm.auto import tqdm
 
     from tedigan.evaluation.identity_calibration import THRESHOLD_FILE, load_faceres_threshold
@@ -253,8 +273,12 @@ def run_photo_benchmark(
     calibrated = threshold is None
     if threshold is None:
         threshold = load_faceres_threshold()
-    m = _Measure(judge, None if identity is False else identity, lpips, threshold)
     asked = {p: _asked(pipe, p) for p in prompts}
+    if regions is None and any(a in REGION_ATTRIBUTES for a_v in asked.values() for a in a_v):
+        from tedigan.models.attribute_reader import RegionAttributeReader
+
+        regions = RegionAttributeReader.from_package()
+    m = _Measure(judge, None if identity is False else identity, lpips, threshold, regions or None)
     rows: list[dict[str, Any]] = []
     grids: list[Image.Image] = []
     start = time.perf_counter()

@@ -43,6 +43,7 @@ _LAZY = {
     "PSI_RANGE": "inputs",
     "STRENGTH_RANGE": "inputs",
     "OutOfDomainWarning": "inputs",
+    "RenderWarning": "inputs",
     "PipelineError": "inputs",
     "PromptNotUnderstood": "inputs",
     "PromptReading": "inputs",

@@ -31,6 +31,7 @@ __all__ = [
     "PSI_RANGE",
     "STRENGTH_RANGE",
     "OutOfDomainWarning",
+    "RenderWarning",
     "PipelineError",
     "PromptNotUnderstood",
     "PromptReading",
@@ -81,6 +82,11 @@ class PromptNotUnderstood(PipelineError):
 
 class OutOfDomainWarning(UserWarning):
     """An input looks like another domain's image than the pipeline's (the CLIs print it as one line)."""
+
+
+class RenderWarning(UserWarning):
+    """A result was made another way than asked, and still checked: a face rendered below its paste-back size,
+    an edit not confined to its region (the CLIs print it as one line)."""
 
 
 # ------------------------------------------------------------------------------------------------ numbers

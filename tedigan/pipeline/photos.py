@@ -249,6 +249,16 @@ def render_faces(
             if not above:
                 raise
         if above:
+            import warnings
+
+            from tedigan.pipeline.inputs import RenderWarning
+
+            warnings.warn(
+                f"face {i}: the tuned generator's detail above {pipe.resolution} px is noise; this face is "
+                f"rendered at {pipe.resolution} px and upscaled when pasted back",
+                RenderWarning,
+                stacklevel=2,
+            )
             r = pipe.resolution
             (rec,) = pipe.decode(out.source_latents[i : i + 1], generator=tuned[i], resolution=r)
         renders.sizes.append(r)

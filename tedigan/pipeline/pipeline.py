@@ -36,6 +36,7 @@ from tedigan.pipeline.inputs import (
     PSI_RANGE,
     STRENGTH_RANGE,
     PipelineError,
+    RenderWarning,
     check_boundaries,
     check_domain,
     check_fidelity,
@@ -494,7 +495,7 @@ class TediGANPipeline(TextControl, Refinement):
 
                 self._losses["regions"] = RegionAttributeReader.from_package(labeller=None).to(self.device)
             except assets.MissingWeightsError as err:
-                warnings.warn(f"the edit is not confined to its region: {err}", stacklevel=3)
+                warnings.warn(f"the edit is not confined to its region: {err}", RenderWarning, stacklevel=3)
                 self._losses["regions"] = None
         reader = self._losses["regions"]
         return None if reader is None else region_masks(reader, recon, images)
