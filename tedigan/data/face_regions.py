@@ -33,7 +33,15 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["FEATURES", "face_oval", "hair_mask", "lab_image", "region_boxes", "region_features"]
+__all__ = [
+    "FEATURES",
+    "face_oval",
+    "hair_mask",
+    "lab_image",
+    "region_boxes",
+    "region_features",
+    "region_pixels",
+]
 
 Box = tuple[float, float, float, float]
 
@@ -92,7 +100,7 @@ def region_boxes(landmarks: np.ndarray, size: int) -> dict[str, list[Box]]:
     }
 
 
-def _pixels(lab: np.ndarray, boxes: list[Box]) -> np.ndarray:
+def region_pixels(lab: np.ndarray, boxes: list[Box]) -> np.ndarray:
     """The ``[N, 3]`` Lab pixels inside ``boxes`` (clipped to the image; an empty box gives no pixels)."""
     H, W = lab.shape[:2]
     out = []
@@ -119,7 +127,7 @@ def _edge(lab: np.ndarray, boxes: list[Box], axis: int) -> float:
     """Mean absolute L* gradient along ``axis`` (0: vertical, across horizontal lines) inside ``boxes``."""
     grad = np.abs(np.diff(lab[..., 0], axis=axis))
     grad = np.pad(grad, ((0, 1), (0, 0)) if axis == 0 else ((0, 0), (0, 1)))
-    vals = _pixels(np.repeat(grad[..., None], 3, axis=2), boxes)[:, 0]
+    vals = region_pixels(np.repeat(grad[..., None], 3, axis=2), boxes)[:, 0]
     return float(vals.mean()) if len(vals) else 0.0
 
 
@@ -168,7 +176,7 @@ def region_features(
     lab = lab_image(image)
     size = lab.shape[0]
     boxes = region_boxes(landmarks, size)
-    px = {name: _pixels(lab, b) for name, b in boxes.items()}
+    px = {name: region_pixels(lab, b) for name, b in boxes.items()}
     skin = np.median(px["cheeks"], axis=0) if len(px["cheeks"]) else np.array([60.0, 15.0, 15.0])
     bg = np.median(px["corners"], axis=0)
 
@@ -180,7 +188,8 @@ def region_features(
     hair_hi = float(np.percentile(hair[:, 0], 85)) if len(hair) >= 20 else float(hair_lab[0])
     crown = px["crown"]
     person = (
-        _pixels(np.repeat(np.asarray(matte, np.float32)[..., None], 3, axis=2), boxes["crown"])[:, 0] > 0.5
+        region_pixels(np.repeat(np.asarray(matte, np.float32)[..., None], 3, axis=2), boxes["crown"])[:, 0]
+        > 0.5
     )
     is_skin = near(crown, skin, SKIN_DELTA)
     forehead = px["forehead"]

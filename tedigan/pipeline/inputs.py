@@ -225,10 +225,10 @@ def check_boundaries(boundaries: Any, reading: PromptReading) -> None:
         )
     if not reading.asked:
         raise PipelineError("mode 'boundary' needs a prompt the model's vocabulary reads")
-    missing = [
-        f"{a.replace('_', ' ')} = {v}" for a, v in reading.asked.items() if f"{a}={v}" not in boundaries.names
-    ]
-    if missing:
+    if not boundaries.covers(reading.asked):
+        missing = [
+            f"{a.replace('_', ' ')} = {v}" for a, v in reading.asked.items() if not boundaries.covers({a: v})
+        ]
         known = "; ".join(
             f"{a.replace('_', ' ')}: {', '.join(v)}" for a, v in boundaries.attribute_values.items()
         )

@@ -35,9 +35,9 @@ def local_region(asked: Mapping[str, str]) -> str | None:
 
 
 def _skin(lab: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    from tedigan.data.face_regions import _pixels, region_boxes
+    from tedigan.data.face_regions import region_boxes, region_pixels
 
-    cheeks = _pixels(lab, region_boxes(landmarks, lab.shape[0])["cheeks"])
+    cheeks = region_pixels(lab, region_boxes(landmarks, lab.shape[0])["cheeks"])
     if not len(cheeks):  # no face where the landmarks say: nothing is known to be skin
         return np.zeros(lab.shape[:2], dtype=bool)
     return np.linalg.norm(lab - np.median(cheeks, axis=0), axis=2) < SKIN_DELTA

@@ -28,9 +28,10 @@ FEATURES_FILE = "region_features.safetensors"
 
 def region_features_of_dataset(root: str | Path, chunk: int = 256, progress: bool = True) -> np.ndarray:
     """``[N, len(FEATURES)]`` region statistics of the faces of data set ``root`` (cached in the folder)."""
+    import torch
     from safetensors.numpy import load_file, save_file
 
-    from tedigan.data.io import load_image
+    from tedigan.data.io import load_image, to_tensor
     from tedigan.models.attribute_reader import RegionAttributeReader
 
     root = Path(root)
@@ -48,16 +49,13 @@ def region_features_of_dataset(root: str | Path, chunk: int = 256, progress: boo
     for lo in range(0, len(rows), chunk):
         part = parts / f"{lo:07d}.npy"
         n = min(len(rows), lo + chunk) - lo
-        if part.is_file() and np.load(part).shape == (n, len(FEATURES)):
-            out.append(np.load(part))
+        done_part = np.load(part) if part.is_file() else None
+        if done_part is not None and done_part.shape == (n, len(FEATURES)):
+            out.append(done_part)
             bar.update(n)
             continue
         if reader is None:
             reader = RegionAttributeReader.from_package(labeller=None)
-        import torch
-
-        from tedigan.data.io import to_tensor
-
         images = torch.stack([to_tensor(load_image(root / r["file_name"]), 256) for r in rows[lo : lo + n]])
         feats = reader.features(images)
         atomic_write(part, lambda tmp, f=feats: _save_npy(tmp, f))
