@@ -125,3 +125,36 @@ def test_local_edits_are_blended_through_the_hair_mask(labelled, reader):
     out = blend(src, edit, masks)
     assert torch.allclose(out, src + (edit - src) * masks)
     assert torch.equal(blend(src, edit, torch.zeros_like(masks)), src)
+
+
+def test_long_hair_below_the_mouth_joins_the_mask_where_the_edit_changed_it():
+    from tedigan.pipeline.regions import _hair_below
+
+    size = 64
+    t = np.linspace(np.pi, 0.0, 17)  # a jaw line: a half circle under the eyes' line
+    lm = np.zeros((68, 2))
+    lm[:17] = np.stack([0.5 + 0.22 * np.cos(t), 0.45 + 0.3 * np.sin(t)], axis=1)
+    lm[17:27] = [0.5, 0.35]  # brows
+    lm[8] = [0.5, 0.75]  # chin
+    upper = np.zeros((size, size), bool)
+    upper[2:28, 8:56] = True
+    upper &= ~face_oval(lm, size)
+    matte = np.zeros((size, size), np.float32)
+    matte[2:, 8:56] = 1.0
+    rec = np.zeros((size, size, 3), np.float32)
+    rec[..., 0] = 30.0  # dark hair everywhere...
+    edit = rec.copy()
+    edit[:40, :, 0] = 80.0  # ...turned light down to row 40 by the edit
+    rec[50:, 30:34] = [50.0, 60.0, 0.0]  # a red collar: not hair-coloured, not changed
+    edit[50:, 30:34] = [50.0, 60.0, 0.0]
+    below = _hair_below(upper, (matte, matte), (lm, lm), (rec, edit))
+    assert below[30:40, 8:12].all()  # long hair the edit changed, joined to the hair above
+    assert not below[42:, :].any()  # unchanged by the edit
+    assert not below[:, :8].any() and not below[:, 56:].any()  # not the person
+    assert not (below & upper).any() and not (below & face_oval(lm, size)).any()
+    # changed, hair-coloured pixels not joined to the hair above stay out: cut the change down the middle
+    edit[:, 28:36, 0] = 30.0
+    left = upper.copy()
+    left[:, 28:] = False
+    only = _hair_below(left, (matte, matte), (lm, lm), (rec, edit))
+    assert only[30:40, 8:12].all() and not only[:, 28:].any()

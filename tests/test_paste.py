@@ -117,6 +117,33 @@ def test_a_face_partly_outside_the_photo():
     assert diff(paste_back(photo, gone, crop), photo).max() == 0
 
 
+def test_a_region_mask_carries_the_edit_past_the_ellipse():
+    # a hair edit: the region reaches the crop's top corners, far outside the ellipse
+    photo = smooth_photo()
+    al = FaceAlignment.from_landmarks(landmarks((170, 150), degrees=10), photo.size)
+    inverted = ImageOps.invert(al.crop(photo, 256))
+    region = np.zeros((256, 256), dtype=np.float32)
+    region[10:60, 20:236] = 1.0  # a band across the top of the crop, mostly outside the ellipse
+    plain = paste_back(photo, al, inverted, color_match=None)
+    out = paste_back(photo, al, inverted, color_match=None, region=region)
+    w, h = photo.size
+    xs, ys = np.meshgrid(np.arange(w, dtype=float), np.arange(h, dtype=float))
+    t = (al.to_crop(np.stack([xs, ys], axis=-1), 1000) + 0.5) / 1000
+    m = photo_mask(al)
+    band = (t[..., 0] > 0.15) & (t[..., 0] < 0.85) & (t[..., 1] > 0.08) & (t[..., 1] < 0.2) & (m == 0)
+    outside = (t < -0.01).any(-1) | (t > 1.01).any(-1)
+    assert band.sum() > 150
+    assert diff(plain, photo)[band].max() == 0  # the ellipse alone leaves the band as it was
+    assert diff(out, photo)[band].mean() > 40  # the region pastes it
+    assert diff(out, photo)[outside].max() == 0  # never past the crop
+    # the rest of the crop outside both masks is the photo's own
+    rest = (m == 0) & ~outside & ((t[..., 1] > 0.3) | (t[..., 0] < 0.03) | (t[..., 0] > 0.97))
+    assert diff(out, photo)[rest].max() == 0
+    # the same through paste_back_all, as a 4-tuple
+    same = paste_back_all(photo, [(al, inverted, None, region)], color_match=None)
+    assert np.array_equal(np.asarray(same), np.asarray(out))
+
+
 def test_two_faces_pasted_independently():
     photo = smooth_photo(420, 220)
     a = Face.from_landmarks(landmarks((110, 110)), photo.size)

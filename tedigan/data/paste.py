@@ -13,6 +13,10 @@ of the hard ellipse: the weight is ``½ erfc(d / (σ√2))`` at signed distance 
 feather`` crop sides, and exactly zero beyond ``3σ`` outside it (and it fades out before the crop's border, so
 nothing outside the crop is ever drawn).
 
+An edit confined to a region that reaches past the ellipse (a hair colour edit: long hair, a bun) hands that
+region's soft mask in crop coordinates as ``region``: the paste mask is then the larger of the two at each pixel,
+so the whole edited region goes back into the photo, not only its part inside the ellipse.
+
 Colour: the GAN's reconstruction drifts in tone. In a ring just inside the mask's edge the mean (and, with
 ``"mean_std"``, the standard deviation) of each channel of the edited crop is matched to the photo's. Passing the
 unedited reconstruction as ``color_reference`` measures the drift on it instead and applies that correction to
@@ -133,6 +137,17 @@ def _warp(crop: Image.Image, alignment: FaceAlignment, n: int, region) -> np.nda
     return out if out.ndim == 3 else out[..., None]
 
 
+def _region_mask(region, t: np.ndarray, alignment: FaceAlignment, n: int, box, feather: float) -> np.ndarray:
+    """A crop-space soft mask warped onto the photo pixels of ``box``, zero outside the crop and faded out
+    before its border (as the ellipse)."""
+    if isinstance(region, np.ndarray) and region.dtype != np.uint8:
+        region = np.clip(np.rint(np.asarray(region, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    r = _warp(_as_image(region, "L"), alignment, n, box)[..., 0] / 255.0
+    edge = np.minimum(np.minimum(t[..., 0], 1 - t[..., 0]), np.minimum(t[..., 1], 1 - t[..., 1]))
+    s = np.clip(edge / (2.0 * feather), 0.0, 1.0)
+    return np.clip(r, 0.0, 1.0) * s * s * (3.0 - 2.0 * s)
+
+
 def _match_colour(src, ref, photo, ring, how: str):
     """Per-channel gain and offset taking ``ref``'s statistics in ``ring`` to the photo's, applied to ``src``."""
     w = ring.astype(np.float64)
@@ -161,6 +176,7 @@ def paste_back(
     color_match: str | None = "mean_std",
     color_reference: Image.Image | np.ndarray | None = None,
     ring: float = RING,
+    region: Image.Image | np.ndarray | None = None,
 ) -> Image.Image:
     """``photo`` with the edited FFHQ crop ``edited`` of the face ``alignment`` put back in its place.
 
@@ -175,6 +191,9 @@ def paste_back(
     - ``color_match``: ``"mean_std"`` (default), ``"mean"`` or ``None``; measured in a ring ``ring`` crop sides
       wide inside the mask's edge, on ``color_reference`` (the unedited reconstruction) when given, else on
       ``edited``.
+    - ``region``: an optional soft mask over the crop (square ``"L"`` image, ``uint8`` or ``[0, 1]`` float array,
+      any size) of the region a local edit changed; the paste mask is the larger of it and the ellipse. It fades
+      out before the crop's border like the ellipse.
 
     Returns a new image of the photo's size and mode; outside the mask it equals the photo bit for bit.
     """
@@ -193,9 +212,12 @@ def paste_back(
     arr = arr[..., None] if arr.ndim == 2 else arr
     n_colour = 1 if colour_mode == "L" else 3
 
-    # the photo region the mask can reach: the mask's support in the crop, mapped to the photo, clipped
+    # the photo region the mask can reach: the mask's support in the crop (all of it with a region), mapped to
+    # the photo, clipped
     lo = np.clip(np.array(center) - np.array(axes) - 3 * feather, 0, 1)
     hi = np.clip(np.array(center) + np.array(axes) + 3 * feather, 0, 1)
+    if region is not None:
+        lo, hi = np.zeros(2), np.ones(2)
     corners = np.array([[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]], [hi[0], lo[1]]])
     pts = alignment.quad[0] + corners @ alignment._axes().T
     x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - 1, 0)
@@ -206,18 +228,20 @@ def paste_back(
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
     t = (np.stack([xs, ys], axis=-1) - alignment.quad[0]) @ np.linalg.inv(alignment._axes()).T
     m, d = _mask_and_distance(t, center, axes, feather)
+    n = max(1, int(round(alignment.side)))
+    box = (x0, y0, x1, y1)
+    if region is not None:
+        m = np.maximum(m, _region_mask(region, t, alignment, n, box, feather))
     if not (m > 0).any():
         return _finish(photo, photo.copy())
 
-    n = max(1, int(round(alignment.side)))
-    region = (x0, y0, x1, y1)
-    warped = _warp(_as_image(edited, colour_mode), alignment, n, region)
+    warped = _warp(_as_image(edited, colour_mode), alignment, n, box)
     here = arr[y0:y1, x0:x1, :n_colour].astype(np.float64)
     if color_match is not None:
         ref = (
             warped
             if color_reference is None
-            else _warp(_as_image(color_reference, colour_mode), alignment, n, region)
+            else _warp(_as_image(color_reference, colour_mode), alignment, n, box)
         )
         ring_px = (d <= 0) & (d >= -ring) & (m > 0)
         warped = _match_colour(warped, ref, here, ring_px, color_match)
@@ -246,14 +270,19 @@ def _finish(photo: Image.Image, result: Image.Image) -> Image.Image:
 
 def paste_back_all(photo: Image.Image, edits: Iterable[tuple], **kw) -> Image.Image:
     """Paste several edited faces into one photo, one after another (keywords as :func:`paste_back`).
-    ``edits``: ``(alignment or face, edited crop)`` pairs, e.g. every face of :func:`detect_faces`, or
-    ``(alignment or face, edited crop, color_reference)`` triples (each face's unedited reconstruction)."""
+    ``edits``: ``(alignment or face, edited crop)`` pairs, e.g. every face of :func:`detect_faces`, optionally
+    followed by the face's ``color_reference`` (its unedited reconstruction) and its edit's ``region`` mask
+    (either may be None)."""
     out = upright(photo)
-    for alignment, edited, *reference in edits:
-        if len(reference) > 1:
+    for alignment, edited, *extra in edits:
+        if len(extra) > 2:
             raise ValueError(
-                "paste_back_all takes (alignment, edited) pairs or (alignment, edited, reference) triples"
+                "paste_back_all takes (alignment, edited[, color_reference[, region]]) tuples, "
+                f"got one of {2 + len(extra)}"
             )
-        face_kw = {**kw, "color_reference": reference[0]} if reference else kw
+        face_kw = dict(kw)
+        for key, value in zip(("color_reference", "region"), extra, strict=False):
+            if value is not None:
+                face_kw[key] = value
         out = paste_back(out, alignment, edited, **face_kw)
     return out

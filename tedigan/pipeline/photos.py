@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tedigan.pipeline.inputs import IMAGE_TYPES, OUT_OF_DOMAIN_P, PipelineError
@@ -198,11 +198,13 @@ def group_by_photo(photos: Sequence[Image.Image]) -> list[list[int]]:
 @dataclass
 class FaceRenders:
     """Per batch item: the ``size`` it was rendered at, the ``edited`` crop and the unedited
-    ``reconstructions`` (the source code, same generator, same size): the colour reference of the paste."""
+    ``reconstructions`` (the source code, same generator, same size): the colour reference of the paste; for a
+    local edit (``out.masks``) the ``masks`` it was blended through, at that size (the paste covers them too)."""
 
     sizes: list[int]
     edited: list[Image.Image]
     reconstructions: list[Image.Image]
+    masks: list[Image.Image | None] = field(default_factory=list)
 
 
 #: a tuned generator whose fine detail above the pipeline's resolution is this many times the untuned one's (for
@@ -236,7 +238,7 @@ def render_faces(
     usable = [s for s in sizes if s in can] or [pipe.resolution]
     tuned = out.tuned_generators or [None] * len(out.alignments)
     fixed = None if size is None else (size if size in can else pipe.resolution)
-    renders = FaceRenders([], [], [])
+    renders = FaceRenders([], [], [], [])
     for i, al in enumerate(out.alignments):
         r = fixed or al.crop_size_for(usable)
         above = tuned[i] is not None and r > pipe.resolution
@@ -264,6 +266,7 @@ def render_faces(
         renders.sizes.append(r)
         renders.reconstructions.append(rec)
         (edited,) = pipe.decode(out.latents[i : i + 1], generator=tuned[i], resolution=r)
+        mask = None
         if getattr(out, "masks", None) is not None:  # a local edit: blended through its region, as out.images
             from PIL import Image
 
@@ -271,6 +274,7 @@ def render_faces(
             mask = Image.fromarray(mask).resize(edited.size, Image.Resampling.BILINEAR)
             edited = Image.composite(edited, rec, mask)
         renders.edited.append(edited)
+        renders.masks.append(mask)
     return renders
 
 
@@ -285,10 +289,17 @@ def paste_edits(out: Any, renders: FaceRenders, progress: bool = False, **paste_
     results = []
     with tqdm(total=len(out.alignments), desc="paste", unit="face", disable=not progress) as bar:
         for items in group_by_photo(out.photos):
-            edits = [(out.alignments[i], renders.edited[i], renders.reconstructions[i]) for i in items]
+            edits = [
+                (out.alignments[i], renders.edited[i], renders.reconstructions[i], _mask(renders, i))
+                for i in items
+            ]
             results.append(paste_back_all(out.photos[items[0]], edits, **paste_kw))
             bar.update(len(items))
     return results
+
+
+def _mask(renders: FaceRenders, i: int) -> Image.Image | None:
+    return renders.masks[i] if i < len(renders.masks) else None
 
 
 # ------------------------------------------------------------------------------------------- which model

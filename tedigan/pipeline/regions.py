@@ -7,6 +7,12 @@ For the attributes of :data:`LOCAL` the edit is therefore blended into the recon
 of the source *or* the edit (a haircut may grow), from the person matte of human's selfie segmentation and
 face-api's landmarks (:func:`tedigan.data.face_regions.hair_mask`), without the pixels that are skin-coloured
 in both (ears), dilated and feathered so the seam does not show.
+
+That hair mask stops at the mouth corners (below them the matte is mostly neck and clothes). Long hair goes on
+below: there the mask takes the person's pixels outside the face that the edit changed (ΔE above
+:data:`CHANGED`) and that are hair-coloured in either image (within :data:`HAIR_DELTA` of that image's hair
+above), joined to the hair above. A collar the edit left alone stays out; so does a black shirt under hair
+turned blond.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ LOCAL = {"hair_color": "hair"}
 SIDE, DILATE, FEATHER = 256, 5, 2.0
 #: ΔE to the cheeks' colour under which a pixel is skin (kept out of the mask when it is skin in both images)
 SKIN_DELTA = 12.0
+#: below the mouth corners: ΔE between reconstruction and edit above which a pixel changed, and ΔE to the
+#: image's median hair colour under which a pixel is hair-coloured
+CHANGED, HAIR_DELTA = 8.0, 22.0
 
 
 def local_region(asked: Mapping[str, str]) -> str | None:
@@ -43,6 +52,27 @@ def _skin(lab: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return np.linalg.norm(lab - np.median(cheeks, axis=0), axis=2) < SKIN_DELTA
 
 
+def _hair_below(upper: np.ndarray, mattes, lms, labs) -> np.ndarray:
+    """Hair below the mouth corners (long hair): see the module docs. ``mattes`` / ``lms`` / ``labs``: the
+    reconstruction's and the edit's."""
+    from scipy import ndimage
+
+    from tedigan.data.face_regions import face_oval
+
+    size = upper.shape[0]
+    person = (mattes[0] > 0.5) | (mattes[1] > 0.5)
+    oval = face_oval(lms[0], size) | face_oval(lms[1], size)
+    changed = np.linalg.norm(labs[0] - labs[1], axis=2) > CHANGED
+    hairy = np.zeros_like(upper)
+    for lab in labs:
+        if upper.sum() >= 20:
+            hairy |= np.linalg.norm(lab - np.median(lab[upper], axis=0), axis=2) < HAIR_DELTA
+    below = person & ~oval & changed & hairy & ~upper
+    parts, _ = ndimage.label(upper | below)
+    joined = np.isin(parts, np.unique(parts[upper]))
+    return below & joined
+
+
 @torch.no_grad()
 def region_masks(reader: Any, reconstruction: torch.Tensor, edit: torch.Tensor) -> torch.Tensor:
     """``[B, 1, H, W]`` soft hair masks in [0, 1] for ``[B, 3, H, W]`` images in [-1, 1] (``reader``: a
@@ -58,10 +88,17 @@ def region_masks(reader: Any, reconstruction: torch.Tensor, edit: torch.Tensor) 
     n = len(edit)
     masks = []
     for i in range(n):
-        hair = hair_mask(mattes[i], lms[i]) | hair_mask(mattes[n + i], lms[n + i])
-        skin = _skin(lab_image(pixels[i]), lms[i]) & _skin(lab_image(pixels[n + i]), lms[n + i])
+        pair_lms, pair_mattes = (lms[i], lms[n + i]), (mattes[i], mattes[n + i])
+        labs = (lab_image(pixels[i]), lab_image(pixels[n + i]))
+        hair = hair_mask(pair_mattes[0], pair_lms[0]) | hair_mask(pair_mattes[1], pair_lms[1])
+        hair |= _hair_below(hair, pair_mattes, pair_lms, labs)
+        skin = _skin(labs[0], pair_lms[0]) & _skin(labs[1], pair_lms[1])
         masks.append(torch.from_numpy(hair & ~skin).float())
-    m = torch.stack(masks)[:, None]
+    return _soften(torch.stack(masks)[:, None], (H, W)).to(edit.device)
+
+
+def _soften(m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Dilated by :data:`DILATE`, feathered by a Gaussian of :data:`FEATHER` px, resized to ``size``."""
     m = F.max_pool2d(m, DILATE, stride=1, padding=DILATE // 2)
     k = torch.arange(-3 * int(FEATHER), 3 * int(FEATHER) + 1, dtype=torch.float32)
     g = torch.exp(-(k**2) / (2 * FEATHER**2))
@@ -69,7 +106,7 @@ def region_masks(reader: Any, reconstruction: torch.Tensor, edit: torch.Tensor) 
     pad = len(k) // 2
     m = F.conv2d(F.pad(m, (pad, pad, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
     m = F.conv2d(F.pad(m, (0, 0, pad, pad), mode="replicate"), g.view(1, 1, -1, 1))
-    return F.interpolate(m, size=(H, W), mode="bilinear", align_corners=False).clamp(0, 1).to(edit.device)
+    return F.interpolate(m, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
 
 
 def blend(reconstruction: torch.Tensor, edit: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
