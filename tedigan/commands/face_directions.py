@@ -38,6 +38,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="comma-separated attributes to measure again; the others keep the folder's layers and gains",
     )
+    p.add_argument(
+        "--labels",
+        choices=("probe", "regions"),
+        default="probe",
+        help="what labels the faces the boundaries are fitted on: 'probe' (default), a linear probe on AlexNet's "
+        "ImageNet features fitted on the hand labels, or 'regions', the region labellers",
+    )
     p.add_argument("--set-default", action="store_true", help="make 'boundary' the model's default edit mode")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -71,7 +78,16 @@ def run(args: argparse.Namespace) -> int:
     labeller = (
         fa.fit_labeller(features, fa.read_hand_labels()) if args.refit_labeller else RegionLabeller.load()
     )
-    labels = fb.dataset_labels(args.data, features, labeller)
+    probe = None
+    if args.labels == "probe":
+        from tedigan.training import face_probe
+
+        probe = face_probe.fit_probe(
+            face_probe.probe_features_of_dataset(args.data, progress=progress), fa.read_hand_labels()
+        )
+        for attribute, measured in probe.info.items():
+            print(f"probe {attribute:12s} {measured}")
+    labels = fb.dataset_labels(args.data, features, labeller, probe)
     codes = load_file(str(args.data / "codes.safetensors"))["ws"].float()
     G = MobileStyleGAN.from_package(resolution=int(info.get("resolution", 256)))
     w_avg = G.mapping.w_avg.detach().float().cpu()
@@ -94,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
         G, boundaries, codes, labels, reader, judge, faces=args.faces, progress=progress, only=only
     )
     boundaries.info["data"] = {k: info.get(k) for k in ("num", "seed", "truncation_psi", "resolution")}
+    boundaries.info["labels"] = {
+        "source": args.labels,
+        **({"probe": probe.info} if probe is not None else {}),
+    }
     boundaries.save(args.model / "boundaries")
     index = json.loads(index_file.read_text())
     index.setdefault("components", {})["boundaries"] = "boundaries"

@@ -2,9 +2,12 @@
 
 No network on the offline registries labels these attributes on real faces, so they are read from colour and
 texture statistics of landmark regions (:mod:`tedigan.data.face_regions`), one small logistic model per
-attribute over a few of those statistics. The models were fitted on hand labels: 256 generated faces labelled
-by eye from contact sheets (``tedigan/data/face_hand_labels.jsonl``); their held-out accuracy (two-fold,
-even/odd faces) is stored with them in ``face_labeller.json`` and printed in the faces model card.
+attribute over a few of those statistics. The models were fitted on hand labels: 640 generated faces labelled
+by eye from contact sheets (``tedigan/data/face_hand_labels.jsonl``: 512 in order, 128 picked where an earlier
+fit over-called a rare value); their held-out accuracy (two-fold, even/odd faces) is stored with them in
+``face_labeller.json`` and printed in the faces model card. The boundaries' training labels come from a
+stronger probe on ImageNet features (:mod:`tedigan.training.face_probe`); these region labellers are the
+reader of edits and photos, and the benchmark's check.
 
 These labellers *label training data* (the attribute directions of :mod:`tedigan.editing.boundaries`). They
 are not the judges of an edit's success on their own: the edit benchmark reads them beside a second check

@@ -36,6 +36,8 @@ __all__ = ["AttributeBoundaries", "BoundaryError"]
 #: the longest move, in multiples of the way to a value's median score: beyond it the generator leaves its
 #: training distribution (strength 2 on a gain-3 attribute rendered noise on the grids)
 MAX_GAIN = 4.0
+#: singular values of the constraint rows below this share of the largest are one constraint counted twice
+PINV_RTOL = 1e-4
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 
@@ -139,8 +141,9 @@ class AttributeBoundaries:
             n = self.normals[rows].to(w)  # [R, d]
             r = torch.zeros(w.shape[0], len(rows), dtype=w.dtype, device=w.device)
             r[:, : len(moved)] = change
-            gram = n @ n.T + 1e-6 * torch.eye(len(rows), dtype=w.dtype, device=w.device)
-            delta = torch.linalg.solve(gram, r.T).T @ n  # [B, d]: least norm, kept rows unchanged
+            # least norm, kept rows unchanged; the pseudo-inverse, because the two rows of a two-valued attribute
+            # (hat / no hat) are one constraint
+            delta = r @ torch.linalg.pinv(n.double(), rtol=PINV_RTOL).T.to(w)  # [B, d]
             mask = layer_mask(sites, w.shape[1], device=w.device)
             out = out + delta[:, None, :] * mask[None, :, None]
         return out

@@ -75,7 +75,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def read_hand_labels(path: str | Path = HAND_LABELS) -> dict[int, dict[str, str | None]]:
     """``{face index: {attribute: value or None}}`` (the file's first line describes it)."""
     lines = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    return {int(r["id"]): {a: r.get(a) for a in ATTRIBUTES} for r in lines if "id" in r}
+    return {int(r["id"]): {a: v for a, v in r.items() if a != "id"} for r in lines if "id" in r}
 
 
 def _visible(attribute: str, labels: dict[str, str | None]) -> bool:

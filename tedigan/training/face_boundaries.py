@@ -4,9 +4,11 @@ code is one w.
 
 Rows:
 
-- ``attribute=value`` for every value of the region attributes (:data:`tedigan.data.face_attributes.ATTRIBUTES`):
-  one-vs-rest logistic regression of the region labellers' labels on ``w − w_avg`` (hair colour only on faces
-  with hair);
+- ``attribute=value`` for every value of the region attributes (:data:`tedigan.data.face_attributes.ATTRIBUTES`)
+  and of ``headwear`` (held fixed by the other edits, not itself an edit): one-vs-rest logistic regression of
+  the faces' labels on ``w − w_avg`` (hair colour only on faces with visible hair). The labels come from the
+  ImageNet-feature probe fitted on the hand labels (:mod:`tedigan.training.face_probe`), or from the region
+  labellers;
 - ``expression=...``, ``gender=...``: the same on the training judge's labels (face-api, stored with the data
   set), so prompts about these can use the boundaries too;
 - ``keep:age`` (years, ridge regression on face-api's age), ``keep:female`` and ``keep:happy`` (face-api logits):
@@ -30,6 +32,8 @@ from tedigan.editing.boundaries import AttributeBoundaries
 
 __all__ = ["fit_boundaries", "dataset_labels"]
 
+#: attributes an edit holds fixed but does not edit (no vocabulary, no reader): rows only when labelled
+KEPT_ONLY = {"headwear": ("none", "hat")}
 FACE_API_ATTRIBUTES = {
     "expression": ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised"),
     "gender": ("male", "female"),
@@ -59,13 +63,23 @@ STAT_VALUES: dict[str, tuple[str, ...]] = {"hair_color": ("brown",)}
 COLOURS = ("skin_L", "skin_a", "skin_b", "bg_L", "bg_a", "bg_b")
 
 
-def dataset_labels(root: str | Path, features: np.ndarray, labeller: RegionLabeller) -> dict[str, np.ndarray]:
-    """Per-face label arrays (value names; ``""`` = not labelled) and face-api's numbers of data set ``root``."""
+def dataset_labels(
+    root: str | Path,
+    features: np.ndarray,
+    labeller: RegionLabeller,
+    probe: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-face label arrays (value names; ``""`` = not labelled) and face-api's numbers of data set ``root``:
+    the region attributes from ``probe`` (:func:`tedigan.training.face_probe.fit_probe`) when given, else from
+    the region ``labeller``; ``features``: the region statistics (the kept colour and statistic rows)."""
     rows = [json.loads(line) for line in (Path(root) / "metadata.jsonl").read_text().splitlines() if line]
     out: dict[str, np.ndarray] = {}
-    for a, labels in zip(labeller.models, zip(*[list(d.values()) for d in labeller.labels(features)])):
-        out[a] = np.array(labels)
-    out["hair_color"] = np.where(out["hair_color"] == "none", "", out["hair_color"])
+    if probe is not None:
+        out.update({a: np.asarray(v) for a, v in probe.items()})
+    else:
+        for a, labels in zip(labeller.models, zip(*[list(d.values()) for d in labeller.labels(features)])):
+            out[a] = np.array(labels)
+        out["hair_color"] = np.where(out["hair_color"] == "none", "", out["hair_color"])
     for a in FACE_API_ATTRIBUTES:
         out[a] = np.array([r["attributes"][a] for r in rows])
     out["age"] = np.array([r["age"] for r in rows], dtype=np.float64)
@@ -117,7 +131,9 @@ def fit_boundaries(
     cut = int(round(n * (1 - holdout)))
     train, test = np.arange(n) < cut, np.arange(n) >= cut
     names, normals, offsets, targets, info = [], [], [], [], {"rows": {}}
-    for attribute, values in {**ATTRIBUTES, **FACE_API_ATTRIBUTES}.items():
+    for attribute, values in {**ATTRIBUTES, **KEPT_ONLY, **FACE_API_ATTRIBUTES}.items():
+        if attribute not in labels:
+            continue
         y = labels[attribute]
         seen = y != ""
         for value in values:
@@ -207,7 +223,11 @@ def measure_sites(
     w = codes[:, 0] if codes.ndim == 3 else codes
     n = len(w)
     start = int(round(n * (1 - boundaries.info.get("holdout", 0.2))))
-    rows = [r for r in boundaries.names if "=" in r and (only is None or r.split("=", 1)[0] in only)]
+    rows = [
+        r
+        for r in boundaries.names
+        if "=" in r and r.split("=", 1)[0] not in KEPT_ONLY and (only is None or r.split("=", 1)[0] in only)
+    ]
     results: dict[str, dict] = {r: {} for r in rows}
 
     def read(images: torch.Tensor, attribute: str) -> list[str]:
