@@ -77,3 +77,17 @@ def test_probe_features_of_images():
     assert f.shape == (2, 17 * (192 + 256 + 256)) and np.isfinite(f).all()
     assert np.allclose(f[1:], probe_features(images[1:]), atol=1e-4)  # per image, batch-independent
     assert not np.allclose(f[0], f[1])
+    # a reader of fitted probes reads the images it was fitted on back, hair blank under a hat
+    from tedigan.training.face_probe import ProbeReader
+
+    imgs = torch.rand(8, 3, 64, 64, generator=g) * 2 - 1
+    imgs[4:, 0] = 1.0  # a red cast on half of them
+    feats = probe_features(imgs)
+    hand = {
+        i: {"headwear": "hat" if i >= 4 else "none", "hair_color": "red" if i >= 4 else "black"}
+        for i in range(8)
+    }
+    reader = ProbeReader(fit_probe(feats, hand, c=1.0))
+    read = reader.labels(imgs)
+    assert [r["headwear"] for r in read] == [h["headwear"] for h in hand.values()]
+    assert [r["hair_color"] for r in read] == ["black"] * 4 + ["none"] * 4

@@ -104,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
         boundaries.gains.update({r: g for r, g in before.gains.items() if r.split("=", 1)[0] not in only})
         old_sites = before.info.get("sites", {})
         boundaries.info["sites"] = {r: t for r, t in old_sites.items() if r.split("=", 1)[0] not in only}
-    reader = RegionAttributeReader.from_package()
+    # the edits tried for the sites are read by the probe when it labelled the faces (the benchmark's region
+    # statistics then check the chosen sites independently), else by the region labellers
+    reader = RegionAttributeReader.from_package() if probe is None else face_probe.ProbeReader(probe)
     judge = FaceApiJudge.from_package(heads=("expression", "age_gender", "recognition"))
     fb.measure_sites(
         G, boundaries, codes, labels, reader, judge, faces=args.faces, progress=progress, only=only

@@ -30,7 +30,14 @@ from tqdm.auto import tqdm
 from tedigan.data.face_attributes import ATTRIBUTES
 from tedigan.fs import atomic_write
 
-__all__ = ["PROBE_ATTRIBUTES", "ProbeFit", "fit_probe", "probe_features", "probe_features_of_dataset"]
+__all__ = [
+    "PROBE_ATTRIBUTES",
+    "ProbeFit",
+    "ProbeReader",
+    "fit_probe",
+    "probe_features",
+    "probe_features_of_dataset",
+]
 
 #: what the probe reads: the region attributes and whether a hat hides the hair
 PROBE_ATTRIBUTES: dict[str, tuple[str, ...]] = {**ATTRIBUTES, "headwear": ("none", "hat")}
@@ -113,9 +120,31 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 class ProbeFit(dict):
     """``{attribute: [N] value names}`` for every face (``""``: not read), with ``info``: per attribute its
-    held-out ``accuracy``, ``balanced_accuracy``, per-value ``precision`` and the hand labels' ``support``."""
+    held-out ``accuracy``, ``balanced_accuracy``, per-value ``precision`` and the hand labels' ``support``;
+    ``models``: the fitted probes (scikit-learn pipelines over :func:`probe_features`)."""
 
     info: dict[str, dict]
+    models: dict
+
+
+class ProbeReader:
+    """Reads images with fitted probes, as the region reader does (``labels(images)``): how
+    :func:`tedigan.training.face_boundaries.measure_sites` judges the edits it tries, so that the benchmark's
+    region statistics stay an independent check of the sites it chose."""
+
+    def __init__(self, fit: ProbeFit) -> None:
+        self.models = fit.models
+        self.trunk = _trunk()
+
+    def labels(self, images) -> list[dict[str, str]]:
+        """Per image ``{attribute: value}``; ``hair_color`` is ``"none"`` on a bald or hatted head."""
+        feats = probe_features(images, self.trunk)
+        read = {a: m.predict(feats) for a, m in self.models.items()}
+        rows = [{a: str(v[i]) for a, v in read.items()} for i in range(len(feats))]
+        for row in rows:
+            if "hair_color" in row and (row.get("baldness") == "bald" or row.get("headwear") == "hat"):
+                row["hair_color"] = "none"
+        return rows
 
 
 def _visible(attribute: str, labels: dict[str, str | None]) -> bool:
@@ -137,7 +166,7 @@ def fit_probe(features: np.ndarray, hand: dict[int, dict[str, str | None]], c: f
         )
 
     out = ProbeFit()
-    out.info = {}
+    out.info, out.models = {}, {}
     for attribute, values in PROBE_ATTRIBUTES.items():
         ids = np.array(sorted(i for i, lab in hand.items() if _visible(attribute, lab) and i < len(features)))
         y = np.array([hand[i][attribute] for i in ids])
@@ -155,7 +184,8 @@ def fit_probe(features: np.ndarray, hand: dict[int, dict[str, str | None]], c: f
             "precision": {v: round(float((y[pred == v] == v).mean()), 4) for v in seen if (pred == v).any()},
             "support": {v: int((y == v).sum()) for v in seen},
         }
-        out[attribute] = model().fit(features[ids], y).predict(features).astype(str)
+        out.models[attribute] = model().fit(features[ids], y)
+        out[attribute] = out.models[attribute].predict(features).astype(str)
     blank = np.zeros(len(features), dtype=bool)
     if "baldness" in out:
         blank |= out["baldness"] == "bald"
