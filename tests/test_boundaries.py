@@ -196,3 +196,31 @@ def test_face_directions_refuses_bad_inputs_in_one_line(tmp_path, capsys):
     refused(["face-directions", "--data", str(tmp_path), "--model", str(tmp_path)], "style mixing")
     (tmp_path / "info.json").write_text(_json.dumps({"mixing_prob": 0}))
     refused(["face-directions", "--data", str(tmp_path), "--model", str(tmp_path)], "not a model folder")
+
+
+def test_a_value_can_hold_another_value_of_its_own_attribute():
+    normals = torch.zeros(2, 4)
+    normals[0, 0], normals[0, 1] = 1.0, 1.0  # eyewear=glasses: frames (0) and dark lenses (1)
+    normals[1, 1] = 1.0  # eyewear=sunglasses: dark lenses
+    kw = dict(
+        names=["eyewear=glasses", "eyewear=sunglasses"],
+        normals=normals,
+        offsets=torch.zeros(2),
+        targets=torch.tensor([3.0, 3.0]),
+        w_avg=torch.zeros(4),
+        layers={},
+    )
+    w = torch.zeros(3, 2, 4)
+    free = AttributeBoundaries(**kw).edit(w, {"eyewear": "glasses"})
+    held = AttributeBoundaries(**kw, keep={"eyewear=glasses": ["eyewear=sunglasses"]}).edit(
+        w, {"eyewear": "glasses"}
+    )
+    b = AttributeBoundaries(**kw)
+    assert torch.allclose(b.scores(free)[:, 0], torch.full((3,), 3.0)) and (b.scores(free)[:, 1] > 1).all()
+    assert torch.allclose(b.scores(held)[:, 0], torch.full((3,), 3.0), atol=1e-4)  # glasses...
+    assert torch.allclose(b.scores(held)[:, 1], torch.zeros(3), atol=1e-4)  # ...with clear lenses
+    # the held value itself still moves when asked
+    dark = AttributeBoundaries(**kw, keep={"eyewear=glasses": ["eyewear=sunglasses"]}).edit(
+        w, {"eyewear": "sunglasses"}
+    )
+    assert torch.allclose(b.scores(dark)[:, 1], torch.full((3,), 3.0), atol=1e-4)

@@ -137,7 +137,7 @@ class AttributeBoundaries:
             else:
                 moved = [k]
                 change = gain * (self.targets[k].to(w) - s[:, k]).clamp_min(0.0)[:, None]
-            rows = [*moved, *self._kept_rows(attribute)]
+            rows = [*moved, *self._kept_rows(attribute, value)]
             n = self.normals[rows].to(w)  # [R, d]
             r = torch.zeros(w.shape[0], len(rows), dtype=w.dtype, device=w.device)
             r[:, : len(moved)] = change
@@ -148,15 +148,19 @@ class AttributeBoundaries:
             out = out + delta[:, None, :] * mask[None, :, None]
         return out
 
-    def _kept_rows(self, attribute: str) -> list[int]:
-        """Rows held fixed while ``attribute`` moves: every other row (or those ``keep[attribute]`` names). An
-        attribute asked earlier in the same prompt is then kept where its own move took it."""
+    def _kept_rows(self, attribute: str, value: str | None = None) -> list[int]:
+        """Rows held fixed while ``attribute`` moves: every other row (or those ``keep[attribute]`` names),
+        plus the rows ``keep["attribute=value"]`` names for that value, which may be the attribute's own (clear
+        glasses hold the sunglasses score). An attribute asked earlier in the same prompt is then kept where
+        its own move took it."""
         keep = self.keep.get(attribute, ["*"])
+        also = set(self.keep.get(f"{attribute}={value}", [])) if value is not None else set()
         own = set(self.value_targets.get(attribute, {}).get("rows", []))
         rows = []
         for i, name in enumerate(self.names):
             owner = name.split("=", 1)[0]
-            if owner != attribute and name not in own and ("*" in keep or owner in keep or name in keep):
+            other = owner != attribute and name not in own and ("*" in keep or owner in keep or name in keep)
+            if other or (name in also and name != f"{attribute}={value}"):
                 rows.append(i)
         return rows
 
