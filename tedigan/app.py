@@ -28,6 +28,7 @@ PROMPT_EXAMPLES = (
     "add glasses",
     "give him a beard",
     "red lipstick",
+    "sunglasses",
     "grey hair",
     "remove the glasses",
     "make them smile",
