@@ -73,7 +73,17 @@ HAIR_COLOR_WORDS: dict[str, tuple[str, ...]] = {
         "bleached",
     ),
     "red": ("red", "ginger", "auburn", "copper", "strawberry", "russet"),
-    "gray": ("gray", "grey", "silver", "silvery", "white", "salt-and-pepper", "greying", "graying"),
+    "gray": (
+        "gray",
+        "grey",
+        "silver",
+        "silvery",
+        "white",
+        "salt-and-pepper",
+        "salt and pepper",
+        "greying",
+        "graying",
+    ),
 }
 #: hair colour phrases that stand alone (no hair noun needed)
 _HAIR_COLOR_ALONE: dict[str, tuple[str, ...]] = {
@@ -321,6 +331,9 @@ _PHRASES: dict[str, dict[str, list[str]]] = {
             "clean shaven",
             "cleanshaven",
             "freshly shaven",
+            "shaved beard",
+            "shaved face",
+            "shaven face",
             "smooth-shaven",
             "beardless",
             "no beard",
