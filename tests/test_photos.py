@@ -19,7 +19,14 @@ from tedigan.commands import main
 from tedigan.data import align
 from tedigan.data.align import Face
 from tedigan.pipeline import PipelineError
-from tedigan.pipeline.photos import align_photos, choose_model, group_by_photo, paste_edits, render_faces
+from tedigan.pipeline.photos import (
+    FaceRenders,
+    align_photos,
+    choose_model,
+    group_by_photo,
+    paste_edits,
+    render_faces,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 OBAMA = REPO / "examples" / "pd_obama_portrait_man.jpg"
@@ -104,6 +111,13 @@ def test_the_edits_go_back_into_the_photo_in_its_mode(tiny_pipe, photo_file):
     for x, y in CENTRES:  # both faces repainted, the corners are the photo's own
         assert d[y - 20 : y + 20, x - 20 : x + 20].mean() > 5
     assert d[:15, :15].max() == 0 and d[-15:, -15:].max() == 0
+
+    # a local edit's mask travels with the renders and widens the paste past the ellipse
+    full = [Image.new("L", r.size, 255) for r in renders.edited]
+    wide = FaceRenders(renders.sizes, renders.edited, renders.reconstructions, full)
+    (pasted_wide,) = paste_edits(out, wide)
+    assert (changed(pasted_wide, photo) > 0).sum() > (d > 0).sum()
+    assert changed(pasted_wide, pasted)[:15, :15].max() == 0  # still nothing past the crops
 
 
 # ------------------------------------------------------------------------------------------------ the CLI

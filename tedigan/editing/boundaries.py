@@ -9,7 +9,7 @@ value) and others to stay where they are; the move is the least-norm ``Δ`` with
 
     ``N_asked Δ = strength · max(target − s(w), 0)``  and  ``N_kept Δ = 0``
 
-(``Δ = Nᵀ (N Nᵀ + εI)⁻¹ r``), so a face that already has the value barely moves, ``strength`` 1 reads as the
+(``Δ = N⁺ r``, the pseudo-inverse of the stacked rows), so a face that already has the value barely moves, ``strength`` 1 reads as the
 asked value, and the rows kept — gender and age when the hair changes — are projected out, as InterFaceGAN's
 conditional manipulation does. ``Δ`` is added to the attribute's layers of the W+ code only (its *style
 sites*: the layers where the attribute lives in the generator, measured when the rows were fitted; TediGAN's
