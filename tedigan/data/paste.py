@@ -91,11 +91,14 @@ def _mask_and_distance(t, center, axes, feather):
     d = _ellipse_distance(t, center, axes)
     m = 0.5 * _erfc(d / (feather * np.sqrt(2.0)))
     m[d > 3.0 * feather] = 0.0
-    # fade out before the crop's border (only a mask grown past the crop reaches it)
+    return m * _border_fade(t, feather), d  # only a mask grown past the crop reaches its border
+
+
+def _border_fade(t: np.ndarray, feather: float) -> np.ndarray:
+    """1 inside the crop, falling smoothly to 0 over ``2 feather`` before its border (nothing outside is drawn)."""
     edge = np.minimum(np.minimum(t[..., 0], 1 - t[..., 0]), np.minimum(t[..., 1], 1 - t[..., 1]))
     s = np.clip(edge / (2.0 * feather), 0.0, 1.0)
-    m *= s * s * (3.0 - 2.0 * s)
-    return m, d
+    return s * s * (3.0 - 2.0 * s)
 
 
 def crop_mask(size: int, **mask_kw) -> Image.Image:
@@ -143,9 +146,7 @@ def _region_mask(region, t: np.ndarray, alignment: FaceAlignment, n: int, box, f
     if isinstance(region, np.ndarray) and region.dtype != np.uint8:
         region = np.clip(np.rint(np.asarray(region, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
     r = _warp(_as_image(region, "L"), alignment, n, box)[..., 0] / 255.0
-    edge = np.minimum(np.minimum(t[..., 0], 1 - t[..., 0]), np.minimum(t[..., 1], 1 - t[..., 1]))
-    s = np.clip(edge / (2.0 * feather), 0.0, 1.0)
-    return np.clip(r, 0.0, 1.0) * s * s * (3.0 - 2.0 * s)
+    return np.clip(r, 0.0, 1.0) * _border_fade(t, feather)
 
 
 def _match_colour(src, ref, photo, ring, how: str):

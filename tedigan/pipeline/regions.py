@@ -63,10 +63,11 @@ def _hair_below(upper: np.ndarray, mattes, lms, labs) -> np.ndarray:
     person = (mattes[0] > 0.5) | (mattes[1] > 0.5)
     oval = face_oval(lms[0], size) | face_oval(lms[1], size)
     changed = np.linalg.norm(labs[0] - labs[1], axis=2) > CHANGED
+    if upper.sum() < 20:  # too little hair above to know its colour
+        return np.zeros_like(upper)
     hairy = np.zeros_like(upper)
     for lab in labs:
-        if upper.sum() >= 20:
-            hairy |= np.linalg.norm(lab - np.median(lab[upper], axis=0), axis=2) < HAIR_DELTA
+        hairy |= np.linalg.norm(lab - np.median(lab[upper], axis=0), axis=2) < HAIR_DELTA
     below = person & ~oval & changed & hairy & ~upper
     parts, _ = ndimage.label(upper | below)
     joined = np.isin(parts, np.unique(parts[upper]))

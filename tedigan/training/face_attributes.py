@@ -20,7 +20,14 @@ from tedigan.data.face_attributes import ATTRIBUTES, INPUTS, LABELLER_FILE, Attr
 from tedigan.data.face_regions import FEATURES
 from tedigan.fs import atomic_write
 
-__all__ = ["HAND_LABELS", "fit_labeller", "read_hand_labels", "region_features_of_dataset"]
+__all__ = [
+    "HAND_LABELS",
+    "fit_labeller",
+    "labelled",
+    "read_hand_labels",
+    "region_features_of_dataset",
+    "save_npy",
+]
 
 HAND_LABELS = Path(__file__).resolve().parents[1] / "data" / "face_hand_labels.jsonl"
 FEATURES_FILE = "region_features.safetensors"
@@ -58,7 +65,7 @@ def region_features_of_dataset(root: str | Path, chunk: int = 256, progress: boo
             reader = RegionAttributeReader.from_package(labeller=None)
         images = torch.stack([to_tensor(load_image(root / r["file_name"]), 256) for r in rows[lo : lo + n]])
         feats = reader.features(images)
-        atomic_write(part, lambda tmp, f=feats: _save_npy(tmp, f))
+        atomic_write(part, lambda tmp, f=feats: save_npy(tmp, f))
         out.append(feats)
         bar.update(n)
     bar.close()
@@ -67,7 +74,7 @@ def region_features_of_dataset(root: str | Path, chunk: int = 256, progress: boo
     return feats
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
+def save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as fh:
         np.save(fh, array)
 
@@ -78,7 +85,8 @@ def read_hand_labels(path: str | Path = HAND_LABELS) -> dict[int, dict[str, str 
     return {int(r["id"]): {a: v for a, v in r.items() if a != "id"} for r in lines if "id" in r}
 
 
-def _visible(attribute: str, labels: dict[str, str | None]) -> bool:
+def labelled(attribute: str, labels: dict[str, str | None]) -> bool:
+    """Whether a hand-labelled face has a value for ``attribute`` (hair colour: only where there is hair)."""
     if labels.get(attribute) is None:
         return False
     return not (attribute == "hair_color" and labels.get("baldness") == "bald")
@@ -97,7 +105,7 @@ def fit_labeller(
     values gets no model."""
     models = {}
     for attribute, values in ATTRIBUTES.items():
-        ids = np.array(sorted(i for i, lab in hand.items() if _visible(attribute, lab) and i < len(features)))
+        ids = np.array(sorted(i for i, lab in hand.items() if labelled(attribute, lab) and i < len(features)))
         y = [hand[i][attribute] for i in ids]
         if len(set(y)) < 2:
             continue  # nothing to tell apart: no model

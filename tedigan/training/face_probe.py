@@ -29,6 +29,8 @@ from tqdm.auto import tqdm
 
 from tedigan.data.face_attributes import ATTRIBUTES
 from tedigan.fs import atomic_write
+from tedigan.training.face_attributes import labelled, save_npy
+from tedigan.training.face_boundaries import KEPT_ONLY
 
 __all__ = [
     "PROBE_ATTRIBUTES",
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 #: what the probe reads: the region attributes and whether a hat hides the hair
-PROBE_ATTRIBUTES: dict[str, tuple[str, ...]] = {**ATTRIBUTES, "headwear": ("none", "hat")}
+PROBE_ATTRIBUTES: dict[str, tuple[str, ...]] = {**ATTRIBUTES, **KEPT_ONLY}
 FEATURES_FILE = "probe_features.npy"
 #: AlexNet ``features`` indices whose (rectified) outputs are pooled: after conv2, conv4 and conv5
 TAPS = (4, 9, 11)
@@ -109,13 +111,8 @@ def probe_features_of_dataset(root: str | Path, chunk: int = 100, progress: bool
         )
         out.append(probe_features(images, trunk).astype(np.float16))
     feats = np.concatenate(out)
-    atomic_write(done, lambda tmp: _save_npy(tmp, feats))
+    atomic_write(done, lambda tmp: save_npy(tmp, feats))
     return feats.astype(np.float32)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.save(fh, array)
 
 
 class ProbeFit(dict):
@@ -139,18 +136,10 @@ class ProbeReader:
     def labels(self, images) -> list[dict[str, str]]:
         """Per image ``{attribute: value}``; ``hair_color`` is ``"none"`` on a bald or hatted head."""
         feats = probe_features(images, self.trunk)
-        read = {a: m.predict(feats) for a, m in self.models.items()}
-        rows = [{a: str(v[i]) for a, v in read.items()} for i in range(len(feats))]
-        for row in rows:
-            if "hair_color" in row and (row.get("baldness") == "bald" or row.get("headwear") == "hat"):
-                row["hair_color"] = "none"
-        return rows
-
-
-def _visible(attribute: str, labels: dict[str, str | None]) -> bool:
-    if labels.get(attribute) is None:
-        return False
-    return not (attribute == "hair_color" and labels.get("baldness") == "bald")
+        read = _no_hair_colour_unseen(
+            {a: m.predict(feats).astype(str) for a, m in self.models.items()}, "none"
+        )
+        return [{a: str(v[i]) for a, v in read.items()} for i in range(len(feats))]
 
 
 def fit_probe(features: np.ndarray, hand: dict[int, dict[str, str | None]], c: float = C) -> ProbeFit:
@@ -168,7 +157,7 @@ def fit_probe(features: np.ndarray, hand: dict[int, dict[str, str | None]], c: f
     out = ProbeFit()
     out.info, out.models = {}, {}
     for attribute, values in PROBE_ATTRIBUTES.items():
-        ids = np.array(sorted(i for i, lab in hand.items() if _visible(attribute, lab) and i < len(features)))
+        ids = np.array(sorted(i for i, lab in hand.items() if labelled(attribute, lab) and i < len(features)))
         y = np.array([hand[i][attribute] for i in ids])
         if len(set(y)) < 2:
             continue
@@ -186,11 +175,17 @@ def fit_probe(features: np.ndarray, hand: dict[int, dict[str, str | None]], c: f
         }
         out.models[attribute] = model().fit(features[ids], y)
         out[attribute] = out.models[attribute].predict(features).astype(str)
-    blank = np.zeros(len(features), dtype=bool)
-    if "baldness" in out:
-        blank |= out["baldness"] == "bald"
-    if "headwear" in out:
-        blank |= out["headwear"] == "hat"
-    if "hair_color" in out:
-        out["hair_color"] = np.where(blank, "", out["hair_color"])
+    _no_hair_colour_unseen(out, "")
     return out
+
+
+def _no_hair_colour_unseen(read: dict[str, np.ndarray], blank: str) -> dict[str, np.ndarray]:
+    """``read`` (changed in place) with hair colour ``blank`` on a bald or hatted head: no hair colour to see."""
+    if "hair_color" in read:
+        unseen = np.zeros(len(read["hair_color"]), dtype=bool)
+        if "baldness" in read:
+            unseen |= read["baldness"] == "bald"
+        if "headwear" in read:
+            unseen |= read["headwear"] == "hat"
+        read["hair_color"] = np.where(unseen, blank, read["hair_color"])
+    return read
