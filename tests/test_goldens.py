@@ -27,9 +27,10 @@ AVATARS = {
 # re-measured when the delta mode began to follow the prompt's own text code (before: 120.5088, sum 1074.8688)
 FACES_EDIT = (112.5388, [104, 94, 105, 120, 111, 39, 245, 56, 100, 241, 252, 232, 117, 103, 251, 104])
 # the faces model's default mode since the attribute boundaries: "blond hair", blended through the hair mask
+# (re-measured when the boundaries were refitted on 1,499 hand labels; before: 141.8966, sum 1068.8289)
 FACES_BOUNDARY_EDIT = (
-    141.8966,
-    [131, 240, 234, 244, 136, 205, 185, 190, 129, 240, 251, 227, 136, 144, 247, 29],
+    143.7488,
+    [131, 246, 240, 246, 136, 194, 185, 195, 129, 239, 251, 227, 136, 144, 247, 29],
 )
 
 
@@ -66,4 +67,4 @@ def test_shipped_faces_model_encoder_edit_is_pinned():
     out = pipe.edit(photo, "blond hair", align=True, fidelity="fast")  # the default mode: boundary
     _check(out.images[0], FACES_BOUNDARY_EDIT, 64)
     assert out.layers == list(range(23)) and out.masks is not None
-    assert abs(float(out.latents.double().sum()) - 1068.8289) < 1e-2
+    assert abs(float(out.latents.double().sum()) - 1066.9435) < 1e-2
