@@ -224,3 +224,23 @@ def test_a_value_can_hold_another_value_of_its_own_attribute():
         w, {"eyewear": "sunglasses"}
     )
     assert torch.allclose(b.scores(dark)[:, 1], torch.full((3,), 3.0), atol=1e-4)
+
+
+def test_choices_set_by_eye_carry_over_a_refit_with_the_measured_values_beside_them():
+    from tedigan.training.face_boundaries import keep_by_eye, sites_by_eye
+
+    b = _boundaries()
+    b.gains["hair_color=blond"] = 1.0  # as measured
+    choices = {
+        "hair_color": {"set": {"layers": [3], "gains": {"hair_color=blond": 2.5}}, "why": "seen on a grid"},
+        "hair_color=black": {"set": {"keep": ["hair_color=blond"]}, "why": "seen on a grid"},
+    }
+    keep_by_eye(b, choices)  # before the sites are measured: the moves the model will make
+    assert b.keep == {"hair_color=black": ["hair_color=blond"]} and b.layers["hair_color"] == [1, 2]
+    sites_by_eye(b, choices)  # after: the chosen layers and gains replace the measured ones
+    assert b.layers["hair_color"] == [3] and b.gains["hair_color=blond"] == 2.5
+    recorded = b.info["set_by_eye"]["hair_color"]
+    assert recorded["measured"] == {"layers": [1, 2], "gains": {"hair_color=blond": 1.0}}
+    assert recorded["why"] == "seen on a grid" and "measured" not in b.info["set_by_eye"]["hair_color=black"]
+    out = b.edit(torch.zeros(1, 4, 8), {"hair_color": "blond"})
+    assert out[0, :3].abs().sum() == 0 and out[0, 3].abs().sum() > 0

@@ -45,6 +45,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="what labels the faces the boundaries are fitted on: 'probe' (default), a linear probe on AlexNet's "
         "ImageNet features fitted on the hand labels, or 'regions', the region labellers",
     )
+    p.add_argument(
+        "--no-by-eye",
+        action="store_true",
+        help="forget the choices set by eye that the folder's boundaries record (info.set_by_eye: kept rows, "
+        "layers, gains); by default they carry over the refit, the measured values beside them",
+    )
     p.add_argument("--set-default", action="store_true", help="make 'boundary' the model's default edit mode")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -94,12 +100,23 @@ def run(args: argparse.Namespace) -> int:
     hand = fa.read_hand_labels()
     medians = fb.hand_value_medians(features, hand)
     boundaries = fb.fit_boundaries(codes, labels, w_avg, {}, c=args.c, value_medians=medians)
+    from tedigan.editing.boundaries import AttributeBoundaries
+
+    before = (
+        AttributeBoundaries.load(args.model / "boundaries")
+        if (args.model / "boundaries" / "config.json").is_file()
+        else None
+    )
+    # choices made by eye on grids (recorded with their reasons in the folder) carry over a refit
+    by_eye = {} if before is None or args.no_by_eye else dict(before.info.get("set_by_eye", {}))
+    fb.keep_by_eye(boundaries, by_eye)
     only = None
     if args.only:
-        from tedigan.editing.boundaries import AttributeBoundaries
-
+        if before is None:
+            raise cli.UsageError(
+                f"--only needs {args.model / 'boundaries'} to keep the other attributes from"
+            )
         only = {a.strip() for a in args.only.split(",") if a.strip()}
-        before = AttributeBoundaries.load(args.model / "boundaries")
         boundaries.layers.update({a: v for a, v in before.layers.items() if a not in only})
         boundaries.gains.update({r: g for r, g in before.gains.items() if r.split("=", 1)[0] not in only})
         old_sites = before.info.get("sites", {})
@@ -111,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     fb.measure_sites(
         G, boundaries, codes, labels, reader, judge, faces=args.faces, progress=progress, only=only
     )
+    fb.sites_by_eye(boundaries, by_eye)
     boundaries.info["data"] = {k: info.get(k) for k in ("num", "seed", "truncation_psi", "resolution")}
     boundaries.info["labels"] = {
         "source": args.labels,

@@ -30,7 +30,7 @@ from tedigan.data.face_attributes import ATTRIBUTES, RegionLabeller
 from tedigan.data.face_regions import FEATURES
 from tedigan.editing.boundaries import AttributeBoundaries
 
-__all__ = ["fit_boundaries", "dataset_labels"]
+__all__ = ["fit_boundaries", "dataset_labels", "keep_by_eye", "measure_sites", "sites_by_eye"]
 
 #: attributes an edit holds fixed but does not edit (no vocabulary, no reader): rows only when labelled
 KEPT_ONLY = {"headwear": ("none", "hat")}
@@ -294,3 +294,29 @@ def measure_sites(
     bar.close()
     boundaries.info["sites"] = {**boundaries.info.get("sites", {}), **results}
     return results
+
+
+def keep_by_eye(boundaries: AttributeBoundaries, choices: dict[str, dict]) -> None:
+    """Before :func:`measure_sites`: the kept rows chosen by eye (``choices[key]["set"]["keep"]``, ``key`` an
+    attribute or an ``attribute=value``), so the sites and gains are measured with the moves the model makes."""
+    for key, choice in choices.items():
+        if "keep" in choice.get("set", {}):
+            boundaries.keep[key] = list(choice["set"]["keep"])
+
+
+def sites_by_eye(boundaries: AttributeBoundaries, choices: dict[str, dict]) -> None:
+    """After :func:`measure_sites`: the layers and gains chosen by eye replace the measured ones, which are
+    kept beside them (``choices[key]["measured"]``); the choices go into ``boundaries.info["set_by_eye"]``."""
+    for key, choice in choices.items():
+        attribute = key.split("=", 1)[0]
+        chosen, measured = choice.get("set", {}), {}
+        if "layers" in chosen:
+            measured["layers"] = boundaries.layers.get(attribute)
+            boundaries.layers[attribute] = list(chosen["layers"])
+        for row, gain in chosen.get("gains", {}).items():
+            measured.setdefault("gains", {})[row] = boundaries.gains.get(row)
+            boundaries.gains[row] = float(gain)
+        if measured:
+            choice["measured"] = measured
+    if choices:
+        boundaries.info["set_by_eye"] = choices
