@@ -2,9 +2,9 @@
 
 No network on the offline registries labels these attributes on real faces, so they are read from colour and
 texture statistics of landmark regions (:mod:`tedigan.data.face_regions`), one small logistic model per
-attribute over a few of those statistics. The models were fitted on hand labels: 640 generated faces labelled
-by eye from contact sheets (``tedigan/data/face_hand_labels.jsonl``: 512 in order, 128 picked where an earlier
-fit over-called a rare value); their held-out accuracy (two-fold, even/odd faces) is stored with them in
+attribute over a few of those statistics. The models were fitted on hand labels: 1,499 generated faces labelled
+by eye from contact sheets (``tedigan/data/face_hand_labels.jsonl``: 1,279 in order, 256 picked where an earlier
+fit over-called a rare value or the probe was least sure); their held-out accuracy (two-fold, even/odd faces) is stored with them in
 ``face_labeller.json`` and printed in the faces model card. The boundaries' training labels come from a
 stronger probe on ImageNet features (:mod:`tedigan.training.face_probe`); these region labellers are the
 reader of edits and photos, and the benchmark's check.
