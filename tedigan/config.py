@@ -300,6 +300,11 @@ class InversionStageConfig:
     # start from a trained encoder folder (e.g. tedigan/weights/avatars64/encoder) to train it further; its
     # widths, modality and W+ shape must match this run's (None: random initialisation)
     init_encoder: str | None = None
+    # a proxy_head folder (e.g. tedigan/weights/faces/proxy_head): the image losses compare the fast route's
+    # image (the generator's own blocks up to the head's, then the head: 128 px for the faces head) with the
+    # target average-pooled to its size, instead of the full synthesis (several times dearer on a CPU);
+    # evaluation and sample grids still render the full generator (None: the full synthesis)
+    image_route: str | None = None
     label_classes: int | None = None  # label modality: number of classes (None: from the data set)
     encoder: EncoderConfig = field(
         default_factory=lambda: EncoderConfig(

@@ -135,3 +135,54 @@ def test_time_budget_stops_stages_early():
     _, _, report = faithful_invert(G, None, photo, cfg, head=head, w_init=ws0)
     assert all(s["steps"] == 1 and s["out_of_time"] for s in report["stages"])
     assert report["final_full"] <= report["start_full"]
+
+
+def test_encoder_image_losses_through_the_fast_route():
+    """Stage inversion's ``image_route``: the image terms compare the route's small image with the target pooled
+    to its size; gradients reach the encoder only (the full route's fall on an overfit: test_inversion)."""
+    from tedigan.config import InversionLossConfig
+    from tedigan.models.encoder import Encoder, EncoderConfig
+    from tedigan.training.inversion import InversionLoss
+
+    G = _tiny_generator()
+    torch.manual_seed(0)
+    head = ProxyHead(ProxyHeadConfig(block=0, hidden=8)).requires_grad_(False)  # 8 px features -> 16 px
+    E = Encoder(
+        EncoderConfig(
+            resolution=32,
+            num_ws=23,
+            w_dim=512,
+            channel_base=64,
+            channel_max=32,
+            fpn_channels=16,
+            head_dim=32,
+            blocks_per_level=0,
+        )
+    )
+    E.set_w_avg(torch.zeros(512))
+    ws = torch.randn(4, 23, 512) * 0.1
+    with torch.no_grad():
+        target = G.synthesis(ws, resolution=32)
+    weights = InversionLossConfig(pixel=1.0, lpips=0.0, latent=0.0, adversarial=0.0)
+    loss_fn = InversionLoss(G, None, weights, route=head)
+    total, parts, rec = loss_fn(E, target, target)
+    assert rec.shape == (4, 3, 16, 16)
+    expected = torch.nn.functional.mse_loss(
+        head(route_features(G.synthesis, E(target), 0), E(target)), torch.nn.functional.avg_pool2d(target, 2)
+    )
+    assert torch.allclose(parts["pixel"], expected, atol=1e-6)
+    total.backward()
+    assert all(p.grad is None for p in head.parameters()) and all(p.grad is None for p in G.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in E.parameters())
+
+
+def test_faces_finetune_config_names_the_shipped_encoder_and_route():
+    from pathlib import Path
+
+    from tedigan.config import InversionStageConfig, load_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(InversionStageConfig, root / "configs" / "inversion_faces256_finetune.yaml")
+    assert cfg.loss.adversarial == 0 and cfg.loss.pixel > 0 and cfg.loss.latent > 0
+    for folder in (cfg.init_encoder, cfg.image_route):
+        assert (root / folder / "config.json").is_file() and (root / folder / "model.safetensors").is_file()

@@ -50,6 +50,7 @@ from tedigan.losses.perceptual import LPIPS
 from tedigan.models.encoder import Encoder
 from tedigan.models.named import load_generator, load_judge
 from tedigan.models.projected import ProjectedDiscriminator, load_discriminator
+from tedigan.models.proxy_head import ProxyHead, route_image
 from tedigan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator
 from tedigan.training.loop import (
     GeneratorState,
@@ -193,7 +194,9 @@ class InversionLoss(nn.Module):
     ``x``: encoder inputs ``[B, ...]``; ``target``: RGB images ``[B, 3, R, R]``; ``w_true``: codes of the last
     ``len(w_true)`` samples (generated pairs, or the whole batch when the data set stores codes) or None. ``D``
     is used for the adversarial term only. With only the latent term on, G is never run (reconstructions
-    None): the encoder then trains on stored pairs at the cost of the encoder alone.
+    None): the encoder then trains on stored pairs at the cost of the encoder alone. ``route``: a
+    :class:`~tedigan.models.proxy_head.ProxyHead`; the image terms then compare its fast route's image with the
+    target pooled to its size (the reconstructions returned are the route's).
     """
 
     def __init__(
@@ -203,10 +206,11 @@ class InversionLoss(nn.Module):
         weights: Any,
         identity: nn.Module | None = None,
         fused_modconv: bool | None = None,
+        route: nn.Module | None = None,
     ):
         super().__init__()
         self.G, self.lpips, self.identity, self.w = G, lpips, identity, weights
-        self.fused_modconv = fused_modconv
+        self.fused_modconv, self.route = fused_modconv, route
         if weights.lpips > 0 and lpips is None:
             raise ValueError("loss.lpips > 0 needs the LPIPS network")
         if weights.identity > 0 and identity is None:
@@ -225,11 +229,12 @@ class InversionLoss(nn.Module):
         parts: dict[str, torch.Tensor] = {}
         total = ws.new_zeros(())
         needs_image = w.pixel > 0 or w.lpips > 0 or w.identity > 0 or (w.adversarial > 0 and D is not None)
-        rec = (
-            self.G.synthesis(ws, noise_mode="const", fused_modconv=self.fused_modconv)
-            if needs_image
-            else None
-        )
+        rec = None
+        if needs_image and self.route is not None:
+            rec = route_image(self.G.synthesis, self.route, ws)
+            target = F.adaptive_avg_pool2d(target, rec.shape[-1])
+        elif needs_image:
+            rec = self.G.synthesis(ws, noise_mode="const", fused_modconv=self.fused_modconv)
         if w.pixel > 0:
             parts["pixel"] = F.mse_loss(rec, target)
             total = total + w.pixel * parts["pixel"]
@@ -359,8 +364,16 @@ class InversionStage(Stage):
             from tedigan.losses.identity import FaceIdentity
 
             self.identity = FaceIdentity(cfg.identity_weights, kind=cfg.identity_net).to(device)
+        route = None
+        if cfg.image_route:
+            if self.use_adv:
+                raise ConfigError("image_route renders the route's small image: set loss.adversarial to 0")
+            route = ProxyHead.from_pretrained(cfg.image_route, map_location=device).requires_grad_(False)
+            notes.append(
+                f"image losses through the fast route {cfg.image_route} ({route.config.resolution} px)"
+            )
         self.loss_fn = InversionLoss(
-            G, self.lpips if lc.lpips > 0 else None, lc, self.identity, cfg.fused_modconv
+            G, self.lpips if lc.lpips > 0 else None, lc, self.identity, cfg.fused_modconv, route
         )
         acc.print(
             f"inversion ({modality}): encoder {sum(p.numel() for p in E.parameters()) / 1e6:.2f} M params, "
