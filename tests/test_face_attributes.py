@@ -165,3 +165,22 @@ def test_long_hair_below_the_mouth_joins_the_mask_where_the_edit_changed_it():
     left[:, 28:] = False
     only = _hair_below(left, (matte, matte), (lm, lm), (rec, edit))
     assert only[30:40, 8:12].all() and not only[:, 28:].any()
+
+
+def test_gray_hair_loses_its_hue_inside_the_mask_only():
+    import torch
+
+    from tedigan.pipeline.regions import neutral_chroma, neutralise
+
+    assert neutral_chroma({"hair_color": "gray"}) == 0.25 and neutral_chroma({"hair_color": "blond"}) is None
+    img = torch.tensor([0.2, 0.4, 0.9]).view(1, 3, 1, 1).expand(1, 3, 4, 4).clone()  # blue everywhere
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2] = 1.0
+    out = neutralise(img, mask, 0.25)
+    luma = lambda x: (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1)  # noqa: E731
+    assert torch.allclose(luma(out), luma(img), atol=1e-6)  # brightness kept
+    spread = lambda x: x.amax(1) - x.amin(1)  # noqa: E731
+    assert torch.allclose(
+        spread(out)[..., :2], 0.25 * spread(img)[..., :2], atol=1e-6
+    )  # a quarter of the hue
+    assert torch.equal(out[..., 2:], img[..., 2:])  # outside the mask: untouched

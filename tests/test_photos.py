@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from test_align import landmarks, smooth_photo
 
@@ -118,6 +119,21 @@ def test_the_edits_go_back_into_the_photo_in_its_mode(tiny_pipe, photo_file):
     (pasted_wide,) = paste_edits(out, wide)
     assert (changed(pasted_wide, photo) > 0).sum() > (d > 0).sum()
     assert changed(pasted_wide, pasted)[:15, :15].max() == 0  # still nothing past the crops
+
+
+def test_a_hueless_local_edit_renders_without_hue_at_every_size(tiny_pipe, photo_file):
+    photo = smooth_photo(*SIZE)
+    out = tiny_pipe.edit(photo, "black hair", align=True, face="all", progress=False)
+    out.masks = torch.ones(len(out.images), 1, 16, 16)  # as a gray-hair edit: the whole crop is the region
+    out.chroma = 0.0
+    for edited in render_faces(tiny_pipe, out).edited:
+        a = np.asarray(edited.convert("RGB"), dtype=int)
+        assert np.abs(a - a.mean(2, keepdims=True)).max() <= 1  # no hue left
+    out.chroma = None
+    assert any(
+        np.ptp(np.asarray(e.convert("RGB"), dtype=int), axis=2).max() > 1
+        for e in render_faces(tiny_pipe, out).edited
+    )
 
 
 # ------------------------------------------------------------------------------------------------ the CLI

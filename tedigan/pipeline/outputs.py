@@ -46,6 +46,8 @@ class TediGANOutput:
     :func:`tedigan.pipeline.photos.paste_edits` puts the edit back into; both None without alignment.
     ``masks``: for an edit confined to one region of the face (hair colour; :mod:`tedigan.pipeline.regions`),
     the soft masks ``[B, 1, H, W]`` it was blended through; renders at other sizes are blended the same way.
+    ``chroma``: for a local edit to a value without a hue (gray hair), the share of its chroma the edit kept
+    inside the masks (:func:`~tedigan.pipeline.regions.neutralise`); None otherwise.
     """
 
     images: list[Image.Image]
@@ -61,6 +63,7 @@ class TediGANOutput:
     alignments: list[Any] | None = None
     photos: list[Image.Image] | None = None
     masks: torch.Tensor | None = None
+    chroma: float | None = None
 
 
 @dataclass

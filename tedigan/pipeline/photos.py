@@ -272,10 +272,26 @@ def render_faces(
 
             mask = (out.masks[i, 0].clamp(0, 1) * 255).round().byte().cpu().numpy()
             mask = Image.fromarray(mask).resize(edited.size, Image.Resampling.BILINEAR)
+            if getattr(out, "chroma", None) is not None:  # gray hair: as out.images, without its hue
+                edited = _neutralised(edited, mask, out.chroma)
             edited = Image.composite(edited, rec, mask)
         renders.edited.append(edited)
         renders.masks.append(mask)
     return renders
+
+
+def _neutralised(image: Image.Image, mask: Image.Image, keep: float) -> Image.Image:
+    """``image`` with :func:`~tedigan.pipeline.regions.neutralise` applied through ``mask`` (PIL images)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from tedigan.pipeline.regions import neutralise
+
+    x = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32)).permute(2, 0, 1)[None]
+    m = torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)[None, None]
+    y = neutralise(x, m, keep)[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
+    return Image.fromarray(y)
 
 
 def paste_edits(out: Any, renders: FaceRenders, progress: bool = False, **paste_kw: Any) -> list[Image.Image]:

@@ -58,7 +58,7 @@ from tedigan.pipeline.outputs import (
 )
 from tedigan.pipeline.photos import check_face
 from tedigan.pipeline.refine import Refinement
-from tedigan.pipeline.regions import blend, local_region, region_masks
+from tedigan.pipeline.regions import blend, local_region, neutral_chroma, neutralise, region_masks
 from tedigan.pipeline.text_control import TextControl
 
 __all__ = ["GENERATE_CHUNK", "TediGANPipeline", "change_mask"]
@@ -459,11 +459,12 @@ class TediGANPipeline(TextControl, Refinement):
         if fidelity == "fast" and opts.pti_steps > 0:
             images, tuned = self._pivotal(w_src, x, w_edit, opts)
         recon = self._render(w_src, tuned)
-        masks = None
+        masks, chroma = None, None
         if mode == "boundary" and local_region(reading.asked):  # confined to its region of the face
             masks = self._region_masks(recon, images)
             if masks is not None:
-                images = blend(recon, images, masks)
+                chroma = neutral_chroma(reading.asked)  # gray hair: no hue
+                images = blend(recon, images if chroma is None else neutralise(images, masks, chroma), masks)
         edited = decoded(images, w_edit, "the edited image")
         reconstructions = decoded(recon, w_src, "the reconstruction")
         return TediGANOutput(
@@ -480,6 +481,7 @@ class TediGANPipeline(TextControl, Refinement):
             alignments=aligned.alignments if aligned else None,
             photos=aligned.photos if aligned else None,
             masks=masks,
+            chroma=chroma,
         )
 
     def _region_masks(self, recon: torch.Tensor, images: torch.Tensor) -> torch.Tensor | None:

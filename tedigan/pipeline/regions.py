@@ -13,6 +13,10 @@ below: there the mask takes the person's pixels outside the face that the edit c
 :data:`CHANGED`) and that are hair-coloured in either image (within :data:`HAIR_DELTA` of that image's hair
 above), joined to the hair above. A collar the edit left alone stays out; so does a black shirt under hair
 turned blond.
+
+Gray hair has no hue, but the gray direction in W carries a blue cast (on the grids, half the faces came out with
+blue or cyan hair). For the values of :data:`NEUTRAL` the edit keeps only a share of its chroma inside the mask
+(:func:`neutralise`: each pixel pulled toward its own luma), so the hair is silver, not blue.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOCAL", "blend", "local_region", "region_masks"]
+__all__ = ["LOCAL", "NEUTRAL", "blend", "local_region", "neutral_chroma", "neutralise", "region_masks"]
 
 #: attribute -> the region its edit is confined to
 LOCAL = {"hair_color": "hair"}
+#: asked value -> the share of its chroma a local edit keeps inside the mask (values without a hue)
+NEUTRAL = {("hair_color", "gray"): 0.25}
 #: the side the masks are made at, the dilation and the feather (pixels at that side)
 SIDE, DILATE, FEATHER = 256, 5, 2.0
 #: ΔE to the cheeks' colour under which a pixel is skin (kept out of the mask when it is skin in both images)
@@ -41,6 +47,22 @@ def local_region(asked: Mapping[str, str]) -> str | None:
     """The one region every asked attribute lives in, or None (an edit of several regions, or a global one)."""
     regions = {LOCAL.get(a) for a in asked}
     return regions.pop() if len(regions) == 1 and None not in regions else None
+
+
+def neutral_chroma(asked: Mapping[str, str]) -> float | None:
+    """The share of chroma kept for an asked value of :data:`NEUTRAL` (None: the edit keeps its colour)."""
+    kept = [NEUTRAL[item] for item in asked.items() if item in NEUTRAL]
+    return min(kept) if kept else None
+
+
+def neutralise(images: torch.Tensor, masks: torch.Tensor, keep: float) -> torch.Tensor:
+    """``images`` ``[B, 3, H, W]`` (any range) with each pixel inside ``masks`` pulled toward its luma (Rec. 601)
+    so that ``keep`` of its chroma is left, softly by the mask's value; the luma itself is unchanged."""
+    m = masks.to(images)
+    if m.shape[-2:] != images.shape[-2:]:
+        m = F.interpolate(m, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    luma = (images * images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return images - (1.0 - keep) * (images - luma) * m
 
 
 def _skin(lab: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
