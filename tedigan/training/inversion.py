@@ -23,6 +23,10 @@ logged as off). Rendering sketches of generated faces would give such pairs; not
 The generator runs with its stored constant noise (``noise_mode="const"``): a code alone determines the
 image, which the latent loss and every later editing stage assume.
 
+``image_route`` (a ``proxy_head`` folder) moves the image terms onto the fast route: the generator's own blocks up
+to the head's, then the distilled head (:mod:`tedigan.models.proxy_head`), against the target average-pooled to the
+head's size — on a CPU several times cheaper than the full synthesis, which the evaluation still renders.
+
 Outputs in ``<output_dir>``: ``encoder/`` (``sketch_encoder/``, ``label_encoder/``; safetensors +
 config.json), ``config.yaml``, ``metrics.jsonl`` (losses; the final evaluation row is appended there too),
 ``eval.json`` (held-out MSE, LPIPS, identity, attribute preservation; :mod:`tedigan.metrics.reconstruction`),
