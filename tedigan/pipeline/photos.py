@@ -272,26 +272,28 @@ def render_faces(
 
             mask = (out.masks[i, 0].clamp(0, 1) * 255).round().byte().cpu().numpy()
             mask = Image.fromarray(mask).resize(edited.size, Image.Resampling.BILINEAR)
-            if getattr(out, "chroma", None) is not None:  # gray hair: as out.images, without its hue
-                edited = _neutralised(edited, mask, out.chroma)
-            edited = Image.composite(edited, rec, mask)
+            edited = _local_blend(rec, edited, mask, getattr(out, "chroma", None))
         renders.edited.append(edited)
         renders.masks.append(mask)
     return renders
 
 
-def _neutralised(image: Image.Image, mask: Image.Image, keep: float) -> Image.Image:
-    """``image`` with :func:`~tedigan.pipeline.regions.neutralise` applied through ``mask`` (PIL images)."""
+def _local_blend(
+    rec: Image.Image, edited: Image.Image, mask: Image.Image, chroma: float | None
+) -> Image.Image:
+    """:func:`~tedigan.pipeline.regions.local_blend` on PIL images of one size (``mask``: mode L)."""
     import numpy as np
     import torch
     from PIL import Image
 
-    from tedigan.pipeline.regions import neutralise
+    from tedigan.pipeline.regions import local_blend
 
-    x = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32)).permute(2, 0, 1)[None]
+    def tensor(im: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32)).permute(2, 0, 1)[None]
+
     m = torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)[None, None]
-    y = neutralise(x, m, keep)[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
-    return Image.fromarray(y)
+    y = local_blend(tensor(rec), tensor(edited), m, chroma)[0]
+    return Image.fromarray(y.permute(1, 2, 0).round().clamp(0, 255).byte().numpy())
 
 
 def paste_edits(out: Any, renders: FaceRenders, progress: bool = False, **paste_kw: Any) -> list[Image.Image]:

@@ -58,7 +58,7 @@ from tedigan.pipeline.outputs import (
 )
 from tedigan.pipeline.photos import check_face
 from tedigan.pipeline.refine import Refinement
-from tedigan.pipeline.regions import blend, local_region, neutral_chroma, neutralise, region_masks
+from tedigan.pipeline.regions import local_blend, local_region, neutral_chroma, region_masks
 from tedigan.pipeline.text_control import TextControl
 
 __all__ = ["GENERATE_CHUNK", "TediGANPipeline", "change_mask"]
@@ -464,7 +464,7 @@ class TediGANPipeline(TextControl, Refinement):
             masks = self._region_masks(recon, images)
             if masks is not None:
                 chroma = neutral_chroma(reading.asked)  # gray hair: no hue
-                images = blend(recon, images if chroma is None else neutralise(images, masks, chroma), masks)
+                images = local_blend(recon, images, masks, chroma)
         edited = decoded(images, w_edit, "the edited image")
         reconstructions = decoded(recon, w_src, "the reconstruction")
         return TediGANOutput(

@@ -28,7 +28,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOCAL", "NEUTRAL", "blend", "local_region", "neutral_chroma", "neutralise", "region_masks"]
+__all__ = [
+    "LOCAL",
+    "NEUTRAL",
+    "blend",
+    "local_blend",
+    "local_region",
+    "neutral_chroma",
+    "neutralise",
+    "region_masks",
+]
 
 #: attribute -> the region its edit is confined to
 LOCAL = {"hair_color": "hair"}
@@ -130,6 +139,14 @@ def _soften(m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     m = F.conv2d(F.pad(m, (pad, pad, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
     m = F.conv2d(F.pad(m, (0, 0, pad, pad), mode="replicate"), g.view(1, 1, -1, 1))
     return F.interpolate(m, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def local_blend(
+    reconstruction: torch.Tensor, edit: torch.Tensor, masks: torch.Tensor, chroma: float | None = None
+) -> torch.Tensor:
+    """A local edit at any size: ``edit`` (without its hue for a value of :data:`NEUTRAL`: ``chroma`` is
+    :func:`neutral_chroma`'s share) inside ``masks``, ``reconstruction`` outside."""
+    return blend(reconstruction, edit if chroma is None else neutralise(edit, masks, chroma), masks)
 
 
 def blend(reconstruction: torch.Tensor, edit: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
